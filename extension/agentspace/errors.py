@@ -1,0 +1,113 @@
+"""Every error agentspace raises, in one tree.
+
+Errors carry data (a stable ``code`` and the fields a caller needs) and say in
+their message what to do about them. Lower libraries' errors (litellm, sqlite)
+are translated once, at the adapter, into this tree::
+
+    AgentspaceError
+    ├── InputError                  bad input from a client; nothing was changed
+    │   ├── NotFoundError           unknown session, notebook or tool call id
+    │   ├── ConflictError           the session is in the wrong state for this
+    │   ├── QueueFullError          the session's queue is at its bound
+    │   ├── PayloadTooLargeError    a message over the size bound
+    │   └── ConfigError             an invalid setting or script file
+    ├── ModelError                  the model provider failed (``retryable`` says if
+    │   │                           a retry with backoff may help)
+    │   ├── ModelAuthError          missing or invalid API key
+    │   ├── ModelNotFoundError      unknown model or provider
+    │   ├── RateLimitError          provider rate limit (retryable)
+    │   ├── ModelUnavailableError   provider down, timeout, connection (retryable)
+    │   └── ContextWindowError      prompt too long even after trimming
+    ├── LimitExceededError          a configured budget was crossed (tokens, cost,
+    │                               model calls per run); raise it and resume
+    └── ToolError                   a tool call failed; its message goes back to the
+        ├── ToolArgumentsError      model, which can correct itself
+        └── PathEscapeError         a path outside the workspace was refused
+
+Control signals (stop, approval interrupts) are not errors and are not here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AgentspaceError(Exception):
+    """Base of every agentspace error. ``code`` is stable; ``message`` is for people."""
+
+    code: str = "agentspace_error"
+
+    def __init__(self, message: str, **data: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, **self.data}
+
+
+class InputError(AgentspaceError):
+    code = "bad_request"
+
+
+class NotFoundError(InputError):
+    code = "not_found"
+
+
+class ConflictError(InputError):
+    code = "conflict"
+
+
+class QueueFullError(InputError):
+    code = "queue_full"
+
+
+class PayloadTooLargeError(InputError):
+    code = "payload_too_large"
+
+
+class ConfigError(InputError):
+    code = "invalid_config"
+
+
+class ModelError(AgentspaceError):
+    code = "model_error"
+    retryable = False
+
+
+class ModelAuthError(ModelError):
+    code = "model_auth"
+
+
+class ModelNotFoundError(ModelError):
+    code = "model_not_found"
+
+
+class RateLimitError(ModelError):
+    code = "rate_limited"
+    retryable = True
+
+
+class ModelUnavailableError(ModelError):
+    code = "model_unavailable"
+    retryable = True
+
+
+class ContextWindowError(ModelError):
+    code = "context_window"
+
+
+class LimitExceededError(AgentspaceError):
+    code = "limit_exceeded"
+
+
+class ToolError(AgentspaceError):
+    code = "tool_error"
+
+
+class ToolArgumentsError(ToolError):
+    code = "tool_arguments"
+
+
+class PathEscapeError(ToolError):
+    code = "path_escape"

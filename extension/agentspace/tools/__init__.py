@@ -1,0 +1,1 @@
+"""Tools the agent can call: typed callables with approval policies."""
