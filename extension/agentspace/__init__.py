@@ -1,0 +1,47 @@
+"""agentspace: durable per-notebook agent sessions that stream AG-UI events.
+
+The public surface is small and lazy: importing ``agentspace`` loads nothing
+heavy (no litellm, no engine) so the Jupyter server and ``%load_ext`` stay fast;
+each name is imported on first access.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Engine": ".engine",
+    "EngineConfig": ".config",
+    "Limits": ".config",
+    "Session": ".session",
+    "Decision": ".approvals",
+    "StoredEvent": ".events",
+    "Tool": ".tools.base",
+    "ToolContext": ".tools.base",
+    "ToolOutput": ".tools.base",
+    "tool": ".tools.base",
+    "AgentspaceError": ".errors",
+}
+
+__all__ = [*sorted(_EXPORTS), "__version__"]
+
+if TYPE_CHECKING:
+    from .approvals import Decision
+    from .config import EngineConfig, Limits
+    from .engine import Engine
+    from .errors import AgentspaceError
+    from .events import StoredEvent
+    from .session import Session
+    from .tools.base import Tool, ToolContext, ToolOutput, tool
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agentspace' has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value

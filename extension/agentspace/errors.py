@@ -20,9 +20,10 @@ are translated once, at the adapter, into this tree::
     │   └── ContextWindowError      prompt too long even after trimming
     ├── LimitExceededError          a configured budget was crossed (tokens, cost,
     │                               model calls per run); raise it and resume
-    └── ToolError                   a tool call failed; its message goes back to the
-        ├── ToolArgumentsError      model, which can correct itself
-        └── PathEscapeError         a path outside the workspace was refused
+    ├── ToolError                   a tool call failed; its message goes back to the
+    │   ├── ToolArgumentsError      model, which can correct itself
+    │   └── PathEscapeError         a path outside the workspace was refused
+    └── StoreError                  the state database failed (disk full, corrupt file)
 
 Control signals (stop, approval interrupts) are not errors and are not here.
 """
@@ -111,3 +112,7 @@ class ToolArgumentsError(ToolError):
 
 class PathEscapeError(ToolError):
     code = "path_escape"
+
+
+class StoreError(AgentspaceError):
+    code = "store_error"

@@ -1,0 +1,7 @@
+"""``python -m agentspace`` is the ``agentspace`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

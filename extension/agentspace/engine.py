@@ -1,0 +1,209 @@
+"""The engine: the store, the model, the tools and the sessions loaded from them.
+
+One engine per process (the Jupyter server, the ``agentspace`` command, an
+embedded kernel). Sessions are loaded from the store on first use and stay as
+small objects with no task while idle. Closing the engine stops every run
+(cancelled outcome, partial text kept) and commits everything before the
+database closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import posixpath
+import uuid
+from collections.abc import Iterable
+from functools import cache
+from typing import Any
+
+from . import records
+from .config import EngineConfig, Policy
+from .errors import InputError, NotFoundError
+from .models.base import Model
+from .records import SessionInfo, SessionRecord
+from .session import Session
+from .store import Store
+from .tools.base import Tool, ToolRegistry
+
+log = logging.getLogger(__name__)
+STOP_POLL_SECONDS = 0.05
+
+
+def normalise_notebook(path: str) -> str:
+    """A notebook key: relative, normalised, forward slashes (``a/./b.ipynb`` → ``a/b.ipynb``)."""
+    text = path.replace("\\", "/").strip()
+    if not text or "\x00" in text:
+        raise InputError("The notebook path is empty; give the notebook's path, e.g. 'demo.ipynb'.")
+    if text.startswith("/"):
+        raise InputError(f"The notebook path {path!r} is absolute; give it relative to the root.")
+    norm = posixpath.normpath(text)
+    if norm == "." or norm == ".." or norm.startswith("../"):
+        raise InputError(f"The notebook path {path!r} leaves the root; give a path inside it.")
+    return norm
+
+
+@cache
+def _context_window(model: str) -> int | None:
+    from .models.litellm_model import context_window
+
+    return context_window(model)
+
+
+class Engine:
+    """Loads, creates and serves sessions. Use ``async with Engine(config) as engine``."""
+
+    def __init__(
+        self,
+        config: EngineConfig | None = None,
+        *,
+        model: Model | None = None,
+        tools: Iterable[Tool] | None = None,
+    ) -> None:
+        self.config = config or EngineConfig()
+        self._model = model
+        if tools is None:
+            from .tools.files import builtin_tools
+
+            tools = builtin_tools()
+        self.tools = ToolRegistry(tools)
+        self._store: Store | None = None
+        self._sessions: dict[str, Session] = {}
+        self._by_notebook: dict[str, str] = {}
+        self._lock = asyncio.Lock()
+        self._watcher: asyncio.Task[None] | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the engine is not started; use 'async with Engine(...)'")
+        return self._store
+
+    @property
+    def model(self) -> Model:
+        if self._model is None:
+            from .models.litellm_model import LiteLLMModel
+
+            limits = self.config.limits
+            self._model = LiteLLMModel(retries=limits.model_retries, backoff=limits.retry_backoff)
+        return self._model
+
+    def context_window(self, model: str) -> int | None:
+        return _context_window(model)
+
+    def default_policy(self, tool: str) -> Policy:
+        return self.tools.get(tool).policy if tool in self.tools else "ask"
+
+    # -- lifecycle -----------------------------------------------------------
+    async def start(self) -> Engine:
+        state = self.config.state_dir
+        (state / "workspaces").mkdir(parents=True, exist_ok=True)
+        self._store = await Store.open(state / "agentspace.db")
+        return self
+
+    async def close(self) -> None:
+        """Stop every run, commit, close the store."""
+        if self._store is None:
+            return
+        running = [s for s in self._sessions.values() if s.busy]
+        await asyncio.gather(*(s.stop() for s in running), return_exceptions=True)
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        await self._store.close()
+        self._store = None
+
+    async def __aenter__(self) -> Engine:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- sessions ------------------------------------------------------------
+    async def session(
+        self, notebook: str, *, create: bool = True, model: str | None = None
+    ) -> Session:
+        """The session of ``notebook``, loaded or (with ``create``) made on first use."""
+        key = normalise_notebook(notebook)
+        sid = self._by_notebook.get(key)
+        if sid is not None:
+            return self._sessions[sid]
+        async with self._lock:
+            loaded = await self._load(key, by="notebook")
+            if loaded is None:
+                if not create:
+                    raise NotFoundError(f"No session for notebook {key!r}; send it a message first.")
+                loaded = await self._create(key, model)
+            return loaded
+
+    async def get(self, session_id: str) -> Session:
+        """The session with this id (loaded from the store if needed)."""
+        if session_id in self._sessions:
+            return self._sessions[session_id]
+        async with self._lock:
+            loaded = await self._load(session_id, by="id")
+        if loaded is None:
+            raise NotFoundError(f"No session with id {session_id!r}; list sessions to find it.")
+        return loaded
+
+    async def find(self, key: str) -> Session:
+        """A session by notebook key or by id (for the command line)."""
+        try:
+            return await self.session(key, create=False)
+        except (NotFoundError, InputError):
+            return await self.get(key)
+
+    async def list(self) -> list[SessionInfo]:
+        rows = await self.store.query("SELECT id FROM sessions ORDER BY created")
+        return [await (await self.get(sid)).info() for (sid,) in rows]
+
+    async def _load(self, key: str, *, by: str) -> Session | None:
+        if by == "id" and key in self._sessions:
+            return self._sessions[key]
+        found: Any = await self.store.read(lambda c: records.load_session(c, key=key, by=by))
+        if found is None:
+            return None
+        data, _owner, last_seq, queued = found
+        record = SessionRecord.model_validate_json(data)
+        session = self._register(Session(self, record, last_seq, queued))
+        await session.recover()
+        return session
+
+    async def _create(self, notebook: str, model: str | None) -> Session:
+        sid = uuid.uuid4().hex
+        workspace = self.config.state_dir / "workspaces" / sid
+        workspace.mkdir(parents=True, exist_ok=True)
+        record = SessionRecord(id=sid, notebook=notebook, model=model, workspace=str(workspace))
+        self.store.write(
+            records.INSERT_SESSION, (sid, notebook, record.created, record.model_dump_json())
+        )
+        await self.store.flush()
+        return self._register(Session(self, record, 0, 0))
+
+    def _register(self, session: Session) -> Session:
+        self._sessions[session.id] = session
+        self._by_notebook[session.notebook] = session.id
+        return session
+
+    # -- cross-process stop ----------------------------------------------------
+    def serving_changed(self) -> None:
+        """Watch for stop requests from other processes while anything is served here."""
+        if self._watcher is None and any(s.busy for s in self._sessions.values()):
+            self._watcher = asyncio.create_task(self._watch_stops(), name="agentspace-stops")
+
+    async def _watch_stops(self) -> None:
+        try:
+            while any(s.busy for s in self._sessions.values()):
+                rows = await self.store.query("SELECT id FROM sessions WHERE stop_requested = 1")
+                for (sid,) in rows:
+                    session = self._sessions.get(sid)
+                    if session is not None and session.busy:
+                        self.store.write(
+                            "UPDATE sessions SET stop_requested = 0 WHERE id = ?", (sid,)
+                        )
+                        await session.stop()
+                await asyncio.sleep(STOP_POLL_SECONDS)
+        finally:
+            self._watcher = None

@@ -1,0 +1,79 @@
+"""The event vocabulary: AG-UI, plus the sequence number every stored event gets.
+
+We do not invent a parallel schema. Every event is an ``ag_ui.core`` model;
+what AG-UI has no word for travels as CUSTOM with a name from ``Custom``.
+Events are serialised once, when they are stored, and kept as JSON text:
+replaying ten thousand events to a late client should not parse and
+re-serialise ten thousand pydantic models, so ``StoredEvent.event`` parses
+lazily and only for the callers that want objects.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ag_ui.core import BaseEvent, CustomEvent, Event
+from pydantic import TypeAdapter
+
+_EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
+
+TERMINAL_TYPES = frozenset({"RUN_FINISHED", "RUN_ERROR"})
+
+
+class Custom:
+    """Names of the CUSTOM events agentspace emits (value shapes in the docstrings)."""
+
+    QUEUED = "agentspace.queued"
+    """A message was queued behind a run: ``{"message_id", "position"}``."""
+    FILES = "agentspace.files"
+    """Workspace paths a tool changed: ``{"paths": [...], "tool_call_id"}``."""
+    USAGE = "agentspace.usage"
+    """Usage after a model call: ``{"run": {...}, "session": {...}}``."""
+    STATUS = "agentspace.status"
+    """The session's status changed: ``{"status", "reason"?}``."""
+    DECISION = "agentspace.decision"
+    """An approval was decided: ``{"tool_call_id", "decision", "reason"?, "arguments"?}``."""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def encode(event: BaseEvent) -> str:
+    """Serialise an AG-UI event as AG-UI does on the wire (camelCase, no nulls)."""
+    return event.model_dump_json(by_alias=True)
+
+
+def parse(data: str) -> BaseEvent:
+    """Parse one stored/wire event back into its AG-UI model."""
+    event: BaseEvent = _EVENT_ADAPTER.validate_json(data)
+    return event
+
+
+def custom(name: str, value: Any) -> CustomEvent:
+    return CustomEvent(name=name, value=value, timestamp=now_ms())
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as committed: its per-session sequence number, type and JSON text."""
+
+    seq: int
+    type: str
+    data: str
+
+    @property
+    def event(self) -> BaseEvent:
+        """The AG-UI model (parsed on each access: most consumers only need ``data``)."""
+        return parse(self.data)
+
+    @property
+    def terminal(self) -> bool:
+        """Whether this event ends a run (RUN_FINISHED or RUN_ERROR)."""
+        return self.type in TERMINAL_TYPES
+
+    def to_json_line(self) -> str:
+        """``{"seq": N, "event": {...}}`` without re-serialising the event."""
+        return f'{{"seq": {self.seq}, "event": {self.data}}}'

@@ -1,0 +1,186 @@
+"""What a session is on disk: its record, transcript rows, inbox, approvals and runs.
+
+The SQL for the engine's tables lives here, next to the pydantic shapes it
+stores, so the store stays generic and the actor stays free of SQL strings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from .approvals import Decision, PendingCall
+from .config import Policy
+
+Status = Literal["idle", "running", "awaiting_approval", "stopped", "failed", "interrupted"]
+
+
+class UsageTotals(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    model_calls: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class SessionRecord(BaseModel):
+    """The durable part of a session (the ``data`` column), plus its keys."""
+
+    id: str
+    notebook: str
+    created: float = Field(default_factory=time.time)
+    model: str | None = None
+    model_params: dict[str, Any] = Field(default_factory=dict)
+    policies: dict[str, Policy] = Field(default_factory=dict)
+    status: Status = "idle"
+    reason: str | None = None
+    usage: UsageTotals = Field(default_factory=UsageTotals)
+    workspace: str = ""
+
+
+class SessionInfo(SessionRecord):
+    """A session as listed: its record plus live facts."""
+
+    queued: int = 0
+    pending_approvals: list[str] = Field(default_factory=list)
+    last_seq: int = 0
+    effective_model: str = ""
+
+
+class InboxItem(BaseModel):
+    row: int
+    message_id: str
+    text: str
+    sender: str | None = None
+
+
+@cache
+def owner_token() -> str:
+    """This process, as ``pid:start-time`` so a reused pid is not mistaken for us."""
+    return f"{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def _start_time(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "0"
+
+
+def owner_alive(token: str | None) -> bool:
+    """Whether the process that wrote ``token`` is still running (on this machine)."""
+    if not token:
+        return False
+    pid_text, _, start = token.partition(":")
+    try:
+        pid = int(pid_text)
+        os.kill(pid, 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return _start_time(pid) == start
+
+
+# -- statements (constants so the store can batch identical ones) ------------
+INSERT_SESSION = "INSERT INTO sessions (id, notebook, created, data) VALUES (?, ?, ?, ?)"
+UPDATE_SESSION = "UPDATE sessions SET data = ? WHERE id = ?"
+INSERT_MESSAGE = "INSERT INTO messages (session_id, idx, data) VALUES (?, ?, ?)"
+INSERT_INBOX = (
+    "INSERT INTO inbox (session_id, message_id, text, sender, created) VALUES (?, ?, ?, ?, ?)"
+)
+DELETE_INBOX = "DELETE FROM inbox WHERE id = ?"
+INSERT_APPROVAL = (
+    "INSERT OR REPLACE INTO approvals (session_id, tool_call_id, run_id, name, arguments, status,"
+    " decision, created) VALUES (?, ?, ?, ?, ?, 'pending', NULL, ?)"
+)
+DECIDE_APPROVAL = (
+    "UPDATE approvals SET status = 'decided', decision = ? WHERE session_id = ? AND tool_call_id = ?"
+)
+INSERT_RUN = (
+    "INSERT INTO runs (session_id, run_id, started, owner, first_seq) VALUES (?, ?, ?, ?, ?)"
+)
+END_RUN = "UPDATE runs SET ended = ?, outcome = ?, usage = ? WHERE session_id = ? AND run_id = ?"
+
+
+def load_session(conn: sqlite3.Connection, *, key: str, by: str) -> tuple[Any, ...] | None:
+    """``(data, owner, last_seq, queued)`` of the session whose ``by`` column is ``key``."""
+    row = conn.execute(f"SELECT id, data, owner FROM sessions WHERE {by} = ?", (key,)).fetchone()
+    if row is None:
+        return None
+    sid, data, owner = row
+    last = conn.execute("SELECT MAX(seq) FROM events WHERE session_id = ?", (sid,)).fetchone()[0]
+    queued = conn.execute("SELECT COUNT(*) FROM inbox WHERE session_id = ?", (sid,)).fetchone()[0]
+    return data, owner, last or 0, queued
+
+
+def transcript(conn: sqlite3.Connection, session_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT data FROM messages WHERE session_id = ? ORDER BY idx", (session_id,)
+    ).fetchall()
+    return [json.loads(data) for (data,) in rows]
+
+
+def next_inbox(conn: sqlite3.Connection, session_id: str) -> InboxItem | None:
+    row = conn.execute(
+        "SELECT id, message_id, text, sender FROM inbox WHERE session_id = ? ORDER BY id LIMIT 1",
+        (session_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    return InboxItem(row=row[0], message_id=row[1], text=row[2], sender=row[3])
+
+
+def approvals(conn: sqlite3.Connection, session_id: str) -> list[PendingCall]:
+    rows = conn.execute(
+        "SELECT tool_call_id, run_id, name, arguments, status, decision FROM approvals"
+        " WHERE session_id = ? ORDER BY created",
+        (session_id,),
+    ).fetchall()
+    return [
+        PendingCall(
+            tool_call_id=r[0],
+            run_id=r[1],
+            name=r[2],
+            arguments=r[3],
+            status=r[4],
+            decision=Decision.model_validate_json(r[5]) if r[5] else None,
+        )
+        for r in rows
+    ]
+
+
+def open_runs(conn: sqlite3.Connection, session_id: str) -> list[tuple[str, str | None, int]]:
+    """Runs with no end: ``(run_id, owner, first_seq)``."""
+    return conn.execute(
+        "SELECT run_id, owner, first_seq FROM runs WHERE session_id = ? AND ended IS NULL",
+        (session_id,),
+    ).fetchall()
+
+
+def claim(conn: sqlite3.Connection, session_id: str, token: str) -> str | None:
+    """Take the session for this process; return the live other owner if there is one."""
+    (owner,) = conn.execute("SELECT owner FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    if owner and owner != token and owner_alive(owner):
+        return str(owner)
+    conn.execute(
+        "UPDATE sessions SET owner = ?, stop_requested = 0 WHERE id = ?", (token, session_id)
+    )
+    return None
+
+
+def release(conn: sqlite3.Connection, session_id: str, token: str) -> None:
+    conn.execute(
+        "UPDATE sessions SET owner = NULL WHERE id = ? AND owner = ?", (session_id, token)
+    )

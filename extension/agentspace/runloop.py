@@ -1,0 +1,398 @@
+"""One run: model turns, tool calls and approvals, streamed as AG-UI events.
+
+A run starts when the session serves a queued message, a resume, or a set of
+approval decisions. It first settles the tool calls the transcript still owes
+a result (decided approvals, left-overs), then appends the user's message, then
+alternates model turns and tool calls until the model stops calling tools, a
+call needs approval (RUN_FINISHED with an interrupt outcome), a limit is
+crossed or a provider fails (RUN_ERROR), or the run is stopped (RUN_FINISHED,
+cancelled). Whatever happens, the transcript stays valid for the next model
+call: every assistant tool call gets exactly one result, and partial text is
+kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Literal
+
+from ag_ui.core import (
+    RunErrorEvent,
+    RunFinishedCancelledOutcome,
+    RunFinishedEvent,
+    RunFinishedInterruptOutcome,
+    RunFinishedSuccessOutcome,
+    RunStartedEvent,
+    TextMessageContentEvent,
+    TextMessageEndEvent,
+    TextMessageStartEvent,
+    TokenUsage,
+    ToolCallArgsEvent,
+    ToolCallEndEvent,
+    ToolCallResultEvent,
+    ToolCallStartEvent,
+)
+
+from . import records
+from .approvals import DENIED_TEXT, PendingCall, rejection_text, resolve_policy
+from .errors import AgentspaceError, LimitExceededError, ToolError
+from .events import Custom, custom
+from .history import build_prompt
+from .models.base import Completion, TextDelta, ToolCallArgsDelta, ToolCallBegin, Usage
+from .tools.base import ToolContext
+
+if TYPE_CHECKING:
+    from .session import Session
+
+log = logging.getLogger(__name__)
+Outcome = Literal["success", "interrupt", "cancelled", "error"]
+CANCELLED_TEXT = "Cancelled: the run was stopped before this call finished."
+INTERRUPTED_TEXT = (
+    "Interrupted: the process stopped while this call was pending or running; "
+    "it may or may not have taken effect. Check before repeating it."
+)
+FAILED_TEXT = "Error: the run failed before this call ran."
+DEFAULT_WINDOW = 128_000
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+class Run:
+    """Executes one run of ``session``; ``execute`` never raises (except shutdown)."""
+
+    def __init__(self, session: Session, user: records.InboxItem | None = None) -> None:
+        self.s = session
+        self.user = user
+        self.run_id = new_id("run")
+        self.usage = Usage()
+        self.transcript: list[dict[str, Any]] = []
+        self.approvals: dict[str, PendingCall] = {}
+        self._text: list[str] = []
+        self._message_id: str | None = None  # an open assistant text message
+
+    # -- plumbing ------------------------------------------------------------
+    def emit(self, event: Any) -> None:
+        self.s.log.append(event)
+
+    def append(self, message: dict[str, Any]) -> None:
+        self.s.store.write(
+            records.INSERT_MESSAGE,
+            (self.s.id, len(self.transcript), json.dumps(message, ensure_ascii=False)),
+        )
+        self.transcript.append(message)
+
+    # -- the run -------------------------------------------------------------
+    async def execute(self) -> Outcome:
+        s = self.s
+        await s.store.flush()
+        self.transcript = await s.store.read(lambda c: records.transcript(c, s.id))
+        self.approvals = {
+            p.tool_call_id: p for p in await s.store.read(lambda c: records.approvals(c, s.id))
+        }
+        s.store.write(
+            records.INSERT_RUN,
+            (s.id, self.run_id, time.time(), records.owner_token(), s.log.last_seq + 1),
+        )
+        self.emit(RunStartedEvent(thread_id=s.id, run_id=self.run_id))
+        s.set_status("running")
+        outcome: Outcome
+        try:
+            outcome = await self._settle()
+            if outcome == "success":
+                if self.user is not None:
+                    self._user_message(self.user)
+                outcome = await self._loop()
+        except asyncio.CancelledError:
+            self._close("cancelled")
+            self.emit(RunFinishedEvent(**self._ids(), outcome=RunFinishedCancelledOutcome()))
+            outcome = "cancelled"
+        except AgentspaceError as exc:
+            self._close("error")
+            self.emit(RunErrorEvent(message=exc.message, code=exc.code, usage=self._usage()))
+            s.set_status("failed", exc.message)
+            outcome = "error"
+        except Exception as exc:
+            log.exception("run %s of session %s failed", self.run_id, s.id)
+            self._close("error")
+            message = (
+                f"Internal error ({type(exc).__name__}: {exc}). The transcript is intact; "
+                "use resume to try again, and report this as a bug if it repeats."
+            )
+            self.emit(RunErrorEvent(message=message, code="internal_error", usage=self._usage()))
+            s.set_status("failed", message)
+            outcome = "error"
+        s.store.write(
+            records.END_RUN,
+            (time.time(), outcome, json.dumps(self._usage_dict()), s.id, self.run_id),
+        )
+        if outcome == "success":
+            s.set_status("idle")
+        elif outcome == "interrupt":
+            s.set_status("awaiting_approval")
+        elif outcome == "cancelled":
+            s.set_status("stopped", "stopped by the user")
+        s.save()
+        await s.store.flush()
+        return outcome
+
+    def _ids(self) -> dict[str, str]:
+        return {"thread_id": self.s.id, "run_id": self.run_id}
+
+    def _user_message(self, item: records.InboxItem) -> None:
+        self.s.store.write(records.DELETE_INBOX, (item.row,))
+        self.s.queued -= 1
+        self.append({"role": "user", "content": item.text, "id": item.message_id})
+        self.emit(TextMessageStartEvent(message_id=item.message_id, role="user", name=item.sender))
+        self.emit(TextMessageContentEvent(message_id=item.message_id, delta=item.text))
+        self.emit(TextMessageEndEvent(message_id=item.message_id))
+
+    async def _loop(self) -> Outcome:
+        limits = self.s.engine.config.limits
+        for _ in range(limits.max_model_calls):
+            self._check_budgets()
+            completion = await self._model_turn()
+            if not completion.tool_calls:
+                self.emit(
+                    RunFinishedEvent(
+                        **self._ids(), outcome=RunFinishedSuccessOutcome(), usage=self._usage()
+                    )
+                )
+                return "success"
+            outcome = await self._settle()
+            if outcome != "success":
+                return outcome
+        raise LimitExceededError(
+            f"The run stopped after {limits.max_model_calls} model calls (limits.max_model_calls)."
+            " Use resume to let the agent continue, or raise the limit.",
+            limit="max_model_calls",
+        )
+
+    def _check_budgets(self) -> None:
+        limits = self.s.engine.config.limits
+        used = self.s.record.usage
+        if limits.token_budget is not None and used.total_tokens >= limits.token_budget:
+            raise LimitExceededError(
+                f"This session has used {used.total_tokens} tokens of its {limits.token_budget}"
+                "-token budget (limits.token_budget). Raise the budget, then resume.",
+                limit="token_budget",
+            )
+        if limits.cost_ceiling is not None and used.cost >= limits.cost_ceiling:
+            raise LimitExceededError(
+                f"This session has spent ${used.cost:.4f} of its ${limits.cost_ceiling:.4f} "
+                "ceiling (limits.cost_ceiling). Raise the ceiling, then resume.",
+                limit="cost_ceiling",
+            )
+
+    async def _model_turn(self) -> Completion:
+        s, engine = self.s, self.s.engine
+        limits = engine.config.limits
+        model = s.effective_model
+        window = limits.context_window or engine.context_window(model) or DEFAULT_WINDOW
+        prompt = build_prompt(
+            engine.config.system_prompt,
+            self.transcript,
+            window=window,
+            max_tool_chars=limits.max_tool_result_chars,
+        )
+        message_id = new_id("msg")
+        started: list[str] = []
+        completion: Completion | None = None
+        self._text = []
+        params = {**engine.config.model_params, **s.record.model_params}
+        stream = engine.model.stream(prompt, engine.tools.schemas(), model=model, params=params)
+        async for part in stream:
+            if isinstance(part, TextDelta):
+                if self._message_id is None:
+                    self._message_id = message_id if not self._text else new_id("msg")
+                    self.emit(TextMessageStartEvent(message_id=self._message_id, role="assistant"))
+                self._text.append(part.text)
+                self.emit(TextMessageContentEvent(message_id=self._message_id, delta=part.text))
+            elif isinstance(part, ToolCallBegin):
+                self._end_text()
+                started.append(part.id)
+                self.emit(
+                    ToolCallStartEvent(
+                        tool_call_id=part.id, tool_call_name=part.name, parent_message_id=message_id
+                    )
+                )
+            elif isinstance(part, ToolCallArgsDelta):
+                self.emit(ToolCallArgsEvent(tool_call_id=part.id, delta=part.delta))
+            else:
+                completion = part
+            if s.store.backlog > 20_000:
+                await s.store.flush()
+        assert completion is not None, "a model stream must end with a Completion"
+        self._end_text()
+        for call_id in started:
+            self.emit(ToolCallEndEvent(tool_call_id=call_id))
+        message: dict[str, Any] = {"role": "assistant", "content": completion.text, "id": message_id}
+        if completion.tool_calls:
+            message["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in completion.tool_calls
+            ]
+        self._text = []
+        self.append(message)
+        self.usage.add(completion.usage)
+        s.add_usage(completion.usage)
+        return completion
+
+    def _end_text(self) -> None:
+        if self._message_id is not None:
+            self.emit(TextMessageEndEvent(message_id=self._message_id))
+            self._message_id = None
+
+    # -- tool calls ----------------------------------------------------------
+    def _unresolved(self) -> list[dict[str, Any]]:
+        """Tool calls of the last assistant message that have no result yet."""
+        for i in range(len(self.transcript) - 1, -1, -1):
+            message = self.transcript[i]
+            if message.get("role") == "assistant":
+                answered = {m.get("tool_call_id") for m in self.transcript[i + 1 :]}
+                return [c for c in message.get("tool_calls") or [] if c["id"] not in answered]
+            if message.get("role") == "user":
+                return []
+        return []
+
+    async def _settle(self) -> Outcome:
+        """Run, refuse or hold each unanswered tool call, in order."""
+        s = self.s
+        held: list[PendingCall] = []
+        for call in self._unresolved():
+            call_id, name = call["id"], call["function"]["name"]
+            arguments = call["function"]["arguments"]
+            approval = self.approvals.get(call_id)
+            if approval is not None and approval.decision is not None:
+                d = approval.decision
+                if d.decision == "reject":
+                    self._result(call_id, rejection_text(name, d.reason))
+                elif d.decision == "edit":
+                    edited = json.dumps(d.arguments)
+                    note = f"Note: the user edited the arguments of this call to {edited}.\n"
+                    await self._execute(call_id, name, edited, note)
+                else:
+                    await self._execute(call_id, name, arguments)
+                continue
+            policy = resolve_policy(
+                name, s.engine.default_policy(name), s.engine.config.policies, s.record.policies
+            )
+            if approval is not None or (policy == "ask"):
+                held.append(
+                    approval
+                    or PendingCall(
+                        tool_call_id=call_id, run_id=self.run_id, name=name, arguments=arguments
+                    )
+                )
+            elif held:
+                continue  # waits behind an earlier call that needs approval
+            elif policy == "deny":
+                self._result(call_id, DENIED_TEXT.format(name=name))
+            else:
+                await self._execute(call_id, name, arguments)
+        if not held:
+            return "success"
+        for p in held:
+            s.store.write(
+                records.INSERT_APPROVAL,
+                (s.id, p.tool_call_id, self.run_id, p.name, p.arguments, time.time()),
+            )
+        interrupts = [p.interrupt() for p in held]
+        self.emit(
+            RunFinishedEvent(
+                **self._ids(),
+                outcome=RunFinishedInterruptOutcome(interrupts=interrupts),
+                usage=self._usage(),
+            )
+        )
+        return "interrupt"
+
+    async def _execute(self, call_id: str, name: str, arguments: str, note: str = "") -> None:
+        s = self.s
+        changed: list[str] = []
+        try:
+            tool = s.engine.tools.get(name)
+            args = tool.parse_arguments(arguments)
+            ctx = ToolContext(workspace=s.workspace, session_id=s.id, notebook=s.notebook)
+            output = await tool.run(ctx, args)
+            text, changed = output.text, output.changed_paths
+        except ToolError as exc:
+            text = f"Error: {exc.message}"
+        self._result(call_id, note + text)
+        if changed:
+            self.emit(custom(Custom.FILES, {"paths": changed, "tool_call_id": call_id}))
+
+    def _result(self, call_id: str, text: str) -> None:
+        message_id = new_id("msg")
+        self.emit(
+            ToolCallResultEvent(message_id=message_id, tool_call_id=call_id, content=text, role="tool")
+        )
+        self.append({"role": "tool", "tool_call_id": call_id, "content": text, "id": message_id})
+
+    async def recover(self, run_id: str, first_seq: int, owner: str | None) -> None:
+        """Close a run a dead process left open, keeping its partial text."""
+        s = self.s
+        self.run_id = run_id
+        await s.store.flush()
+        self.transcript = await s.store.read(lambda c: records.transcript(c, s.id))
+        open_text: dict[str, list[str]] = {}
+        after = first_seq - 1
+        while page := await s.log.read(after):
+            for stored in page:
+                if stored.type.startswith("TEXT_MESSAGE_"):
+                    data = json.loads(stored.data)
+                    mid = data["messageId"]
+                    if stored.type == "TEXT_MESSAGE_START" and data.get("role") == "assistant":
+                        open_text[mid] = []
+                    elif stored.type == "TEXT_MESSAGE_CONTENT" and mid in open_text:
+                        open_text[mid].append(data["delta"])
+                    elif stored.type == "TEXT_MESSAGE_END":
+                        open_text.pop(mid, None)
+            after = page[-1].seq
+        for mid, parts in open_text.items():
+            self.emit(TextMessageEndEvent(message_id=mid))
+            self.append({"role": "assistant", "content": "".join(parts), "id": mid})
+        for call in self._unresolved():
+            self._result(call["id"], INTERRUPTED_TEXT)
+        pid = (owner or "?").split(":")[0]
+        message = (
+            f"The run was interrupted: the process serving it (pid {pid}) stopped. The text "
+            "streamed so far is kept; use resume to continue."
+        )
+        self.emit(RunErrorEvent(message=message, code="interrupted"))
+        s.store.write(records.END_RUN, (time.time(), "interrupted", "{}", s.id, run_id))
+        s.set_status("interrupted", message)
+        s.store.write("UPDATE sessions SET owner = NULL WHERE id = ?", (s.id,))
+        await s.store.flush()
+
+    # -- endings -------------------------------------------------------------
+    def _close(self, why: str) -> None:
+        """Keep partial text and answer every open tool call, so the transcript stays valid."""
+        if self._text:
+            self.append({"role": "assistant", "content": "".join(self._text), "id": new_id("msg")})
+            self._text = []
+        self._end_text()
+        text = CANCELLED_TEXT if why == "cancelled" else FAILED_TEXT
+        for call in self._unresolved():
+            self._result(call["id"], text)
+
+    def _usage(self) -> list[TokenUsage]:
+        u = self.usage
+        return [
+            TokenUsage(
+                model=self.s.effective_model,
+                input_tokens=u.input_tokens,
+                output_tokens=u.output_tokens,
+                total_tokens=u.total_tokens,
+            )
+        ]
+
+    def _usage_dict(self) -> dict[str, Any]:
+        u = self.usage
+        return {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens, "cost": u.cost}
+

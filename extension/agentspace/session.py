@@ -1,0 +1,297 @@
+"""A session: one notebook's agent, an actor over a durable queue.
+
+Messages go to the inbox table first (durable before the sender hears back);
+one serving task per active session takes them in order and runs them one at a
+time, so at most one model call is in flight per session with no lock. An idle
+session holds no task. ``stop`` cancels the run in flight; ``resume`` and
+approval decisions start a continuation run. A session being served by another
+process (the server while the CLI looks on) is claimed in the store, so two
+processes never write one session's log at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from . import records
+from .approvals import Decision, PendingCall
+from .errors import (
+    ConflictError,
+    InputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    QueueFullError,
+    ToolError,
+)
+from .eventlog import EventLog
+from .events import Custom, StoredEvent, custom
+from .models.base import Usage
+from .records import SessionInfo, SessionRecord, Status
+from .runloop import Outcome, Run, new_id
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+class Receipt(BaseModel):
+    """What a sender hears back: the message id and how many are ahead of it."""
+
+    message_id: str
+    position: int
+    status: Status
+
+
+class Session:
+    """One notebook's agent. Get one from ``Engine.session``; never construct directly."""
+
+    def __init__(self, engine: Engine, record: SessionRecord, last_seq: int, queued: int) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.record = record
+        self.log = EventLog(engine.store, record.id, last_seq)
+        self.queued = queued
+        self._serving: asyncio.Task[None] | None = None
+        self._run_task: asyncio.Task[Outcome] | None = None
+        self._stop = False
+
+    # -- facts ---------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def notebook(self) -> str:
+        return self.record.notebook
+
+    @property
+    def status(self) -> Status:
+        return self.record.status
+
+    @property
+    def workspace(self) -> Path:
+        return Path(self.record.workspace)
+
+    @property
+    def effective_model(self) -> str:
+        return self.record.model or self.engine.config.model
+
+    @property
+    def busy(self) -> bool:
+        return self._serving is not None
+
+    async def info(self) -> SessionInfo:
+        pending = [p.tool_call_id for p in await self.pending() if p.status == "pending"]
+        return SessionInfo(
+            **self.record.model_dump(),
+            queued=self.queued,
+            pending_approvals=pending,
+            last_seq=self.log.last_seq,
+            effective_model=self.effective_model,
+        )
+
+    async def pending(self) -> list[PendingCall]:
+        return await self.store.read(lambda c: records.approvals(c, self.id))
+
+    async def transcript(self) -> list[dict[str, Any]]:
+        await self.store.flush()
+        return await self.store.read(lambda c: records.transcript(c, self.id))
+
+    def subscribe(self, after: int = 0) -> AsyncIterator[StoredEvent]:
+        """Every committed event after ``after``, then live ones (see ``EventLog``)."""
+        return self.log.subscribe(after)
+
+    # -- state (called by runs) ---------------------------------------------
+    def set_status(self, status: Status, reason: str | None = None) -> None:
+        if status == self.record.status and reason == self.record.reason:
+            return
+        self.record.status, self.record.reason = status, reason
+        self.save()
+        value: dict[str, Any] = {"status": status}
+        if reason:
+            value["reason"] = reason
+        self.log.append(custom(Custom.STATUS, value))
+
+    def save(self) -> None:
+        self.store.write(records.UPDATE_SESSION, (self.record.model_dump_json(), self.id))
+
+    def add_usage(self, usage: Usage) -> None:
+        total = self.record.usage
+        total.input_tokens += usage.input_tokens
+        total.output_tokens += usage.output_tokens
+        total.cost += usage.cost or 0.0
+        total.model_calls += 1
+        self.save()
+
+    # -- commands ------------------------------------------------------------
+    async def send(self, text: str, *, sender: str | None = None) -> Receipt:
+        """Queue a user message; it runs after everything queued before it."""
+        limits = self.engine.config.limits
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > limits.max_message_bytes:
+            raise PayloadTooLargeError(
+                f"The message is {size} bytes; the limit is {limits.max_message_bytes} "
+                "(limits.max_message_bytes). Send a shorter message or put the text in a file.",
+                limit=limits.max_message_bytes,
+            )
+        if not text.strip():
+            raise InputError("The message is empty; send some text.")
+        if self.queued >= limits.max_queue:
+            raise QueueFullError(
+                f"{self.queued} messages are already waiting in this session (limits.max_queue)."
+                " Wait for them to be served, or stop the session and resume later.",
+                queued=self.queued,
+            )
+        message_id = new_id("msg")
+        waiting = self.busy or self.status == "awaiting_approval"
+        position = self.queued + (1 if waiting else 0)
+        self.store.write(
+            records.INSERT_INBOX, (self.id, message_id, text, sender, time.time())
+        )
+        self.queued += 1
+        if waiting:
+            self.log.append(custom(Custom.QUEUED, {"message_id": message_id, "position": position}))
+        await self.store.flush()
+        if self.status != "awaiting_approval":
+            await self._start(continuation=False)
+        return Receipt(message_id=message_id, position=position, status=self.status)
+
+    async def stop(self) -> None:
+        """Cancel the run in flight (partial text kept) and pause the queue."""
+        self._stop = True
+        if self._serving is not None:
+            if self._run_task is not None:
+                self._run_task.cancel()
+            await asyncio.wait([self._serving])
+            return
+        if self.status == "awaiting_approval":
+            for p in await self.pending():
+                if p.status == "pending":
+                    self._record_decision(p, Decision(decision="reject", reason="stopped"))
+            self.set_status("stopped", "stopped by the user")
+            await self.store.flush()
+            return
+        owner = await self.store.read(
+            lambda c: c.execute("SELECT owner FROM sessions WHERE id = ?", (self.id,)).fetchone()
+        )
+        if owner and owner[0] and records.owner_alive(owner[0]):
+            self.store.write("UPDATE sessions SET stop_requested = 1 WHERE id = ?", (self.id,))
+            await self.store.flush()
+
+    async def resume(self) -> Status:
+        """Continue from the transcript (after stop, failure or a crash), then the queue."""
+        if self.busy:
+            raise ConflictError("The session is already running; stop it first.")
+        if self.status == "awaiting_approval":
+            ids = [p.tool_call_id for p in await self.pending() if p.status == "pending"]
+            raise ConflictError(
+                f"The session is waiting for approval of {', '.join(ids)}; decide those first.",
+                pending=ids,
+            )
+        continuation = self.status in ("stopped", "failed", "interrupted")
+        if continuation or self.queued:
+            await self._start(continuation=continuation)
+        return self.status
+
+    async def decide(self, tool_call_id: str, decision: Decision) -> list[str]:
+        """Record a decision on a pending call; the last one resumes the session."""
+        calls = {p.tool_call_id: p for p in await self.pending()}
+        call = calls.get(tool_call_id)
+        if call is None:
+            waiting = [i for i, p in calls.items() if p.status == "pending"]
+            raise NotFoundError(
+                f"No tool call {tool_call_id!r} is waiting for approval in this session"
+                f" (pending: {', '.join(waiting) or 'none'}).",
+                pending=waiting,
+            )
+        if call.status != "pending":
+            raise ConflictError(f"The tool call {tool_call_id!r} was already decided.")
+        if decision.decision == "edit":
+            try:
+                self.engine.tools.get(call.name).parse_arguments(decision.arguments)
+            except ToolError as exc:
+                raise InputError(f"The edited arguments are invalid: {exc.message}") from exc
+        self._record_decision(call, decision)
+        remaining = [i for i, p in calls.items() if p.status == "pending" and i != tool_call_id]
+        await self.store.flush()
+        if not remaining and self.status == "awaiting_approval" and not self.busy:
+            await self._start(continuation=True)
+        return remaining
+
+    def _record_decision(self, call: PendingCall, decision: Decision) -> None:
+        self.store.write(
+            records.DECIDE_APPROVAL, (decision.model_dump_json(), self.id, call.tool_call_id)
+        )
+        call.status, call.decision = "decided", decision
+        if decision.remember and decision.decision != "reject":
+            self.record.policies[call.name] = "allow"
+            self.save()
+        self.log.append(
+            custom(
+                Custom.DECISION,
+                {"tool_call_id": call.tool_call_id, **decision.model_dump(exclude_none=True)},
+            )
+        )
+
+    async def wait(self) -> None:
+        """Wait until the session has nothing to serve (for tools and tests)."""
+        while self._serving is not None:
+            await asyncio.wait([self._serving])
+
+    # -- serving -------------------------------------------------------------
+    async def _start(self, *, continuation: bool) -> None:
+        if self._serving is not None:
+            return
+        other = await self.store.transaction(
+            lambda c: records.claim(c, self.id, records.owner_token())
+        )
+        if other is not None:
+            raise ConflictError(
+                f"Another process ({other.split(':')[0]}) is serving this session. "
+                "Stop it there, or wait until it is idle.",
+                owner=other,
+            )
+        self._stop = False
+        self._serving = asyncio.create_task(self._serve(continuation), name=f"session-{self.id}")
+        self.engine.serving_changed()
+
+    async def _serve(self, continuation: bool) -> None:
+        try:
+            if continuation and await self._run_one(None) != "success":
+                return
+            while self.queued > 0 and not self._stop:
+                item = await self.store.read(lambda c: records.next_inbox(c, self.id))
+                if item is None:
+                    self.queued = 0
+                    break
+                if await self._run_one(item) != "success":
+                    return
+        finally:
+            self._serving = None
+            self.engine.serving_changed()
+            token = records.owner_token()
+            await self.store.transaction(lambda c: records.release(c, self.id, token))
+
+    async def _run_one(self, item: records.InboxItem | None) -> Outcome:
+        self._run_task = asyncio.create_task(Run(self, item).execute())
+        try:
+            return await self._run_task
+        finally:
+            self._run_task = None
+
+    async def recover(self) -> None:
+        """Close runs a dead process left open: partial text kept, status ``interrupted``."""
+        token = records.owner_token()
+        runs = await self.store.read(lambda c: records.open_runs(c, self.id))
+        for run_id, owner, first_seq in runs:
+            if owner == token or records.owner_alive(owner):
+                continue
+            await Run(self).recover(run_id, first_seq, owner)

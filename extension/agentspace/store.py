@@ -1,0 +1,264 @@
+"""SQLite (WAL) store with group commit: the only place state lives.
+
+Why group commit in a thread: an agent streams hundreds of deltas a second per
+session and each must be durable before anyone sees it. Writes are queued in
+order from the event loop (cheap, synchronous ``write``), a single writer
+thread commits everything queued so far in one transaction, and only then are
+the batch's after-commit callbacks (publishing events to subscribers) run on
+the loop. Ordering across tables holds because there is one queue; the loop is
+never blocked by SQLite; a crash loses only what nobody has seen.
+
+Reads use a second connection in their own thread (WAL readers do not block
+the writer). Nothing here knows about sessions' behaviour: ``records`` holds
+the queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import StoreError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    notebook TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL,
+    data TEXT NOT NULL,
+    owner TEXT,
+    stop_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS events (
+    session_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (session_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+    session_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (session_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS inbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    sender TEXT,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inbox_session ON inbox (session_id, id);
+CREATE TABLE IF NOT EXISTS approvals (
+    session_id TEXT NOT NULL,
+    tool_call_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    arguments TEXT NOT NULL,
+    status TEXT NOT NULL,
+    decision TEXT,
+    created REAL NOT NULL,
+    PRIMARY KEY (session_id, tool_call_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    session_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    started REAL NOT NULL,
+    ended REAL,
+    outcome TEXT,
+    usage TEXT,
+    owner TEXT,
+    first_seq INTEGER NOT NULL,
+    PRIMARY KEY (session_id, run_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS runs_open ON runs (ended) WHERE ended IS NULL;
+"""
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode survives a process crash (kill -9); only power loss can
+    # drop the last transactions. That is the trade every WAL app makes.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+Write = tuple[str, tuple[Any, ...]]
+
+
+class Store:
+    """Ordered, grouped writes; threaded reads. Create with ``await Store.open(path)``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="agentspace-store-w")
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="agentspace-store-r")
+        self._wconn: sqlite3.Connection | None = None
+        self._rconn: sqlite3.Connection | None = None
+        self._pending: list[Write] = []
+        self._after: list[Callable[[], None]] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._wake = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        self = cls(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        loop = asyncio.get_running_loop()
+        try:
+            self._wconn = await loop.run_in_executor(self._writer, _connect, path)
+            await loop.run_in_executor(self._writer, self._wconn.executescript, SCHEMA)
+            self._rconn = await loop.run_in_executor(self._reader, _connect, path)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the state database {path}: {exc}") from exc
+        self._flusher = asyncio.create_task(self._flush_loop(), name="agentspace-store-flush")
+        return self
+
+    # -- writes --------------------------------------------------------------
+    def write(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        """Queue one statement; it commits with the next group, in order."""
+        if self._closed:
+            raise StoreError(f"the state database {self.path} is closed")
+        self._pending.append((sql, params))
+        self._wake.set()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the loop once everything queued so far is committed."""
+        self._after.append(callback)
+        self._wake.set()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._pending)
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is committed (raise StoreError if not)."""
+        if not self._pending and not self._after and not self._busy:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        self._wake.set()
+        await fut
+
+    _busy = False
+
+    async def _flush_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending or self._after or self._waiters:
+                batch, self._pending = self._pending, []
+                after, self._after = self._after, []
+                waiters, self._waiters = self._waiters, []
+                self._busy = True
+                error: BaseException | None = None
+                try:
+                    if batch:
+                        await loop.run_in_executor(self._writer, self._commit, batch)
+                except sqlite3.Error as exc:
+                    error = StoreError(f"writing the state database {self.path} failed: {exc}")
+                    log.error("%s", error)
+                finally:
+                    self._busy = False
+                if error is None:
+                    for callback in after:
+                        try:
+                            callback()
+                        except Exception:
+                            log.exception("after-commit callback failed")
+                for fut in waiters:
+                    if not fut.done():
+                        if error is None:
+                            fut.set_result(None)
+                        else:
+                            fut.set_exception(error)
+
+    def _commit(self, batch: list[Write]) -> None:
+        conn = self._wconn
+        assert conn is not None
+        conn.execute("BEGIN")
+        try:
+            i = 0
+            while i < len(batch):
+                sql = batch[i][0]
+                j = i + 1
+                while j < len(batch) and batch[j][0] == sql:
+                    j += 1
+                if j - i > 1:
+                    conn.executemany(sql, [p for _, p in batch[i:j]])
+                else:
+                    conn.execute(sql, batch[i][1])
+                i = j
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    async def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in its own immediate transaction on the writer, after pending writes."""
+        await self.flush()
+
+        def run() -> T:
+            conn = self._wconn
+            assert conn is not None
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+                return result
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._writer, run)
+        except sqlite3.Error as exc:
+            raise StoreError(f"the state database {self.path} failed: {exc}") from exc
+
+    # -- reads ---------------------------------------------------------------
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` with the read connection in the reader thread (sees committed data)."""
+        conn = self._rconn
+        assert conn is not None
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._reader, fn, conn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"reading the state database {self.path} failed: {exc}") from exc
+
+    async def query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        args = tuple(params)
+        return await self.read(lambda conn: conn.execute(sql, args).fetchall())
+
+    # -- lifecycle -----------------------------------------------------------
+    async def close(self) -> None:
+        """Commit what is queued, then close both connections."""
+        if self._closed:
+            return
+        try:
+            await self.flush()
+        finally:
+            self._closed = True
+            if self._flusher is not None:
+                self._flusher.cancel()
+            loop = asyncio.get_running_loop()
+            if self._wconn is not None:
+                await loop.run_in_executor(self._writer, self._wconn.close)
+            if self._rconn is not None:
+                await loop.run_in_executor(self._reader, self._rconn.close)
+            self._writer.shutdown(wait=False)
+            self._reader.shutdown(wait=False)

@@ -1,0 +1,61 @@
+"""Helpers for tests, demos and benchmarks: scripted models and run collection.
+
+Shipped in the package (not only in tests/) so users can test their own tools
+and notebooks against the same offline model the project tests itself with.
+The scripted model is a real litellm provider (``scripted/<file>``); these
+helpers only write its script files and read runs back.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .events import StoredEvent
+from .session import Session
+
+
+def turn(
+    text: str = "", *tool_calls: tuple[str, dict[str, Any]], delay_ms: int = 0
+) -> dict[str, Any]:
+    """One scripted model turn: text, then tool calls given as ``(name, arguments)``."""
+    return {
+        "text": text,
+        "tool_calls": [{"name": name, "arguments": args} for name, args in tool_calls],
+        "delay_ms": delay_ms,
+    }
+
+
+def write_script(path: Path, *turns: dict[str, Any]) -> str:
+    """Write a script file and return the model string that plays it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"turns": list(turns)}))
+    return f"scripted/{path}"
+
+
+async def collect_run(session: Session, after: int) -> list[StoredEvent]:
+    """Events after ``after`` up to and including the next run's terminal event."""
+    events: list[StoredEvent] = []
+    async for stored in session.subscribe(after):
+        events.append(stored)
+        if stored.terminal:
+            break
+    return events
+
+
+def text_of(events: list[StoredEvent], role: str = "assistant") -> str:
+    """The concatenated text of ``role``'s streamed messages in ``events``."""
+    ids: set[str] = set()
+    parts: list[str] = []
+    for stored in events:
+        data = json.loads(stored.data)
+        if stored.type == "TEXT_MESSAGE_START" and data.get("role", "assistant") == role:
+            ids.add(data["messageId"])
+        elif stored.type == "TEXT_MESSAGE_CONTENT" and data["messageId"] in ids:
+            parts.append(data["delta"])
+    return "".join(parts)
+
+
+def types_of(events: list[StoredEvent]) -> list[str]:
+    return [e.type for e in events]
