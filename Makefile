@@ -1,0 +1,40 @@
+# The two entry points of README.md: `make run` and `make test`.
+# Both create .venv on first use and install what they need into it.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+STATE  ?= .state
+PROMPT ?= Write a small Python script that prints a greeting, then read it back.
+
+.PHONY: setup run test lint typecheck unit bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	scripts/setup.sh "$(VENV)"
+	touch $(STAMP)
+
+# The main job (until the server extension lands): one agent session on the
+# offline scripted demo model, streamed in the terminal, tool calls approved.
+run: setup
+	$(VENV)/bin/agentspace run --state-dir "$(STATE)" --notebook demo.ipynb \
+		--model scripted/notebooks/demo_script.json --approve all "$(PROMPT)"
+	$(VENV)/bin/agentspace sessions --state-dir "$(STATE)"
+
+lint: setup
+	$(VENV)/bin/ruff check extension kernel tests bench
+	$(VENV)/bin/ruff format --check extension kernel tests bench
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+unit: setup
+	$(VENV)/bin/pytest -q
+
+test: lint typecheck unit
+
+bench: setup
+	$(PY) bench/engine.py
+
+clean:
+	rm -rf $(VENV) $(STATE) .pytest_cache .mypy_cache .ruff_cache
