@@ -26,7 +26,20 @@ _EXPORTS = {
     "AgentspaceError": ".errors",
 }
 
-__all__ = [*sorted(_EXPORTS), "__version__"]
+__all__ = [
+    "AgentspaceError",
+    "Decision",
+    "Engine",
+    "EngineConfig",
+    "Limits",
+    "Session",
+    "StoredEvent",
+    "Tool",
+    "ToolContext",
+    "ToolOutput",
+    "__version__",
+    "tool",
+]
 
 if TYPE_CHECKING:
     from .approvals import Decision

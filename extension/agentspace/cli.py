@@ -29,9 +29,9 @@ EXIT_OK, EXIT_RUN_ERROR, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
 class Printer:
     """Renders events as text for people, or as JSON lines for programs."""
 
-    def __init__(self, as_json: bool, out: TextIO = sys.stdout) -> None:
+    def __init__(self, as_json: bool, out: TextIO | None = None) -> None:
         self.as_json = as_json
-        self.out = out
+        self.out = out or sys.stdout
         self._calls: dict[str, list[str]] = {}
         self._at_line_start = True
 
@@ -68,9 +68,11 @@ class Printer:
             if outcome.get("type") == "interrupt":
                 for item in outcome["interrupts"]:
                     meta = item.get("metadata") or {}
-                    args = json.dumps(meta.get("arguments"))
+                    shown = json.dumps(meta.get("arguments"))
                     self._line()
-                    self._write(f"[approval needed] {item['toolCallId']} {meta.get('tool')} {args}\n")
+                    self._write(
+                        f"[approval needed] {item['toolCallId']} {meta.get('tool')} {shown}\n"
+                    )
             elif outcome.get("type") == "cancelled":
                 self._line()
                 self._write("[stopped]\n")
@@ -121,7 +123,9 @@ async def follow(
         kind = "approve" if approve == "all" else "reject"
         reason = None if approve == "all" else "rejected by --approve none"
         for item in outcome.interrupts:
-            await session.decide(item.tool_call_id or item.id, Decision(decision=kind, reason=reason))
+            await session.decide(
+                item.tool_call_id or item.id, Decision(decision=kind, reason=reason)
+            )
     return EXIT_OK
 
 

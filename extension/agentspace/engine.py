@@ -134,7 +134,9 @@ class Engine:
             loaded = await self._load(key, by="notebook")
             if loaded is None:
                 if not create:
-                    raise NotFoundError(f"No session for notebook {key!r}; send it a message first.")
+                    raise NotFoundError(
+                        f"No session for notebook {key!r}; send it a message first."
+                    )
                 loaded = await self._create(key, model)
             return loaded
 
@@ -165,10 +167,10 @@ class Engine:
         found: Any = await self.store.read(lambda c: records.load_session(c, key=key, by=by))
         if found is None:
             return None
-        data, _owner, last_seq, queued = found
+        data, owner, last_seq, queued = found
         record = SessionRecord.model_validate_json(data)
         session = self._register(Session(self, record, last_seq, queued))
-        await session.recover()
+        await session.recover(owner)
         return session
 
     async def _create(self, notebook: str, model: str | None) -> Session:

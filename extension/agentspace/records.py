@@ -105,9 +105,7 @@ INSERT_APPROVAL = (
     "INSERT OR REPLACE INTO approvals (session_id, tool_call_id, run_id, name, arguments, status,"
     " decision, created) VALUES (?, ?, ?, ?, ?, 'pending', NULL, ?)"
 )
-DECIDE_APPROVAL = (
-    "UPDATE approvals SET status = 'decided', decision = ? WHERE session_id = ? AND tool_call_id = ?"
-)
+DECIDE_APPROVAL = "UPDATE approvals SET status = 'decided', decision = ? WHERE session_id = ? AND tool_call_id = ?"  # noqa: E501
 INSERT_RUN = (
     "INSERT INTO runs (session_id, run_id, started, owner, first_seq) VALUES (?, ?, ?, ?, ?)"
 )
@@ -181,6 +179,4 @@ def claim(conn: sqlite3.Connection, session_id: str, token: str) -> str | None:
 
 
 def release(conn: sqlite3.Connection, session_id: str, token: str) -> None:
-    conn.execute(
-        "UPDATE sessions SET owner = NULL WHERE id = ? AND owner = ?", (session_id, token)
-    )
+    conn.execute("UPDATE sessions SET owner = NULL WHERE id = ? AND owner = ?", (session_id, token))

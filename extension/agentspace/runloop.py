@@ -75,6 +75,7 @@ class Run:
         self.approvals: dict[str, PendingCall] = {}
         self._text: list[str] = []
         self._message_id: str | None = None  # an open assistant text message
+        self.consumed = False  # whether the user message left the inbox
 
     # -- plumbing ------------------------------------------------------------
     def emit(self, event: Any) -> None:
@@ -146,7 +147,7 @@ class Run:
 
     def _user_message(self, item: records.InboxItem) -> None:
         self.s.store.write(records.DELETE_INBOX, (item.row,))
-        self.s.queued -= 1
+        self.consumed = True
         self.append({"role": "user", "content": item.text, "id": item.message_id})
         self.emit(TextMessageStartEvent(message_id=item.message_id, role="user", name=item.sender))
         self.emit(TextMessageContentEvent(message_id=item.message_id, delta=item.text))
@@ -231,10 +232,18 @@ class Run:
         self._end_text()
         for call_id in started:
             self.emit(ToolCallEndEvent(tool_call_id=call_id))
-        message: dict[str, Any] = {"role": "assistant", "content": completion.text, "id": message_id}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": completion.text,
+            "id": message_id,
+        }
         if completion.tool_calls:
             message["tool_calls"] = [
-                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
                 for c in completion.tool_calls
             ]
         self._text = []
@@ -330,7 +339,9 @@ class Run:
     def _result(self, call_id: str, text: str) -> None:
         message_id = new_id("msg")
         self.emit(
-            ToolCallResultEvent(message_id=message_id, tool_call_id=call_id, content=text, role="tool")
+            ToolCallResultEvent(
+                message_id=message_id, tool_call_id=call_id, content=text, role="tool"
+            )
         )
         self.append({"role": "tool", "tool_call_id": call_id, "content": text, "id": message_id})
 
@@ -395,4 +406,3 @@ class Run:
     def _usage_dict(self) -> dict[str, Any]:
         u = self.usage
         return {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens, "cost": u.cost}
-

@@ -152,10 +152,11 @@ class Session:
             )
         message_id = new_id("msg")
         waiting = self.busy or self.status == "awaiting_approval"
-        position = self.queued + (1 if waiting else 0)
-        self.store.write(
-            records.INSERT_INBOX, (self.id, message_id, text, sender, time.time())
-        )
+        if not waiting:
+            await self._claim()  # before storing: a refused message must not linger
+        ahead_run = self._run_task is not None or self.status == "awaiting_approval"
+        position = self.queued + (1 if ahead_run else 0)
+        self.store.write(records.INSERT_INBOX, (self.id, message_id, text, sender, time.time()))
         self.queued += 1
         if waiting:
             self.log.append(custom(Custom.QUEUED, {"message_id": message_id, "position": position}))
@@ -247,32 +248,41 @@ class Session:
             await asyncio.wait([self._serving])
 
     # -- serving -------------------------------------------------------------
-    async def _start(self, *, continuation: bool) -> None:
-        if self._serving is not None:
-            return
+    async def _claim(self) -> None:
+        """Take the session for this process, or say which process has it."""
         other = await self.store.transaction(
             lambda c: records.claim(c, self.id, records.owner_token())
         )
         if other is not None:
             raise ConflictError(
-                f"Another process ({other.split(':')[0]}) is serving this session. "
-                "Stop it there, or wait until it is idle.",
+                f"Another process (pid {other.split(':')[0]}) is serving this session. "
+                "Stop it there (agentspace stop), or wait until it is idle.",
                 owner=other,
             )
+
+    async def _start(self, *, continuation: bool) -> None:
+        if self._serving is not None:
+            return
+        await self._claim()
         self._stop = False
         self._serving = asyncio.create_task(self._serve(continuation), name=f"session-{self.id}")
         self.engine.serving_changed()
 
     async def _serve(self, continuation: bool) -> None:
         try:
-            if continuation and await self._run_one(None) != "success":
+            if continuation and await self._run_one(Run(self)) != "success":
                 return
             while self.queued > 0 and not self._stop:
                 item = await self.store.read(lambda c: records.next_inbox(c, self.id))
                 if item is None:
                     self.queued = 0
                     break
-                if await self._run_one(item) != "success":
+                self.queued -= 1  # in flight now; counted as "ahead" by ``send``
+                run = Run(self, item)
+                outcome = await self._run_one(run)
+                if not run.consumed:
+                    self.queued += 1  # the run ended before taking the message
+                if outcome != "success":
                     return
         finally:
             self._serving = None
@@ -280,14 +290,14 @@ class Session:
             token = records.owner_token()
             await self.store.transaction(lambda c: records.release(c, self.id, token))
 
-    async def _run_one(self, item: records.InboxItem | None) -> Outcome:
-        self._run_task = asyncio.create_task(Run(self, item).execute())
+    async def _run_one(self, run: Run) -> Outcome:
+        self._run_task = asyncio.create_task(run.execute(), name=f"run-{self.id}")
         try:
             return await self._run_task
         finally:
             self._run_task = None
 
-    async def recover(self) -> None:
+    async def recover(self, owner: str | None) -> None:
         """Close runs a dead process left open: partial text kept, status ``interrupted``."""
         token = records.owner_token()
         runs = await self.store.read(lambda c: records.open_runs(c, self.id))
@@ -295,3 +305,8 @@ class Session:
             if owner == token or records.owner_alive(owner):
                 continue
             await Run(self).recover(run_id, first_seq, owner)
+        if self.status == "running" and not self.busy and not records.owner_alive(owner):
+            # The serving process died between runs: nothing is in flight, but the
+            # queue waits for someone to pick it up.
+            self.set_status("interrupted", "the serving process stopped between messages")
+            await self.store.flush()

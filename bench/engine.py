@@ -1,0 +1,291 @@
+"""Engine benchmark (issue 2): throughput, fan-out latency, restore, idle memory.
+
+Run: ``.venv/bin/python bench/engine.py [--quick]``. Every figure is measured in
+this one run next to its baseline, and medians are reported because these
+machines are noisy. Results go to stdout as a Markdown table; copy them into
+bench/RESULTS.md with the date and the machine.
+
+1. throughput: the scripted model (through litellm) streams 20,000 deltas with no
+   delay; events committed to SQLite and delivered to a subscriber, per second;
+   baseline: the same deltas through a bare ``asyncio.Queue``.
+2. latency: 100 sessions streaming at once, 20 deltas/s each; time from the
+   model adapter yielding a delta to a subscriber receiving its committed event.
+3. restore: 100 sessions x 1,000 events on disk; a fresh process from start to
+   the first replayed event; and a late subscriber replaying 10,000 events
+   (baseline: a bare SQLite SELECT of the same rows).
+4. memory: the memory an idle loaded session holds (tracemalloc, 1,000 sessions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from agentspace.models.litellm_model import LiteLLMModel
+
+from agentspace.config import EngineConfig
+from agentspace.engine import Engine
+from agentspace.models.base import StreamPart, TextDelta
+from agentspace.testing import write_script
+
+RESULTS: list[tuple[str, str, str, str]] = []
+
+
+def report(name: str, value: str, baseline: str, target: str) -> None:
+    RESULTS.append((name, value, baseline, target))
+    print(f"  {name}: {value}  (baseline {baseline}; target {target})", flush=True)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# -- 1. throughput -------------------------------------------------------------
+async def queue_baseline(n: int) -> float:
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    words = [f"w{i} " for i in range(n)]
+
+    async def produce() -> None:
+        for w in words:
+            queue.put_nowait(w)
+            await asyncio.sleep(0)
+        queue.put_nowait(None)
+
+    t0 = time.perf_counter()
+    task = asyncio.create_task(produce())
+    count = 0
+    while await queue.get() is not None:
+        count += 1
+    await task
+    return count / (time.perf_counter() - t0)
+
+
+async def throughput(root: Path, n: int) -> float:
+    text = "".join(f"w{i} " for i in range(n))
+    model = write_script(root / "tp.json", {"text": text, "delay_ms": 0})
+    async with Engine(EngineConfig(state_dir=root / "tp", model=model)) as engine:
+        warm = await engine.session("warm.ipynb", model="scripted/echo")
+        await warm.send("warm up litellm")
+        await warm.wait()
+        session = await engine.session("tp.ipynb")
+        t0 = time.perf_counter()
+        await session.send("go")
+        count = 0
+        async for stored in session.subscribe(0):
+            count += 1
+            if stored.terminal:
+                break
+        return count / (time.perf_counter() - t0)
+
+
+# -- 2. latency ----------------------------------------------------------------
+class TimedModel:
+    """The real litellm adapter, noting when each delta leaves it."""
+
+    def __init__(self) -> None:
+        self.inner = LiteLLMModel()
+        self.sent: dict[str, float] = {}
+
+    async def stream(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], **kw: Any
+    ) -> AsyncIterator[StreamPart]:
+        async for part in self.inner.stream(messages, tools, **kw):
+            if isinstance(part, TextDelta):
+                self.sent[part.text] = time.perf_counter()
+            yield part
+
+
+async def latency(root: Path, sessions: int, deltas: int) -> list[float]:
+    timed = TimedModel()
+    config = EngineConfig(state_dir=root / "lat")
+    async with Engine(config, model=timed) as engine:
+        lat: list[float] = []
+
+        async def one(i: int) -> None:
+            text = "".join(f"s{i}d{j} " for j in range(deltas))
+            model = write_script(root / f"lat{i}.json", {"text": text, "delay_ms": 50})
+            session = await engine.session(f"lat{i}.ipynb", model=model)
+            await session.send("go")
+            async for stored in session.subscribe(0):
+                now = time.perf_counter()
+                if stored.type == "TEXT_MESSAGE_CONTENT":
+                    delta = json.loads(stored.data)["delta"]
+                    if delta in timed.sent:
+                        lat.append((now - timed.sent[delta]) * 1000)
+                if stored.terminal:
+                    return
+
+        await asyncio.gather(*(one(i) for i in range(sessions)))
+        return lat
+
+
+# -- 3. restore ----------------------------------------------------------------
+async def populate(root: Path, sessions: int, events: int) -> str:
+    """Sessions with ``events`` events each; returns a notebook key to replay."""
+    text = "".join(f"w{i} " for i in range(events - 9))
+    model = write_script(root / "pop.json", {"text": text, "delay_ms": 0})
+    async with Engine(EngineConfig(state_dir=root / "restore", model=model)) as engine:
+        for batch in range(0, sessions, 10):
+            started = []
+            for i in range(batch, min(sessions, batch + 10)):
+                session = await engine.session(f"nb{i}.ipynb")
+                await session.send("go")
+                started.append(session)
+            for session in started:
+                await session.wait()
+        big = await engine.session(
+            "big.ipynb",
+            model=write_script(
+                root / "big.json", {"text": "".join(f"w{i} " for i in range(10_000)), "delay_ms": 0}
+            ),
+        )
+        await big.send("go")
+        await big.wait()
+        (count,) = (await engine.store.query("SELECT COUNT(*) FROM events"))[0]
+        print(f"  populated {count} events", flush=True)
+    return "nb0.ipynb"
+
+
+CHILD = """
+import asyncio, sys, time
+from pathlib import Path
+from agentspace.config import EngineConfig
+from agentspace.engine import Engine
+async def main():
+    async with Engine(EngineConfig(state_dir=Path(sys.argv[1]))) as engine:
+        session = await engine.session(sys.argv[2], create=False)
+        async for stored in session.subscribe(0):
+            print(time.time(), flush=True)
+            break
+asyncio.run(main())
+"""
+
+
+def restore_start(root: Path, key: str) -> float:
+    t0 = time.time()
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(root / "restore"), key],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return (float(out.split()[0]) - t0) * 1000
+
+
+def python_start() -> float:
+    t0 = time.time()
+    out = subprocess.run(
+        [sys.executable, "-c", "import time; print(time.time())"], capture_output=True, text=True
+    ).stdout
+    return (float(out) - t0) * 1000
+
+
+async def replay(root: Path) -> tuple[float, int]:
+    async with Engine(EngineConfig(state_dir=root / "restore")) as engine:
+        session = await engine.session("big.ipynb", create=False)
+        t0 = time.perf_counter()
+        count = 0
+        async for stored in session.subscribe(0):
+            count += 1
+            if stored.terminal:
+                break
+        return (time.perf_counter() - t0) * 1000, count
+
+
+def sqlite_baseline(root: Path, sid_key: str) -> float:
+    conn = sqlite3.connect(root / "restore" / "agentspace.db")
+    (sid,) = conn.execute("SELECT id FROM sessions WHERE notebook = ?", (sid_key,)).fetchone()
+    t0 = time.perf_counter()
+    rows = conn.execute(
+        "SELECT seq, type, data FROM events WHERE session_id = ? ORDER BY seq", (sid,)
+    ).fetchall()
+    assert rows
+    return (time.perf_counter() - t0) * 1000
+
+
+# -- 4. memory -----------------------------------------------------------------
+async def idle_memory(root: Path, count: int) -> float:
+    config = EngineConfig(state_dir=root / "mem")
+    async with Engine(config) as engine:
+        for i in range(count):
+            await engine.session(f"m{i}.ipynb")
+    async with Engine(config) as engine:
+        ids = [sid for (sid,) in await engine.store.query("SELECT id FROM sessions")]
+        await engine.get(ids[0])
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for sid in ids[1:]:
+            await engine.get(sid)
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        return (after - before) / (len(ids) - 1)
+
+
+async def main(quick: bool) -> None:
+    repeats = 1 if quick else 3
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        print("1. throughput (20,000 deltas)", flush=True)
+        n = 20_000
+        base = statistics.median([await queue_baseline(n) for _ in range(repeats)])
+        ours = statistics.median([await throughput(root / f"r{r}", n) for r in range(repeats)])
+        report(
+            "events/s committed+delivered", f"{ours:,.0f}", f"queue {base:,.0f}/s", ">= 20,000/s"
+        )
+        report("ratio to bare asyncio.Queue", f"{ours / base:.3f}", "1.0", "reported")
+
+        print("2. latency (100 sessions x 20 deltas/s)", flush=True)
+        lat = await latency(root, 100, 10 if quick else 40)
+        report("delta -> subscriber p50", f"{statistics.median(lat):.2f} ms", "0", "<= 5 ms")
+        report("delta -> subscriber p99", f"{pct(lat, 0.99):.2f} ms", "0", "<= 50 ms")
+
+        print("3. restore (100 sessions x 1,000 events)", flush=True)
+        key = await populate(root, 10 if quick else 100, 1000)
+        py = statistics.median([python_start() for _ in range(repeats + 2)])
+        starts = [restore_start(root, key) for _ in range(repeats + 2)]
+        report(
+            "process start -> first replayed event",
+            f"{statistics.median(starts):.0f} ms",
+            f"bare python start {py:.0f} ms",
+            "<= 1000 ms",
+        )
+        replays = [await replay(root) for _ in range(repeats + 2)]
+        ms = statistics.median(r[0] for r in replays)
+        report(
+            f"late subscriber replays {replays[0][1]:,} events",
+            f"{ms:.0f} ms",
+            f"sqlite SELECT {sqlite_baseline(root, 'big.ipynb'):.0f} ms",
+            "<= 200 ms",
+        )
+
+        print("4. memory", flush=True)
+        per = await idle_memory(root, 200 if quick else 1000)
+        report("idle loaded session", f"{per / 1024:.1f} KB", "-", "<= 100 KB")
+
+    print("\n| measure | result | baseline (same run) | target |")
+    print("|---|---|---|---|")
+    for row in RESULTS:
+        print("| " + " | ".join(row) + " |")
+    print(f"\n{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, one repeat")
+    asyncio.run(main(parser.parse_args().quick))
