@@ -34,12 +34,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from agentspace.models.litellm_model import LiteLLMModel
-
 from agentspace.config import EngineConfig
 from agentspace.engine import Engine
 from agentspace.models.base import StreamPart, TextDelta
-from agentspace.testing import write_script
+from agentspace.models.litellm_model import LiteLLMModel
+from agentspace.testing import DirectModel, write_script
 
 RESULTS: list[tuple[str, str, str, str]] = []
 
@@ -74,10 +73,12 @@ async def queue_baseline(n: int) -> float:
     return count / (time.perf_counter() - t0)
 
 
-async def throughput(root: Path, n: int) -> float:
+async def throughput(root: Path, n: int, direct: bool = False) -> float:
+    """Events/s from send to the terminal event; ``direct`` skips litellm's stream wrapper."""
     text = "".join(f"w{i} " for i in range(n))
     model = write_script(root / "tp.json", {"text": text, "delay_ms": 0})
-    async with Engine(EngineConfig(state_dir=root / "tp", model=model)) as engine:
+    config = EngineConfig(state_dir=root / "tp", model=model)
+    async with Engine(config, model=DirectModel() if direct else None) as engine:
         warm = await engine.session("warm.ipynb", model="scripted/echo")
         await warm.send("warm up litellm")
         await warm.wait()

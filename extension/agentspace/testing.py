@@ -8,12 +8,53 @@ helpers only write its script files and read runs back.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from .events import StoredEvent
+from .models.base import (
+    Completion,
+    StreamPart,
+    TextDelta,
+    ToolCallArgsDelta,
+    ToolCallBegin,
+    ToolCallRequest,
+    Usage,
+)
+from .models.scripted import plan_turn, split_words
 from .session import Session
+
+
+class DirectModel:
+    """The scripted model without litellm: the same scripts, straight into the Model port.
+
+    For tests and benchmarks that are about the engine, not the provider path:
+    it isolates the engine's own cost (litellm's stream wrapper costs ~75 µs a
+    chunk) and needs no litellm import. Use ``scripted/...`` model strings.
+    """
+
+    async def stream(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        *,
+        model: str,
+        params: dict[str, Any],
+    ) -> AsyncIterator[StreamPart]:
+        planned = plan_turn(model.removeprefix("scripted/"), messages)
+        for word in split_words(planned.text):
+            yield TextDelta(word)
+            await asyncio.sleep(planned.delay_ms / 1000)
+        calls = []
+        for call_id, name, arguments in planned.tool_calls:
+            yield ToolCallBegin(call_id, name)
+            yield ToolCallArgsDelta(call_id, arguments)
+            calls.append(ToolCallRequest(call_id, name, arguments))
+        usage = Usage(planned.prompt_tokens, planned.completion_tokens, 0.0)
+        yield Completion(planned.text, tuple(calls), planned.finish_reason, usage)
 
 
 def turn(
