@@ -132,8 +132,7 @@ async def follow(
 async def _run(args: argparse.Namespace, engine: Engine) -> int:
     session = await engine.session(args.notebook, model=args.model)
     if args.model and session.record.model != args.model:
-        session.record.model = args.model
-        session.save()
+        session.configure(model=args.model)
     await session.store.flush()
     after = session.log.last_seq
     receipt = await session.send(args.prompt)

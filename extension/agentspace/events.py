@@ -14,7 +14,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ag_ui.core import BaseEvent, CustomEvent, Event
+from ag_ui.core import (
+    AssistantMessage,
+    BaseEvent,
+    CustomEvent,
+    Event,
+    FunctionCall,
+    MessagesSnapshotEvent,
+    ToolCall,
+    ToolMessage,
+    UserMessage,
+)
 from pydantic import TypeAdapter
 
 _EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
@@ -50,6 +60,29 @@ def parse(data: str) -> BaseEvent:
     """Parse one stored/wire event back into its AG-UI model."""
     event: BaseEvent = _EVENT_ADAPTER.validate_json(data)
     return event
+
+
+def messages_snapshot(transcript: list[dict[str, Any]]) -> MessagesSnapshotEvent:
+    """The transcript as AG-UI messages, for a client that joins late or lost its state."""
+    messages: list[Any] = []
+    for i, m in enumerate(transcript):
+        mid = m.get("id") or f"m{i}"
+        role = m.get("role")
+        if role == "user":
+            messages.append(UserMessage(id=mid, content=m.get("content") or ""))
+        elif role == "assistant":
+            calls = [
+                ToolCall(id=c["id"], function=FunctionCall(**c["function"]))
+                for c in m.get("tool_calls") or []
+            ]
+            messages.append(
+                AssistantMessage(id=mid, content=m.get("content"), tool_calls=calls or None)
+            )
+        elif role == "tool":
+            messages.append(
+                ToolMessage(id=mid, content=m.get("content") or "", tool_call_id=m["tool_call_id"])
+            )
+    return MessagesSnapshotEvent(messages=messages, timestamp=now_ms())
 
 
 def custom(name: str, value: Any) -> CustomEvent:

@@ -51,10 +51,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 Outcome = Literal["success", "interrupt", "cancelled", "error"]
 CANCELLED_TEXT = "Cancelled: the run was stopped before this call finished."
-INTERRUPTED_TEXT = (
-    "Interrupted: the process stopped while this call was pending or running; "
-    "it may or may not have taken effect. Check before repeating it."
-)
 FAILED_TEXT = "Error: the run failed before this call ran."
 DEFAULT_WINDOW = 128_000
 
@@ -258,7 +254,7 @@ class Run:
             self._message_id = None
 
     # -- tool calls ----------------------------------------------------------
-    def _unresolved(self) -> list[dict[str, Any]]:
+    def unresolved(self) -> list[dict[str, Any]]:
         """Tool calls of the last assistant message that have no result yet."""
         for i in range(len(self.transcript) - 1, -1, -1):
             message = self.transcript[i]
@@ -273,14 +269,14 @@ class Run:
         """Run, refuse or hold each unanswered tool call, in order."""
         s = self.s
         held: list[PendingCall] = []
-        for call in self._unresolved():
+        for call in self.unresolved():
             call_id, name = call["id"], call["function"]["name"]
             arguments = call["function"]["arguments"]
             approval = self.approvals.get(call_id)
             if approval is not None and approval.decision is not None:
                 d = approval.decision
                 if d.decision == "reject":
-                    self._result(call_id, rejection_text(name, d.reason))
+                    self.result(call_id, rejection_text(name, d.reason))
                 elif d.decision == "edit":
                     edited = json.dumps(d.arguments)
                     note = f"Note: the user edited the arguments of this call to {edited}.\n"
@@ -301,7 +297,7 @@ class Run:
             elif held:
                 continue  # waits behind an earlier call that needs approval
             elif policy == "deny":
-                self._result(call_id, DENIED_TEXT.format(name=name))
+                self.result(call_id, DENIED_TEXT.format(name=name))
             else:
                 await self._execute(call_id, name, arguments)
         if not held:
@@ -332,11 +328,11 @@ class Run:
             text, changed = output.text, output.changed_paths
         except ToolError as exc:
             text = f"Error: {exc.message}"
-        self._result(call_id, note + text)
+        self.result(call_id, note + text)
         if changed:
             self.emit(custom(Custom.FILES, {"paths": changed, "tool_call_id": call_id}))
 
-    def _result(self, call_id: str, text: str) -> None:
+    def result(self, call_id: str, text: str) -> None:
         message_id = new_id("msg")
         self.emit(
             ToolCallResultEvent(
@@ -344,42 +340,6 @@ class Run:
             )
         )
         self.append({"role": "tool", "tool_call_id": call_id, "content": text, "id": message_id})
-
-    async def recover(self, run_id: str, first_seq: int, owner: str | None) -> None:
-        """Close a run a dead process left open, keeping its partial text."""
-        s = self.s
-        self.run_id = run_id
-        await s.store.flush()
-        self.transcript = await s.store.read(lambda c: records.transcript(c, s.id))
-        open_text: dict[str, list[str]] = {}
-        after = first_seq - 1
-        while page := await s.log.read(after):
-            for stored in page:
-                if stored.type.startswith("TEXT_MESSAGE_"):
-                    data = json.loads(stored.data)
-                    mid = data["messageId"]
-                    if stored.type == "TEXT_MESSAGE_START" and data.get("role") == "assistant":
-                        open_text[mid] = []
-                    elif stored.type == "TEXT_MESSAGE_CONTENT" and mid in open_text:
-                        open_text[mid].append(data["delta"])
-                    elif stored.type == "TEXT_MESSAGE_END":
-                        open_text.pop(mid, None)
-            after = page[-1].seq
-        for mid, parts in open_text.items():
-            self.emit(TextMessageEndEvent(message_id=mid))
-            self.append({"role": "assistant", "content": "".join(parts), "id": mid})
-        for call in self._unresolved():
-            self._result(call["id"], INTERRUPTED_TEXT)
-        pid = (owner or "?").split(":")[0]
-        message = (
-            f"The run was interrupted: the process serving it (pid {pid}) stopped. The text "
-            "streamed so far is kept; use resume to continue."
-        )
-        self.emit(RunErrorEvent(message=message, code="interrupted"))
-        s.store.write(records.END_RUN, (time.time(), "interrupted", "{}", s.id, run_id))
-        s.set_status("interrupted", message)
-        s.store.write("UPDATE sessions SET owner = NULL WHERE id = ?", (s.id,))
-        await s.store.flush()
 
     # -- endings -------------------------------------------------------------
     def _close(self, why: str) -> None:
@@ -389,8 +349,8 @@ class Run:
             self._text = []
         self._end_text()
         text = CANCELLED_TEXT if why == "cancelled" else FAILED_TEXT
-        for call in self._unresolved():
-            self._result(call["id"], text)
+        for call in self.unresolved():
+            self.result(call["id"], text)
 
     def _usage(self) -> list[TokenUsage]:
         u = self.usage

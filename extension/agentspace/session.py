@@ -18,10 +18,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ag_ui.core import MessagesSnapshotEvent
 from pydantic import BaseModel
 
 from . import records
 from .approvals import Decision, PendingCall
+from .config import Policy
 from .errors import (
     ConflictError,
     InputError,
@@ -31,9 +33,10 @@ from .errors import (
     ToolError,
 )
 from .eventlog import EventLog
-from .events import Custom, StoredEvent, custom
+from .events import Custom, StoredEvent, custom, messages_snapshot
 from .models.base import Usage
 from .records import SessionInfo, SessionRecord, Status
+from .recovery import close_dead_run
 from .runloop import Outcome, Run, new_id
 
 if TYPE_CHECKING:
@@ -104,6 +107,26 @@ class Session:
     async def transcript(self) -> list[dict[str, Any]]:
         await self.store.flush()
         return await self.store.read(lambda c: records.transcript(c, self.id))
+
+    async def snapshot(self) -> MessagesSnapshotEvent:
+        """A MESSAGES_SNAPSHOT of the transcript (not stored: it is derived)."""
+        return messages_snapshot(await self.transcript())
+
+    def configure(
+        self,
+        *,
+        model: str | None = None,
+        params: dict[str, Any] | None = None,
+        policies: dict[str, Policy] | None = None,
+    ) -> None:
+        """Per-session model, litellm parameters and tool policies (applied from the next call)."""
+        if model is not None:
+            self.record.model = model
+        if params is not None:
+            self.record.model_params = dict(params)
+        if policies is not None:
+            self.record.policies.update(policies)
+        self.save()
 
     def subscribe(self, after: int = 0) -> AsyncIterator[StoredEvent]:
         """Every committed event after ``after``, then live ones (see ``EventLog``)."""
@@ -304,7 +327,7 @@ class Session:
         for run_id, owner, first_seq in runs:
             if owner == token or records.owner_alive(owner):
                 continue
-            await Run(self).recover(run_id, first_seq, owner)
+            await close_dead_run(self, run_id, first_seq, owner)
         if self.status == "running" and not self.busy and not records.owner_alive(owner):
             # The serving process died between runs: nothing is in flight, but the
             # queue waits for someone to pick it up.

@@ -312,3 +312,49 @@ async def test_many_subscribers_see_every_event_once_in_order(
         assert seqs == list(range(seqs[0], seqs[-1] + 1))
         assert seqs[-1] == results[0][-1]
     assert all(r[0] == 1 for r in results[:40]) and all(r[0] == 6 for r in results[40:])
+
+
+class FailingMidStream:
+    """A provider that streams a few words, then drops the connection."""
+
+    async def stream(self, messages: Any, tools: Any, **kw: Any) -> Any:
+        from agentspace.errors import ModelUnavailableError
+        from agentspace.models.base import TextDelta
+
+        for word in ("partial ", "answer "):
+            yield TextDelta(word)
+        raise ModelUnavailableError("The provider closed the stream; try again (resume).")
+
+
+async def test_provider_failing_mid_stream_keeps_partial_text(
+    make_config: Callable[..., EngineConfig],
+) -> None:
+    async with Engine(make_config(), model=FailingMidStream()) as engine:
+        session = await engine.session("midstream.ipynb")
+        await session.send("hi")
+        events = await collect_run(session, 0)
+        error = json.loads(events[-1].data)
+        assert error["type"] == "RUN_ERROR" and error["code"] == "model_unavailable"
+        assert "resume" in error["message"]
+        assert types_of(events)[-2] == "TEXT_MESSAGE_END"  # the cut message is closed
+        await session.wait()
+        assert session.status == "failed"
+        last = (await session.transcript())[-1]
+        assert last == {"role": "assistant", "content": "partial answer ", "id": last["id"]}
+
+
+async def test_snapshot_and_per_session_configuration(
+    engine: Engine, script: Callable[..., str]
+) -> None:
+    session = await engine.session("snap.ipynb")
+    session.configure(
+        model=script(turn("ok", ("read_file", {"path": "x"}))), policies={"read_file": "deny"}
+    )
+    await session.send("read x")
+    await session.wait()
+    snapshot = (await session.snapshot()).model_dump(by_alias=True, exclude_none=True)
+    roles = [m["role"] for m in snapshot["messages"]]
+    assert roles == ["user", "assistant", "tool", "assistant"]
+    assert snapshot["messages"][1]["toolCalls"][0]["function"]["name"] == "read_file"
+    assert "denied by policy" in snapshot["messages"][2]["content"]
+    assert snapshot["type"] == "MESSAGES_SNAPSHOT"
