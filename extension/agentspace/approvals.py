@@ -9,6 +9,7 @@ survives restarts and is easy to test.
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import Any, Literal
 
 from ag_ui.core import Interrupt
@@ -38,6 +39,11 @@ class Decision(BaseModel):
         return self
 
 
+@cache
+def _decision_schema() -> dict[str, Any]:
+    return Decision.model_json_schema()
+
+
 class PendingCall(BaseModel):
     """A tool call held for approval (one row of the approvals table)."""
 
@@ -59,7 +65,7 @@ class PendingCall(BaseModel):
             reason="tool_approval",
             message=f"Approve the call to {self.name}?",
             tool_call_id=self.tool_call_id,
-            response_schema=Decision.model_json_schema(),
+            response_schema=_decision_schema(),
             metadata={"tool": self.name, "arguments": args},
         )
 

@@ -284,6 +284,11 @@ class Run:
                 else:
                     await self._execute(call_id, name, arguments)
                 continue
+            try:
+                s.engine.tools.get(name)
+            except ToolError as exc:  # unknown tool: nothing to approve, tell the model
+                self.result(call_id, f"Error: {exc.message}")
+                continue
             policy = resolve_policy(
                 name, s.engine.default_policy(name), s.engine.config.policies, s.record.policies
             )

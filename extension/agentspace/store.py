@@ -170,7 +170,7 @@ class Store:
                 try:
                     if batch:
                         await loop.run_in_executor(self._writer, self._commit, batch)
-                except sqlite3.Error as exc:
+                except Exception as exc:  # sqlite3.Error, or a bad parameter from a caller
                     error = StoreError(f"writing the state database {self.path} failed: {exc}")
                     log.error("%s", error)
                 finally:

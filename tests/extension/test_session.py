@@ -358,3 +358,16 @@ async def test_snapshot_and_per_session_configuration(
     assert snapshot["messages"][1]["toolCalls"][0]["function"]["name"] == "read_file"
     assert "denied by policy" in snapshot["messages"][2]["content"]
     assert snapshot["type"] == "MESSAGES_SNAPSHOT"
+
+
+async def test_unknown_tool_is_answered_without_asking(
+    engine: Engine, script: Callable[..., str]
+) -> None:
+    session = await engine.session(
+        "unknown.ipynb", model=script(turn("", ("rm_rf", {})), turn("ok"))
+    )
+    await session.send("go")
+    await session.wait()
+    assert session.status == "idle"
+    tool = next(m for m in await session.transcript() if m["role"] == "tool")
+    assert "Unknown tool 'rm_rf'" in tool["content"] and "write_file" in tool["content"]
