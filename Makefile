@@ -16,10 +16,12 @@ $(STAMP): pyproject.toml scripts/setup.sh
 
 # The main job (until the server extension lands): one agent session on the
 # offline scripted demo model, streamed in the terminal, tool calls approved.
+# The demo's state starts fresh each time so the script plays from its first turn.
 run: setup
-	$(VENV)/bin/agentspace run --state-dir "$(STATE)" --notebook demo.ipynb \
+	rm -rf "$(STATE)/demo"
+	$(VENV)/bin/agentspace run --state-dir "$(STATE)/demo" --notebook demo.ipynb \
 		--model scripted/notebooks/demo_script.json --approve all "$(PROMPT)"
-	$(VENV)/bin/agentspace sessions --state-dir "$(STATE)"
+	$(VENV)/bin/agentspace sessions --state-dir "$(STATE)/demo"
 
 lint: setup
 	$(VENV)/bin/ruff check extension kernel tests bench

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Policy = Literal["allow", "ask", "deny"]
 
@@ -67,3 +67,9 @@ class EngineConfig(BaseModel):
         default_factory=dict, description="Approval policy per tool name, over tool defaults."
     )
     limits: Limits = Field(default_factory=Limits)
+
+    @field_validator("state_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # Workspaces are bind-mounted and shown to people: keep every path absolute.
+        return value.expanduser().absolute()

@@ -13,6 +13,7 @@ import pytest
 from agentspace.cli import main
 from agentspace.config import EngineConfig
 from agentspace.engine import Engine
+from agentspace.errors import ConflictError
 from agentspace.testing import collect_run, text_of, turn
 
 
@@ -165,3 +166,27 @@ async def test_kill_9_mid_run_is_recovered_as_interrupted(
         await session.resume()
         resumed = await collect_run(session, last)
         assert text_of(resumed) == "resumed fine"
+
+
+async def test_stop_from_another_process_cancels_the_run(
+    state_dir: Path, script: Callable[..., str]
+) -> None:
+    words = " ".join(f"w{i}" for i in range(5000))
+    model = script(turn(words, delay_ms=5))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agentspace", "run", "--state-dir", str(state_dir),
+        "--notebook", "remote.ipynb", "--model", model, "--json", "go",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    while b"TEXT_MESSAGE_CONTENT" not in await proc.stdout.readline():
+        pass
+    async with Engine(EngineConfig(state_dir=state_dir)) as engine:
+        session = await engine.session("remote.ipynb", create=False)
+        with pytest.raises(ConflictError, match="Another process"):
+            await session.send("me too")  # the other process serves this session
+        await session.stop()
+    rest = (await proc.stdout.read()).decode().splitlines()
+    assert await proc.wait() == 130
+    last = json.loads(rest[-1])["event"]
+    assert last["type"] == "RUN_FINISHED" and last["outcome"] == {"type": "cancelled"}
