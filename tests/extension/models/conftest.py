@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 
 import pytest
 
+from agentspace.models.scripted import _chunk as scripted_chunk
+
 # Test modules import litellm at top level; without this it would fetch its cost map.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -91,15 +93,7 @@ class FakeProvider:
             self.closed += 1
 
 
-def _chunk(text: str = "", tool_use: Any = None) -> dict[str, Any]:
-    return {
-        "text": text,
-        "tool_use": tool_use,
-        "is_finished": False,
-        "finish_reason": "",
-        "usage": None,
-        "index": 0,
-    }
+_chunk = scripted_chunk  # the scripted provider's chunk shape, reused
 
 
 @pytest.fixture(scope="session")
