@@ -13,7 +13,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .workspace.sandbox import SandboxPolicy
+
 Policy = Literal["allow", "ask", "deny"]
+SandboxChoice = Literal["auto", "bubblewrap", "docker", "local"]
 
 DEFAULT_MODEL = "scripted/echo"
 
@@ -67,6 +70,17 @@ class EngineConfig(BaseModel):
         default_factory=dict, description="Approval policy per tool name, over tool defaults."
     )
     limits: Limits = Field(default_factory=Limits)
+    sandbox: SandboxChoice = Field(
+        "auto",
+        description="Where commands run: bubblewrap, docker, local (no isolation) or auto "
+        "(bubblewrap, else docker; never local unless chosen).",
+    )
+    sandbox_policy: SandboxPolicy = Field(default_factory=SandboxPolicy)
+    docker_host: str | None = Field(None, description="Docker engine URL (default: DOCKER_HOST).")
+    preview_url: str = Field(
+        "/agentspace/preview/{session_id}/{port}/",
+        description="URL template of previews ({session_id}, {port}).",
+    )
 
     @field_validator("state_dir")
     @classmethod

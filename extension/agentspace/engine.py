@@ -26,6 +26,7 @@ from .records import SessionInfo, SessionRecord
 from .session import Session
 from .store import Store
 from .tools.base import Tool, ToolRegistry
+from .workspaces import Workspaces
 
 log = logging.getLogger(__name__)
 STOP_POLL_SECONDS = 0.05
@@ -73,6 +74,7 @@ class Engine:
         self._by_notebook: dict[str, str] = {}
         self._lock = asyncio.Lock()
         self._watcher: asyncio.Task[None] | None = None
+        self.workspaces = Workspaces(self.config)
 
     @property
     def store(self) -> Store:
@@ -112,6 +114,7 @@ class Engine:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
+        await self.workspaces.close()
         await self._store.close()
         self._store = None
 
@@ -156,6 +159,15 @@ class Engine:
             return await self.session(key, create=False)
         except (NotFoundError, InputError):
             return await self.get(key)
+
+    async def delete(self, session_id: str, *, purge: bool = False) -> None:
+        """Stop a session and its processes, remove it from the store (and its files)."""
+        session = await self.get(session_id)
+        await session.stop()
+        await self.workspaces.forget(session.id, destroy=True, purge=purge)
+        await self.store.transaction(lambda c: records.delete_session(c, session.id))
+        self._sessions.pop(session.id, None)
+        self._by_notebook.pop(session.notebook, None)
 
     async def list(self) -> list[SessionInfo]:
         rows = await self.store.query("SELECT id FROM sessions ORDER BY created")

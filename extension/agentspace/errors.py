@@ -23,7 +23,9 @@ are translated once, at the adapter, into this tree::
     ├── ToolError                   a tool call failed; its message goes back to the
     │   ├── ToolArgumentsError      model, which can correct itself
     │   └── PathEscapeError         a path outside the workspace was refused
-    └── StoreError                  the state database failed (disk full, corrupt file)
+    ├── StoreError                  the state database failed (disk full, corrupt file)
+    └── SandboxError                a sandbox could not start or died; says what to do
+        └── SandboxUnavailableError no usable backend (names the ways out)
 
 Control signals (stop, approval interrupts) are not errors and are not here.
 """
@@ -116,3 +118,11 @@ class PathEscapeError(ToolError):
 
 class StoreError(AgentspaceError):
     code = "store_error"
+
+
+class SandboxError(AgentspaceError):
+    code = "sandbox_error"
+
+
+class SandboxUnavailableError(SandboxError):
+    code = "sandbox_unavailable"

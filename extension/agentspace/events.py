@@ -43,6 +43,10 @@ class Custom:
     """Usage after a model call: ``{"run": {...}, "session": {...}}``."""
     STATUS = "agentspace.status"
     """The session's status changed: ``{"status", "reason"?}``."""
+    PROCESS = "agentspace.process"
+    """A background process started or exited: its record (name, command, status...)."""
+    PREVIEW = "agentspace.preview"
+    """A preview was opened: ``{"port", "url"}``."""
     DECISION = "agentspace.decision"
     """An approval was decided: ``{"tool_call_id", "decision", "reason"?, "arguments"?}``."""
 

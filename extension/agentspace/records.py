@@ -46,6 +46,9 @@ class SessionRecord(BaseModel):
     reason: str | None = None
     usage: UsageTotals = Field(default_factory=UsageTotals)
     workspace: str = ""
+    sandbox: dict[str, Any] = Field(
+        default_factory=dict, description="Overrides of the server's sandbox policy."
+    )
 
 
 class SessionInfo(SessionRecord):
@@ -55,6 +58,7 @@ class SessionInfo(SessionRecord):
     pending_approvals: list[str] = Field(default_factory=list)
     last_seq: int = 0
     effective_model: str = ""
+    sandbox_backend: str = ""
 
 
 class InboxItem(BaseModel):
@@ -180,3 +184,9 @@ def claim(conn: sqlite3.Connection, session_id: str, token: str) -> str | None:
 
 def release(conn: sqlite3.Connection, session_id: str, token: str) -> None:
     conn.execute("UPDATE sessions SET owner = NULL WHERE id = ? AND owner = ?", (session_id, token))
+
+
+def delete_session(conn: sqlite3.Connection, session_id: str) -> None:
+    for table in ("events", "messages", "inbox", "approvals", "runs", "sessions"):
+        key = "id" if table == "sessions" else "session_id"
+        conn.execute(f"DELETE FROM {table} WHERE {key} = ?", (session_id,))

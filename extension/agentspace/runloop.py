@@ -39,7 +39,7 @@ from ag_ui.core import (
 
 from . import records
 from .approvals import DENIED_TEXT, PendingCall, rejection_text, resolve_policy
-from .errors import AgentspaceError, LimitExceededError, ToolError
+from .errors import AgentspaceError, LimitExceededError, SandboxError, ToolError
 from .events import Custom, custom
 from .history import build_prompt
 from .models.base import Completion, TextDelta, ToolCallArgsDelta, ToolCallBegin, Usage
@@ -329,6 +329,10 @@ class Run:
             tool = s.engine.tools.get(name)
             args = tool.parse_arguments(arguments)
             ctx = ToolContext(workspace=s.workspace, session_id=s.id, notebook=s.notebook)
+            try:
+                ctx.runtime = await s.engine.workspaces.get(s)
+            except SandboxError as exc:  # file tools still work; sandbox tools say why not
+                ctx.runtime_error = exc.message
             output = await tool.run(ctx, args)
             text, changed = output.text, output.changed_paths
         except ToolError as exc:

@@ -99,6 +99,7 @@ class Session:
             pending_approvals=pending,
             last_seq=self.log.last_seq,
             effective_model=self.effective_model,
+            sandbox_backend=self.engine.workspaces.describe(self.id),
         )
 
     async def pending(self) -> list[PendingCall]:
@@ -118,14 +119,21 @@ class Session:
         model: str | None = None,
         params: dict[str, Any] | None = None,
         policies: dict[str, Policy] | None = None,
+        sandbox: dict[str, Any] | None = None,
     ) -> None:
-        """Per-session model, litellm parameters and tool policies (applied from the next call)."""
+        """Per-session model, litellm parameters, tool policies and sandbox policy overrides."""
         if model is not None:
             self.record.model = model
         if params is not None:
             self.record.model_params = dict(params)
         if policies is not None:
             self.record.policies.update(policies)
+        if sandbox is not None:
+            from .workspace.sandbox import SandboxPolicy
+
+            merged = {**self.engine.config.sandbox_policy.model_dump(), **sandbox}
+            SandboxPolicy.model_validate(merged)  # refuse bad values now, with field names
+            self.record.sandbox.update(sandbox)
         self.save()
 
     def subscribe(self, after: int = 0) -> AsyncIterator[StoredEvent]:

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 
@@ -30,6 +30,10 @@ ToolFunction = Callable[..., Any]
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what OpenAI-style providers accept
 
 
+if TYPE_CHECKING:
+    from ..workspace.workspace import Workspace
+
+
 @dataclass
 class ToolContext:
     """What a tool may know about the call: where it may touch files, and for whom."""
@@ -37,6 +41,13 @@ class ToolContext:
     workspace: Path
     session_id: str
     notebook: str
+    runtime: Workspace | None = None  # the sandbox, processes and previews (None: files only)
+    runtime_error: str | None = None  # why there is no runtime, for the model
+
+    def check_quota(self, extra: int) -> None:
+        """Refuse a write of ``extra`` bytes that would take the workspace over its quota."""
+        if self.runtime is not None:
+            self.runtime.check_quota(extra)
 
 
 @dataclass

@@ -181,6 +181,7 @@ def write_file(ctx: ToolContext, args: WriteFileArgs) -> ToolOutput:
     To change part of an existing file, prefer edit_file.
     """
     data = args.content.encode("utf-8")
+    ctx.check_quota(len(data))
     with _fs_errors(args.path):
         written = paths.write_bytes(ctx.workspace, args.path, data)
     return ToolOutput(text=f"Wrote {len(data):,} bytes to {written}", changed_paths=[written])
@@ -227,6 +228,7 @@ def edit_file(ctx: ToolContext, args: EditFileArgs) -> ToolOutput:
                 matches=count,
             )
         new = text.replace(args.old_string, args.new_string, -1 if args.replace_all else 1)
+        ctx.check_quota(max(0, len(new) - len(text)))
         written = paths.write_bytes(ctx.workspace, args.path, new.encode("utf-8"))
     noun = "occurrence" if count == 1 else "occurrences"
     return ToolOutput(text=f"Replaced {count} {noun} in {written}", changed_paths=[written])
@@ -268,4 +270,6 @@ FILE_TOOLS: tuple[Tool, ...] = (read_file, write_file, edit_file, list_files)
 
 def builtin_tools() -> list[Tool]:
     """The tools every session gets unless configured otherwise."""
-    return list(FILE_TOOLS)
+    from .processes import PROCESS_TOOLS
+
+    return [*FILE_TOOLS, *PROCESS_TOOLS]

@@ -61,7 +61,16 @@ def tree(root: Path) -> set[str]:
 
 def test_builtin_tools_and_policies() -> None:
     assert [t.name for t in FILE_TOOLS] == ["read_file", "write_file", "edit_file", "list_files"]
-    assert builtin_tools() == list(FILE_TOOLS)
+    assert builtin_tools()[: len(FILE_TOOLS)] == list(FILE_TOOLS)
+    assert {t.name: t.policy for t in builtin_tools()[len(FILE_TOOLS) :]} == {
+        "shell": "ask",
+        "start_process": "ask",
+        "list_processes": "allow",
+        "process_output": "allow",
+        "stop_process": "ask",
+        "restart_processes": "ask",
+        "open_preview": "allow",
+    }
     assert {t.name: t.policy for t in FILE_TOOLS} == {
         "read_file": "allow",
         "write_file": "ask",

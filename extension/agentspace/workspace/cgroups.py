@@ -1,0 +1,176 @@
+"""Resource limits through cgroups, where this process may write them.
+
+Machines differ: cgroup v1 (separate memory/pids/cpu hierarchies), v2 (one
+unified tree, needs delegation), or hybrid; writable only as root or in a
+delegated subtree. We detect what works by trying it (create a child of our
+own cgroup, write a limit) and fall back to rlimits where nothing does. A
+session gets one group per controller; each command joins it before it execs
+(so nothing it forks escapes the limit), and the groups' event counters tell
+which limit a killed command hit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+ROOT = Path("/sys/fs/cgroup")
+
+
+def _own_path(controller: str) -> str | None:
+    """Our cgroup path for ``controller`` ('' means the v2 unified hierarchy)."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(",") or (controller == "" and controllers == ""):
+            return path
+    return None
+
+
+@cache
+def layout() -> str:
+    """'v1', 'v2' or 'none': which cgroup tree this process can create limits in."""
+    for version, probe in (("v1", _probe_v1), ("v2", _probe_v2)):
+        try:
+            if probe():
+                return version
+        except OSError as exc:
+            log.debug("cgroup %s probe failed: %s", version, exc)
+    return "none"
+
+
+def _probe_v1() -> bool:
+    base = ROOT / "memory"
+    own = _own_path("memory")
+    if not (base / "memory.limit_in_bytes").exists() or own is None:
+        return False
+    probe = base / own.lstrip("/") / f"agentspace-probe-{os.getpid()}"
+    probe.mkdir()
+    try:
+        (probe / "memory.limit_in_bytes").write_text(str(1 << 30))
+        return True
+    finally:
+        probe.rmdir()
+
+
+def _probe_v2() -> bool:
+    own = _own_path("")
+    if not (ROOT / "cgroup.controllers").exists() or own is None:
+        return False
+    parent = ROOT / own.lstrip("/")
+    wanted = {"memory", "pids", "cpu"}
+    if not wanted <= set((parent / "cgroup.subtree_control").read_text().split()):
+        return False
+    probe = parent / f"agentspace-probe-{os.getpid()}"
+    probe.mkdir()
+    try:
+        (probe / "memory.max").write_text(str(1 << 30))
+        return True
+    finally:
+        probe.rmdir()
+
+
+@dataclass
+class Limits:
+    """Limits of one sandbox; ``join`` runs in the child before exec."""
+
+    name: str
+    memory_mb: int | None
+    cpus: float | None
+    pids: int | None
+    dirs: list[Path] = field(default_factory=list)
+
+    def create(self) -> None:
+        """Make the groups and write the limits (no-op where cgroups are not writable)."""
+        version = layout()
+        if version == "v1":
+            self._create_v1()
+        elif version == "v2":
+            self._create_v2()
+
+    def _group(self, controller: str, base: Path) -> Path:
+        own = _own_path(controller) or "/"
+        group = base / own.lstrip("/") / f"agentspace-{self.name}"
+        group.mkdir(exist_ok=True)
+        self.dirs.append(group)
+        return group
+
+    def _create_v1(self) -> None:
+        memory = self._group("memory", ROOT / "memory")
+        if self.memory_mb:
+            limit = str(self.memory_mb << 20)
+            (memory / "memory.limit_in_bytes").write_text(limit)
+            with contextlib.suppress(OSError):  # no swap accounting on some kernels
+                (memory / "memory.memsw.limit_in_bytes").write_text(limit)
+        pids = self._group("pids", ROOT / "pids")
+        (pids / "pids.max").write_text(str(self.pids) if self.pids else "max")
+        if (ROOT / "cpu").exists():
+            cpu = self._group("cpu", ROOT / "cpu")
+            quota = int(self.cpus * 100_000) if self.cpus else -1
+            (cpu / "cpu.cfs_period_us").write_text("100000")
+            (cpu / "cpu.cfs_quota_us").write_text(str(quota))
+
+    def _create_v2(self) -> None:
+        group = self._group("", ROOT)
+        (group / "memory.max").write_text(str(self.memory_mb << 20) if self.memory_mb else "max")
+        with contextlib.suppress(OSError):
+            (group / "memory.swap.max").write_text("0")
+        (group / "pids.max").write_text(str(self.pids) if self.pids else "max")
+        quota = f"{int(self.cpus * 100_000)} 100000" if self.cpus else "max 100000"
+        (group / "cpu.max").write_text(quota)
+
+    def wrapper(self) -> list[str]:
+        """argv prefix that puts the command in the groups (or under rlimits), then execs it.
+
+        A tiny ``sh`` joins before it execs, so nothing the command forks can
+        escape the limits; it is cheaper than a Python ``preexec_fn``, which
+        forces a full fork of the server process.
+        """
+        steps = [f"echo $$ > {group}/cgroup.procs" for group in self.dirs]
+        if not self.dirs:
+            if self.memory_mb:
+                steps.append(f"ulimit -v {self.memory_mb << 10}")
+            if self.pids:
+                steps.append(f"ulimit -u {self.pids} 2>/dev/null")
+        if not steps:
+            return []
+        return ["/bin/sh", "-c", " && ".join([*steps, 'exec "$@"']), "agentspace-limits"]
+
+    def counters(self) -> dict[str, int]:
+        """OOM kills and refused forks so far (monotonic)."""
+        out: dict[str, int] = {}
+        for group in self.dirs:
+            for file, key, label in (
+                ("memory.oom_control", "oom_kill", "memory"),
+                ("memory.events", "oom_kill", "memory"),
+                ("pids.events", "max", "pids"),
+            ):
+                with contextlib.suppress(OSError):
+                    for line in (group / file).read_text().splitlines():
+                        name, _, value = line.partition(" ")
+                        if name == key:
+                            out[label] = out.get(label, 0) + int(value)
+        return out
+
+    def pids_in(self) -> list[int]:
+        """Every process in the groups (to kill what escaped a process tree)."""
+        found: set[int] = set()
+        for group in self.dirs:
+            with contextlib.suppress(OSError):
+                found.update(int(p) for p in (group / "cgroup.procs").read_text().split())
+        return sorted(found)
+
+    def remove(self) -> None:
+        """Delete the groups (they must be empty: kill first)."""
+        for group in reversed(self.dirs):
+            with contextlib.suppress(OSError):
+                group.rmdir()
+        self.dirs.clear()

@@ -1,0 +1,69 @@
+"""The local backend: plain processes in the workspace folder, no isolation.
+
+Only when configured explicitly (never an automatic fallback), and every
+session using it says so in its status. Commands still get the limits that
+can be had without a sandbox (cgroups or rlimits), an environment without the
+server's secrets, and a tree kill that also reaches processes that left the
+process group (through the session's cgroup where there is one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from .bwrap import ENV
+from .cgroups import Limits
+from .hostproc import HostExecution, signal_all, spawn
+from .sandbox import Execution, Sandbox, SandboxPolicy
+
+
+class LocalSandbox(Sandbox):
+    kind = "local"
+    isolated = False
+
+    def __init__(self, session_id: str, workspace: Path, policy: SandboxPolicy) -> None:
+        super().__init__(session_id, workspace, policy)
+        self.limits = Limits(f"local-{session_id[:18]}", policy.memory_mb, policy.cpus, policy.pids)
+        self._started = False
+        self._running: set[HostExecution] = set()
+
+    async def start(self) -> None:
+        if not self._started:
+            self.limits.create()
+            self._started = True
+
+    async def exec(self, command: str, *, env: dict[str, str] | None = None) -> Execution:
+        await self.start()
+        environment = {**ENV, "HOME": str(self.workspace), **(env or {})}
+        environment["PATH"] = os.environ.get("PATH", environment["PATH"])
+        argv = [*self.limits.wrapper(), "/bin/sh", "-c", command]
+        process = await spawn(argv, cwd=self.workspace, env=environment)
+        execution = HostExecution(process, extra_pids=self._strays)
+        self._running.add(execution)
+        asyncio.ensure_future(process.wait()).add_done_callback(
+            lambda _: self._running.discard(execution)
+        )
+        return execution
+
+    def _strays(self) -> list[int]:
+        """Processes of this sandbox that left their tree (only known with cgroups)."""
+        if self._running:  # other commands still run: do not kill their processes
+            alive = {e.pid for e in self._running if e.process.returncode is None}
+            if len(alive) > 1:
+                return []
+        return self.limits.pids_in()
+
+    async def connect(self, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+
+    async def counters(self) -> dict[str, int]:
+        return self.limits.counters()
+
+    async def close(self) -> None:
+        for execution in list(self._running):
+            execution.kill()
+        signal_all(self.limits.pids_in(), 9)
+        self.limits.remove()
+        self._started = False

@@ -1,0 +1,160 @@
+"""One session's workspace: its folder, its sandbox, its processes and previews.
+
+The tools talk to this facade, never to a backend. Backends are chosen by the
+``sandbox`` setting; ``auto`` takes bubblewrap where it works, else docker where
+an engine answers, else refuses with the three ways out. It never falls back to
+``local`` silently: running an agent's commands on the host unsandboxed has to
+be somebody's explicit choice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..config import SandboxChoice
+from ..errors import SandboxUnavailableError, ToolError
+from .processes import ProcessManager
+from .runner import CommandResult, run_command
+from .sandbox import Sandbox, SandboxKind, SandboxPolicy
+
+LOG_DIR = ".agentspace/logs"
+SIZE_TTL = 2.0  # seconds a measured workspace size is trusted
+
+
+async def resolve_backend(choice: SandboxChoice, docker_host: str | None = None) -> SandboxKind:
+    """The backend ``choice`` means on this machine, or a clear error."""
+    if choice != "auto":
+        return choice
+    from .bwrap import usable
+
+    if await usable():
+        return "bubblewrap"
+    from .docker import docker_available
+
+    if await docker_available(docker_host):
+        return "docker"
+    raise SandboxUnavailableError(
+        "No sandbox is available for agent commands. Either install bubblewrap "
+        "(apt-get install bubblewrap), or start a Docker engine (scripts/dockerd.sh start) and "
+        "set sandbox='docker', or accept running commands unsandboxed on this machine with "
+        "sandbox='local'."
+    )
+
+
+def make_sandbox(
+    kind: SandboxKind,
+    session_id: str,
+    folder: Path,
+    policy: SandboxPolicy,
+    docker_host: str | None = None,
+) -> Sandbox:
+    if kind == "bubblewrap":
+        from .bwrap import BubblewrapSandbox
+
+        return BubblewrapSandbox(session_id, folder, policy)
+    if kind == "docker":
+        from .docker import DockerSandbox
+
+        return DockerSandbox(session_id, folder, policy, docker_host=docker_host)
+    from .local import LocalSandbox
+
+    return LocalSandbox(session_id, folder, policy)
+
+
+class Workspace:
+    """Folder + sandbox + processes for one session."""
+
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        state: Path,
+        emit: Callable[[str, dict[str, Any]], None],
+        preview_url: str,
+    ) -> None:
+        self.sandbox = sandbox
+        self.folder = sandbox.workspace
+        self.policy = sandbox.policy
+        self.emit = emit
+        self.preview_url = preview_url
+        self.processes = ProcessManager(
+            sandbox, self.folder, state / "processes.json", lambda v: emit("process", v)
+        )
+        self._size: tuple[float, int] | None = None
+        self._commands = 0
+
+    @property
+    def session_id(self) -> str:
+        return self.sandbox.session_id
+
+    def describe(self) -> str:
+        return self.sandbox.describe()
+
+    async def shell(self, command: str, timeout: float | None = None) -> CommandResult:
+        limit = min(timeout or self.policy.timeout, self.policy.max_timeout)
+        self._commands += 1
+        name = f"{LOG_DIR}/shell-{int(time.time() * 1000)}-{self._commands}.log"
+        result = await run_command(
+            self.sandbox,
+            command,
+            timeout=limit,
+            log_path=self.folder / name,
+            log_name=name,
+        )
+        self._size = None
+        return result
+
+    async def preview(self, port: int) -> str:
+        """The URL of the web server on ``port`` (checked: something must answer)."""
+        try:
+            _, writer = await asyncio.wait_for(self.sandbox.connect(port), 5)
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise ToolError(
+                f"Nothing is listening on port {port} in the sandbox ({exc}). Start the server "
+                "with start_process, bound to 127.0.0.1 or 0.0.0.0, then try again."
+            ) from exc
+        writer.close()
+        url = self.preview_url.format(session_id=self.session_id, port=port)
+        self.emit("preview", {"port": port, "url": url})
+        return url
+
+    def check_quota(self, extra: int) -> None:
+        """Refuse a write that would take the workspace over its size quota."""
+        quota = self.policy.quota_mb
+        if quota is None:
+            return
+        used = self.size()
+        if used + extra > quota << 20:
+            raise ToolError(
+                f"The workspace would grow to {(used + extra) >> 20} MB, over its {quota} MB "
+                "quota. Delete files (large logs are in .agentspace/logs) or raise quota_mb."
+            )
+
+    def size(self) -> int:
+        now = time.monotonic()
+        if self._size is not None and now - self._size[0] < SIZE_TTL:
+            return self._size[1]
+        total = 0
+        for dirpath, _, files in os.walk(self.folder):
+            for name in files:
+                try:
+                    total += os.lstat(os.path.join(dirpath, name)).st_size
+                except OSError:
+                    pass
+        self._size = (now, total)
+        return total
+
+    async def close(self) -> None:
+        await self.processes.close()
+        await self.sandbox.close()
+
+    async def destroy(self, purge: bool) -> None:
+        await self.processes.close()
+        await self.sandbox.destroy()
+        if purge:
+            shutil.rmtree(self.folder, ignore_errors=True)

@@ -1,0 +1,80 @@
+"""The engine's workspaces: one sandbox runtime per session, made on first use.
+
+Choosing a backend probes the machine (``bwrap true``, a docker ping), so it is
+done once per engine and only when a session first needs to run something:
+a session that only chats never starts a sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from .config import EngineConfig
+from .events import custom
+from .workspace.sandbox import SandboxKind, SandboxPolicy
+from .workspace.workspace import Workspace, make_sandbox, resolve_backend
+
+if TYPE_CHECKING:
+    from .session import Session
+
+
+class Workspaces:
+    """Runtimes by session id; ``close`` stops them all (processes, holders, relays)."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self._kind: SandboxKind | None = None
+        self._runtimes: dict[str, Workspace] = {}
+        self._lock = asyncio.Lock()
+
+    async def backend(self) -> SandboxKind:
+        if self._kind is None:
+            self._kind = await resolve_backend(self.config.sandbox, self.config.docker_host)
+        return self._kind
+
+    def describe(self, session_id: str) -> str:
+        runtime = self._runtimes.get(session_id)
+        if runtime is not None:
+            return runtime.describe()
+        if self._kind is not None:
+            return self._kind
+        return self.config.sandbox
+
+    async def get(self, session: Session) -> Workspace:
+        runtime = self._runtimes.get(session.id)
+        if runtime is not None:
+            return runtime
+        async with self._lock:
+            if session.id in self._runtimes:
+                return self._runtimes[session.id]
+            kind = await self.backend()
+            policy = SandboxPolicy.model_validate(
+                {**self.config.sandbox_policy.model_dump(), **session.record.sandbox}
+            )
+            sandbox = make_sandbox(
+                kind, session.id, session.workspace, policy, self.config.docker_host
+            )
+
+            def emit(kind: str, value: dict[str, Any]) -> None:
+                session.log.append(custom(f"agentspace.{kind}", value))
+
+            state = self.config.state_dir / "sandboxes" / session.id
+            runtime = Workspace(sandbox, state, emit, self.config.preview_url)
+            self._runtimes[session.id] = runtime
+            return runtime
+
+    async def forget(self, session_id: str, *, destroy: bool, purge: bool = False) -> None:
+        runtime = self._runtimes.pop(session_id, None)
+        if runtime is not None:
+            if destroy:
+                await runtime.destroy(purge)
+            else:
+                await runtime.close()
+
+    async def close(self) -> None:
+        runtimes, self._runtimes = list(self._runtimes.values()), {}
+        for runtime in runtimes:
+            with contextlib.suppress(Exception):
+                await runtime.close()
