@@ -204,6 +204,42 @@ async def _stop(args: argparse.Namespace, engine: Engine) -> int:
     return EXIT_OK
 
 
+async def _preview(args: argparse.Namespace, engine: Engine) -> int:
+    from .workspace.relay import splice
+
+    session = await engine.find(args.key)
+    sandbox = (await engine.workspaces.get(session)).sandbox
+    try:
+        _, probe = await sandbox.connect(args.port)
+        probe.close()
+    except OSError as exc:
+        raise InputError(
+            f"Nothing listens on port {args.port} in the sandbox of {session.notebook} ({exc}). "
+            "Start the server there first (start_process), in a process that stays up."
+        ) from exc
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream = await sandbox.connect(args.port)
+        except OSError as exc:
+            writer.write(f"HTTP/1.0 502 Bad Gateway\r\n\r\n{exc}\n".encode())
+            writer.close()
+            return
+        await splice((reader, writer), upstream)
+
+    host, _, port = args.listen.rpartition(":")
+    server = await asyncio.start_server(handle, host or "127.0.0.1", int(port or 0))
+    bound = server.sockets[0].getsockname()
+    print(
+        f"http://{bound[0]}:{bound[1]}/ -> port {args.port} in the sandbox of "
+        f"{session.notebook} (Ctrl-C to stop)",
+        flush=True,
+    )
+    async with server:
+        await server.serve_forever()
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--state-dir", type=Path, help="state directory (default: Jupyter's)")
@@ -240,6 +276,11 @@ def parser() -> argparse.ArgumentParser:
     st = sub.add_parser("stop", parents=[common], help="stop the run in flight")
     st.add_argument("key")
     st.set_defaults(fn=_stop)
+    pv = sub.add_parser("preview", parents=[common], help="forward a local port to the sandbox")
+    pv.add_argument("key")
+    pv.add_argument("port", type=int, help="the port a server listens on inside the sandbox")
+    pv.add_argument("--listen", default="127.0.0.1:0", help="local HOST:PORT (default: any port)")
+    pv.set_defaults(fn=_preview)
     return p
 
 

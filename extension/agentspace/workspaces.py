@@ -78,3 +78,7 @@ class Workspaces:
         for runtime in runtimes:
             with contextlib.suppress(Exception):
                 await runtime.close()
+        if self._kind == "bubblewrap":
+            from .workspace.bwrap import pool
+
+            await pool().drain()

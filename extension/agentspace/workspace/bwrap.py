@@ -25,10 +25,14 @@ import os
 import shutil
 import sys
 import tempfile
+import uuid
+import weakref
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from ..errors import SandboxError
+from ..records import owner_alive, owner_token
 from .cgroups import Limits
 from .hostproc import HostExecution, signal_all, spawn
 from .relay import open_via_relay
@@ -119,6 +123,117 @@ async def usable() -> bool:
     return await proc.wait() == 0
 
 
+class HolderPool:
+    """Spare namespace holders, so a new session's first command does not wait for one.
+
+    A holder is workspace-independent (it only owns a user and a network
+    namespace), so one can be made ahead of time; taking it schedules the next.
+    Spares die with the server like every holder (``--die-with-parent``).
+    """
+
+    def __init__(self, spares: int = 1) -> None:
+        self.spares = spares
+        self._ready: list[Prepared] = []
+        self._filling: asyncio.Task[None] | None = None
+
+    async def take(self, bwrap: str, nsenter: str) -> Prepared:
+        while self._ready:
+            prepared = self._ready.pop()
+            if prepared.holder.returncode is None and _alive(prepared.pid):
+                self._refill(bwrap, nsenter)
+                return prepared
+            prepared.limits.remove()
+        prepared = await _prepare(bwrap, nsenter, warm=False)
+        self._refill(bwrap, nsenter)
+        return prepared
+
+    def _refill(self, bwrap: str, nsenter: str) -> None:
+        if self._filling is None or self._filling.done():
+            self._filling = asyncio.create_task(self._fill(bwrap, nsenter))
+
+    async def _fill(self, bwrap: str, nsenter: str) -> None:
+        with contextlib.suppress(SandboxError, OSError):
+            while len(self._ready) < self.spares:
+                self._ready.append(await _prepare(bwrap, nsenter, warm=True))
+
+    async def drain(self) -> None:
+        """Kill the spares (the engine closes)."""
+        if self._filling is not None:
+            self._filling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._filling
+        while self._ready:
+            prepared = self._ready.pop()
+            if prepared.holder.returncode is None:
+                prepared.holder.kill()
+                await prepared.holder.wait()
+            prepared.limits.remove()
+
+
+@dataclass
+class Prepared:
+    """A holder (user + network namespace) and a session's cgroups, made ahead of use."""
+
+    holder: asyncio.subprocess.Process
+    pid: int
+    limits: Limits
+
+
+async def _prepare(bwrap: str, nsenter: str, *, warm: bool) -> Prepared:
+    """A holder and empty cgroups; ``warm`` runs one sandboxed ``true`` in them first.
+
+    The first sandboxed process in fresh cgroups costs 5-15 ms more than later
+    ones (kernel set-up per group); a spare pays that before anyone waits.
+    """
+    limits = Limits(f"pool-{uuid.uuid4().hex[:16]}", None, None, None)
+    limits.create()
+    holder, pid = await _spawn_holder(bwrap)
+    if warm:
+        argv = [*limits.wrapper(), nsenter, "-t", str(pid), "--user", "--net"]
+        argv += ["--preserve-credentials", "--", bwrap, "--unshare-user", "--unshare-pid"]
+        argv += [*system_mounts(), "--proc", "/proc", "--dev", "/dev", "--", "true"]
+        warmup = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        )
+        await warmup.wait()
+    return Prepared(holder, pid, limits)
+
+
+async def _spawn_holder(bwrap: str) -> tuple[asyncio.subprocess.Process, int]:
+    read_end, write_end = os.pipe()
+    try:
+        holder = await asyncio.create_subprocess_exec(
+            bwrap, "--unshare-user", "--unshare-net", "--die-with-parent",
+            "--ro-bind", "/", "/", "--info-fd", str(write_end), "--", "sleep", "infinity",
+            pass_fds=(write_end,), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    info = await asyncio.get_running_loop().run_in_executor(None, _read_info, read_end)
+    if "child-pid" not in info:
+        err = await holder.stderr.read() if holder.stderr is not None else b""
+        raise SandboxError(
+            f"bubblewrap could not create the sandbox: {err.decode().strip()}. "
+            "Check that unprivileged user namespaces are enabled, or use docker."
+        )
+    return holder, int(info["child-pid"])
+
+
+_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HolderPool] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def pool() -> HolderPool:
+    """This event loop's holder pool (subprocesses belong to the loop that made them)."""
+    loop = asyncio.get_running_loop()
+    found = _POOLS.get(loop)
+    if found is None:
+        found = _POOLS[loop] = HolderPool()
+    return found
+
+
 class BubblewrapSandbox(Sandbox):
     kind = "bubblewrap"
 
@@ -135,37 +250,56 @@ class BubblewrapSandbox(Sandbox):
         self._holder: asyncio.subprocess.Process | None = None
         self._holder_pid: int | None = None
         self._relay: asyncio.subprocess.Process | None = None
-        self._relay_path = str(runtime_dir() / f"{session_id}.sock")
+        self._relay_path = str(runtime_dir() / f"{session_id}-{os.getpid()}.sock")
+        self._info_path = runtime_dir() / f"{session_id}.json"
+        self._attached = False
         self._running: set[HostExecution] = set()
         self._lock = asyncio.Lock()
+        self._started = False
 
     async def start(self) -> None:
-        if self._holder_pid is not None or self.policy.network == "host":
+        if self._started:
             return
         async with self._lock:
-            if self._holder_pid is not None:
+            if self._started:
                 return
-            self.limits.create()
-            read_end, write_end = os.pipe()
-            try:
-                self._holder = await asyncio.create_subprocess_exec(
-                    self.bwrap, "--unshare-user", "--unshare-net", "--die-with-parent",
-                    "--ro-bind", "/", "/", "--info-fd", str(write_end), "--", "sleep", "infinity",
-                    pass_fds=(write_end,), stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-                )  # fmt: skip
-            finally:
-                os.close(write_end)
-            info = await asyncio.get_running_loop().run_in_executor(None, _read_info, read_end)
-            if "child-pid" not in info:
-                err = b""
-                if self._holder.stderr is not None:
-                    err = await self._holder.stderr.read()
-                raise SandboxError(
-                    f"bubblewrap could not create the sandbox: {err.decode().strip()}. "
-                    "Check that unprivileged user namespaces are enabled, or use docker."
-                )
-            self._holder_pid = int(info["child-pid"])
+            if self.policy.network == "host":
+                self.limits.create()
+            elif not self._attach():
+                prepared = await pool().take(self.bwrap, self.nsenter)
+                self._holder, self._holder_pid = prepared.holder, prepared.pid
+                prepared.limits.memory_mb = self.policy.memory_mb
+                prepared.limits.cpus, prepared.limits.pids = self.policy.cpus, self.policy.pids
+                prepared.limits.apply()
+                self.limits = prepared.limits
+                self._publish()
+            self._started = True
+
+    def _publish(self) -> None:
+        """Say where this session's namespaces are, for other processes (previews, CLI)."""
+        info = {
+            "owner": owner_token(),
+            "holder": self._holder_pid,
+            "cgroups": [str(d) for d in self.limits.dirs],
+        }
+        tmp = self._info_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info))
+        tmp.replace(self._info_path)
+
+    def _attach(self) -> bool:
+        """Join the sandbox another live process of ours already runs for this session."""
+        try:
+            info = json.loads(self._info_path.read_text())
+        except (OSError, ValueError):
+            return False
+        if info.get("owner") == owner_token() or not owner_alive(info.get("owner")):
+            return False
+        if not _alive(int(info["holder"])):
+            return False
+        self._holder_pid = int(info["holder"])
+        self.limits.dirs = [Path(d) for d in info.get("cgroups", [])]
+        self._attached = True
+        return True
 
     def _argv(self, command: str, env: dict[str, str]) -> list[str]:
         prefix: list[str] = []
@@ -221,10 +355,14 @@ class BubblewrapSandbox(Sandbox):
             if proc is not None and proc.returncode is None:
                 proc.kill()
                 await proc.wait()
-        signal_all(self.limits.pids_in(), 9)
+        if not self._attached:  # the owner ends the sandbox; a visitor only leaves
+            signal_all(self.limits.pids_in(), 9)
+            self.limits.remove()
+            with contextlib.suppress(FileNotFoundError):
+                self._info_path.unlink()
         self._holder = self._relay = None
         self._holder_pid = None
-        self.limits.remove()
+        self._started = self._attached = False
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._relay_path)
 
@@ -243,3 +381,13 @@ def _read_info(fd: int) -> dict[str, int]:
         return parsed
     except ValueError:
         return {}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

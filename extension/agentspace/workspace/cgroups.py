@@ -91,10 +91,13 @@ class Limits:
     def create(self) -> None:
         """Make the groups and write the limits (no-op where cgroups are not writable)."""
         version = layout()
-        if version == "v1":
-            self._create_v1()
-        elif version == "v2":
-            self._create_v2()
+        if version == "v1" and not self.dirs:
+            for controller in ("memory", "pids", "cpu"):
+                if (ROOT / controller).exists():
+                    self._group(controller, ROOT / controller)
+        elif version == "v2" and not self.dirs:
+            self._group("", ROOT)
+        self.apply()
 
     def _group(self, controller: str, base: Path) -> Path:
         own = _own_path(controller) or "/"
@@ -103,29 +106,29 @@ class Limits:
         self.dirs.append(group)
         return group
 
-    def _create_v1(self) -> None:
-        memory = self._group("memory", ROOT / "memory")
-        if self.memory_mb:
-            limit = str(self.memory_mb << 20)
-            (memory / "memory.limit_in_bytes").write_text(limit)
-            with contextlib.suppress(OSError):  # no swap accounting on some kernels
-                (memory / "memory.memsw.limit_in_bytes").write_text(limit)
-        pids = self._group("pids", ROOT / "pids")
-        (pids / "pids.max").write_text(str(self.pids) if self.pids else "max")
-        if (ROOT / "cpu").exists():
-            cpu = self._group("cpu", ROOT / "cpu")
-            quota = int(self.cpus * 100_000) if self.cpus else -1
-            (cpu / "cpu.cfs_period_us").write_text("100000")
-            (cpu / "cpu.cfs_quota_us").write_text(str(quota))
-
-    def _create_v2(self) -> None:
-        group = self._group("", ROOT)
-        (group / "memory.max").write_text(str(self.memory_mb << 20) if self.memory_mb else "max")
-        with contextlib.suppress(OSError):
-            (group / "memory.swap.max").write_text("0")
-        (group / "pids.max").write_text(str(self.pids) if self.pids else "max")
-        quota = f"{int(self.cpus * 100_000)} 100000" if self.cpus else "max 100000"
-        (group / "cpu.max").write_text(quota)
+    def apply(self) -> None:
+        """Write the current limit values into the groups (also after a change)."""
+        memory = str(self.memory_mb << 20) if self.memory_mb else None
+        pids = str(self.pids) if self.pids else "max"
+        for group in self.dirs:
+            if (group / "memory.limit_in_bytes").exists():  # v1
+                with contextlib.suppress(OSError):  # memsw must stay >= limit: order matters
+                    (group / "memory.memsw.limit_in_bytes").write_text("-1")
+                (group / "memory.limit_in_bytes").write_text(memory or "-1")
+                with contextlib.suppress(OSError):  # no swap accounting on some kernels
+                    (group / "memory.memsw.limit_in_bytes").write_text(memory or "-1")
+            if (group / "pids.max").exists():
+                (group / "pids.max").write_text(pids)
+            if (group / "cpu.cfs_quota_us").exists():
+                (group / "cpu.cfs_period_us").write_text("100000")
+                quota = int(self.cpus * 100_000) if self.cpus else -1
+                (group / "cpu.cfs_quota_us").write_text(str(quota))
+            if (group / "memory.max").exists():  # v2
+                (group / "memory.max").write_text(memory or "max")
+                with contextlib.suppress(OSError):
+                    (group / "memory.swap.max").write_text("0")
+                cpu = f"{int(self.cpus * 100_000)} 100000" if self.cpus else "max 100000"
+                (group / "cpu.max").write_text(cpu)
 
     def wrapper(self) -> list[str]:
         """argv prefix that puts the command in the groups (or under rlimits), then execs it.

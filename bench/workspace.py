@@ -1,0 +1,203 @@
+"""Workspace benchmark (issue 3): command latency, cold start, concurrency, preview throughput.
+
+Run: ``.venv/bin/python bench/workspace.py [--quick]`` (as root or a user that may
+create user namespaces; docker figures need a running engine, see
+scripts/dockerd.sh). Each figure is measured next to its baseline in this run;
+medians and percentiles because these machines are noisy.
+
+1. ``shell("true")`` through the tool layer (argument parsing, sandbox, capture,
+   log, result text), median of >= 100, against a bare ``bwrap ... true`` spawn;
+   docker and local reported.
+2. cold start: a new session's workspace to the first command's result.
+3. 50 sessions each running a command at once: all complete, p50/p99.
+4. preview throughput: a 10 MB file from ``python3 -m http.server`` in the sandbox
+   through ``connect(port)``, against the same server reached directly on the
+   host's loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from agentspace.tools.base import ToolContext
+from agentspace.tools.processes import shell
+from agentspace.workspace.bwrap import system_mounts
+from agentspace.workspace.sandbox import SandboxKind, SandboxPolicy
+from agentspace.workspace.workspace import Workspace, make_sandbox
+
+ROWS: list[tuple[str, str, str, str]] = []
+
+
+def row(name: str, value: str, baseline: str, target: str) -> None:
+    ROWS.append((name, value, baseline, target))
+    print(f"  {name}: {value}  (baseline {baseline}; target {target})", flush=True)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def new_workspace(root: Path, kind: SandboxKind) -> Workspace:
+    sid = uuid.uuid4().hex
+    folder = root / "ws" / sid
+    folder.mkdir(parents=True)
+    sandbox = make_sandbox(kind, sid, folder, SandboxPolicy(), os.environ.get("DOCKER_HOST"))
+    return Workspace(sandbox, root / "state" / sid, lambda k, v: None, "/preview/{port}/")
+
+
+async def tool_shell(ws: Workspace, command: str) -> str:
+    ctx = ToolContext(workspace=ws.folder, session_id=ws.session_id, notebook="b", runtime=ws)
+    out = await shell.run(ctx, shell.parse_arguments({"command": command}))
+    return out.text
+
+
+async def timed(coro: Any) -> float:
+    t0 = time.perf_counter()
+    await coro
+    return (time.perf_counter() - t0) * 1000
+
+
+async def bare_bwrap() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        "bwrap", "--unshare-all", "--die-with-parent", *system_mounts(),
+        "--proc", "/proc", "--dev", "/dev", "--", "true",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    await proc.communicate()
+
+
+async def latency(root: Path, kinds: list[SandboxKind], n: int) -> None:
+    print("1. shell('true') through the tool layer", flush=True)
+    bare = [await timed(bare_bwrap()) for _ in range(n)]
+    base = statistics.median(bare)
+    for kind in kinds:
+        ws = new_workspace(root, kind)
+        await tool_shell(ws, "true")  # start the sandbox
+        samples = [await timed(tool_shell(ws, "true")) for _ in range(n)]
+        ours = statistics.median(samples)
+        target = "<= 1.5x bare bwrap" if kind == "bubblewrap" else "reported"
+        row(f"{kind}: shell('true') median of {n}", f"{ours:.2f} ms ({ours / base:.2f}x)",
+            f"bare bwrap true {base:.2f} ms", target)  # fmt: skip
+        await ws.close()
+
+
+async def cold_start(root: Path, kinds: list[SandboxKind], n: int) -> None:
+    print("2. cold start: new workspace -> first result", flush=True)
+    for kind in kinds:
+        samples = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            ws = new_workspace(root, kind)
+            text = await tool_shell(ws, "true")
+            samples.append((time.perf_counter() - t0) * 1000)
+            assert text.startswith("exit code: 0"), text
+            await ws.close()
+        target = "p50 <= 10 ms" if kind == "bubblewrap" else "reported"
+        row(f"{kind}: cold start p50 (p90) of {n}",
+            f"{statistics.median(samples):.2f} ms ({pct(samples, 0.9):.2f} ms)",
+            "E2B 100-440 ms, agentOS 4.8 ms (published)", target)  # fmt: skip
+
+
+async def concurrent(root: Path, kinds: list[SandboxKind], sessions: int) -> None:
+    print(f"3. {sessions} sessions each running a command at once", flush=True)
+    for kind in kinds:
+        spaces = [new_workspace(root, kind) for _ in range(sessions)]
+
+        async def one(ws: Workspace) -> float:
+            t0 = time.perf_counter()
+            text = await tool_shell(ws, "echo ok")
+            assert "ok" in text, text
+            return (time.perf_counter() - t0) * 1000
+
+        t0 = time.perf_counter()
+        lat = await asyncio.gather(*(one(ws) for ws in spaces))
+        wall = (time.perf_counter() - t0) * 1000
+        row(f"{kind}: {sessions} concurrent cold commands, p50 / p99",
+            f"{statistics.median(lat):.1f} / {pct(lat, 0.99):.1f} ms; all {len(lat)} done",
+            f"wall {wall:.0f} ms", "all complete; p99 reported")  # fmt: skip
+        for ws in spaces:
+            await ws.close()
+
+
+async def fetch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:
+    writer.write(b"GET /big.bin HTTP/1.0\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    total = 0
+    while data := await reader.read(1 << 16):
+        total += len(data)
+    writer.close()
+    return total
+
+
+async def preview(root: Path, kinds: list[SandboxKind], repeats: int) -> None:
+    print("4. preview throughput: 10 MB through connect(port)", flush=True)
+    size = 10 * 1024 * 1024
+    host_dir = root / "hostsrv"
+    host_dir.mkdir()
+    (host_dir / "big.bin").write_bytes(os.urandom(size))
+    port = 18000 + os.getpid() % 1000
+    host = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+        cwd=host_dir, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    direct = await _rate(lambda: asyncio.open_connection("127.0.0.1", port), size, repeats)
+    host.kill()
+    await host.wait()
+    for kind in kinds:
+        ws = new_workspace(root, kind)
+        (ws.folder / "big.bin").write_bytes(os.urandom(size))
+        await ws.processes.start("python3 -m http.server 8765 --bind 127.0.0.1", "web")
+        rate = await _rate(lambda ws=ws: ws.sandbox.connect(8765), size, repeats)
+        target = ">= 100 MB/s" if kind == "bubblewrap" else "reported"
+        row(f"{kind}: 10 MB through connect(8765), median of {repeats}", f"{rate:.0f} MB/s",
+            f"same server type on host loopback {direct:.0f} MB/s", target)  # fmt: skip
+        await ws.close()
+
+
+async def _rate(open_stream: Any, size: int, repeats: int) -> float:
+    rates = []
+    for _ in range(repeats):
+        for _ in range(200):  # the server may still be starting
+            try:
+                reader, writer = await open_stream()
+                break
+            except OSError:
+                await asyncio.sleep(0.025)
+        t0 = time.perf_counter()
+        got = await fetch(reader, writer)
+        assert got > size, got
+        rates.append(got / (time.perf_counter() - t0) / 1e6)
+    return statistics.median(rates)
+
+
+async def main(quick: bool) -> None:
+    kinds: list[SandboxKind] = ["bubblewrap", "local"]
+    if os.environ.get("DOCKER_HOST"):
+        kinds.append("docker")
+    n = 30 if quick else 200
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        await latency(root, kinds, n)
+        await cold_start(root, kinds, 10 if quick else 100)
+        await concurrent(root, kinds, 50)
+        await preview(root, kinds, 2 if quick else 5)
+    print("\n| measure | result | baseline (same run) | target |\n|---|---|---|---|")
+    for r in ROWS:
+        print("| " + " | ".join(r) + " |")
+    print(f"\n{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    asyncio.run(main(parser.parse_args().quick))
