@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create the virtualenv and install agentspace (editable) with its test tools.
-# Needs: python3 (3.10+) with venv, and access to PyPI. No apt packages yet.
+# Needs: python3 (3.10+) with venv, access to PyPI, and bubblewrap for the sandbox
+# (installed here with apt-get when run as root; otherwise it says what to install).
 set -euo pipefail
 VENV="${1:-.venv}"
 cd "$(dirname "$0")/.."
@@ -13,6 +14,16 @@ if [ ! -x "$VENV/bin/python" ]; then
         echo "python3 -m venv failed: install the venv module (Debian: apt-get install python3-venv)." >&2
         exit 1
     }
+fi
+if ! command -v bwrap >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing bubblewrap (the default sandbox)..." >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null ||
+            { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; }
+    else
+        echo "bubblewrap is missing: install it (Debian/Ubuntu: sudo apt-get install bubblewrap)," >&2
+        echo "or run agentspace with sandbox='docker' or sandbox='local'." >&2
+    fi
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -e ".[test]"
