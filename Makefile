@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 STATE  ?= .state
 PROMPT ?= Write a small Python script that prints a greeting, then read it back.
 
-.PHONY: setup run test lint typecheck unit bench clean
+.PHONY: setup run test lint typecheck unit bench dockerd clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,12 @@ test: lint typecheck unit
 
 bench: setup
 	$(PY) bench/engine.py
+	$(PY) bench/workspace.py
+
+# A private docker engine and the sandbox image (root; the docker tests start it themselves).
+dockerd:
+	scripts/dockerd.sh start
+	scripts/dockerd.sh image
 
 clean:
 	rm -rf $(VENV) $(STATE) .pytest_cache .mypy_cache .ruff_cache

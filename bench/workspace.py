@@ -30,7 +30,7 @@ from typing import Any
 
 from agentspace.tools.base import ToolContext
 from agentspace.tools.processes import shell
-from agentspace.workspace.bwrap import system_mounts
+from agentspace.workspace.namespaces import system_mounts
 from agentspace.workspace.sandbox import SandboxKind, SandboxPolicy
 from agentspace.workspace.workspace import Workspace, make_sandbox
 

@@ -79,6 +79,6 @@ class Workspaces:
             with contextlib.suppress(Exception):
                 await runtime.close()
         if self._kind == "bubblewrap":
-            from .workspace.bwrap import pool
+            from .workspace.holders import pool
 
             await pool().drain()

@@ -12,13 +12,17 @@ which limit a killed command hit.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import signal
+import time
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+REMOVE_GRACE = 1.0  # seconds to wait for killed processes to leave a group being removed
 ROOT = Path("/sys/fs/cgroup")
 
 
@@ -172,8 +176,23 @@ class Limits:
         return sorted(found)
 
     def remove(self) -> None:
-        """Delete the groups (they must be empty: kill first)."""
+        """Delete the groups, killing what is still in them.
+
+        A group cannot be removed until its last process is gone, and a process killed
+        just before is usually still exiting: wait for that, briefly (it blocks), killing
+        again what a racing fork added. Groups still busy after that are left behind.
+        """
+        deadline = time.monotonic() + REMOVE_GRACE
         for group in reversed(self.dirs):
-            with contextlib.suppress(OSError):
-                group.rmdir()
+            while True:
+                try:
+                    group.rmdir()
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                        break
+                for pid in self.pids_in():
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+                time.sleep(0.002)
         self.dirs.clear()

@@ -1,64 +1,65 @@
-"""The docker sandbox: one long-lived container per session, driven through the docker SDK.
+"""The docker backend: one long-lived container per session, driven through the docker SDK.
 
-Why a container per session (not per command): processes must outlive a command and a server
-restart (a dev server the agent started keeps serving), so the container runs a keep-alive
-process and every command is a ``docker exec`` in it. ``close`` leaves it running and ``start``
-re-attaches by name; only ``destroy`` removes it.
+One container per session, not per command, because processes must outlive a command and a
+server restart: it runs a keep-alive process, each command is a ``docker exec`` in it, ``close``
+leaves it running, ``start`` re-attaches by name and only ``destroy`` removes it.
 
-Why environment markers: a ``docker exec`` cannot be put in its own cgroup, and a daemon that
-calls ``setsid`` leaves the exec's process group. Every exec therefore carries
-``AGENTSPACE_EXEC=<token>`` in its environment, which children inherit across fork, exec and
-setsid; ``kill`` signals every process whose ``/proc/PID/environ`` holds the token until none is
-left. (A process that deliberately clears its environment escapes the tree kill, not the
-container: the container is the security boundary.)
+An exec cannot get a cgroup of its own, and a daemon's ``setsid`` leaves its process group, so
+each exec carries ``AGENTSPACE_EXEC=<token>`` (inherited across fork, exec and setsid) and
+``kill`` signals every process whose ``/proc/PID/environ`` holds it until none is left. (One
+that clears its own environment escapes the tree kill, not the container: the boundary.)
 
-Why threads: the SDK is blocking. Its calls run in ``asyncio.to_thread``; an exec's
-multiplexed output is read by one thread per exec that feeds asyncio stream readers, paused
-through the readers' own flow control when the consumer falls behind.
+The SDK blocks: its calls run in ``asyncio.to_thread``, and a thread per exec reads the
+multiplexed output into two StreamReaders, paused by their own flow control when the consumer
+falls behind (so read both streams, as with pipes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import os
+import re
 import socket
 import struct
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
-from agentspace.errors import SandboxError, SandboxUnavailableError
-from agentspace.workspace.sandbox import WORKSPACE_MOUNT, Execution, Sandbox, SandboxKind
+from ..errors import SandboxError, SandboxUnavailableError
+from .namespaces import ENV
+from .sandbox import WORKSPACE_MOUNT, Execution, Sandbox, SandboxKind
 
 __all__ = ["DockerExecution", "DockerSandbox", "docker_available"]
 
 T = TypeVar("T")
-LABEL = "agentspace.session"
-MARK = "AGENTSPACE_EXEC"
+LABEL, MARK = "agentspace.session", "AGENTSPACE_EXEC"
 KEEPALIVE = ["sleep", "2147483647"]
-LIMIT = 1 << 20  # a stream buffers up to 2 MiB unread before its exec is paused
-HOW_TO_START = (
-    "start a docker engine (scripts/dockerd.sh start, then set DOCKER_HOST as it prints) "
-    "or choose the bubblewrap backend"
-)
-# $1 signal, $2 token. Signals every marked process, again and again for KILL (a process may
-# fork while we look), until none is left. Exit 0 if something was signalled, 1 if nothing was.
+LIMIT = 1 << 20  # a stream may hold 2 MiB unread before its exec is paused
+HOW_TO = "start one (scripts/dockerd.sh start, set DOCKER_HOST) or use the bubblewrap backend"
+# $1 signal, $2 token: signal every marked process. KILL stops them all first (so none can
+# react, exit 0 or fork in between) and repeats until none is left (one may have forked while
+# we looked). Exit 0 if something was signalled, 1 if nothing was found.
 KILLER = r"""m="AGENTSPACE_EXEC=$2"; hit=1
 for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do
   p=; for f in $(grep -lzxF "$m" /proc/[0-9]*/environ 2>/dev/null); do
     f=${f#/proc/}; p="$p ${f%/environ}"; done
   [ -n "$p" ] || exit $hit
+  [ "$1" = KILL ] && kill -s STOP $p 2>/dev/null
   kill -s "$1" $p 2>/dev/null; hit=0; [ "$1" = KILL ] || exit 0
 done"""
-COUNTERS = r"""for f in /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control; do
-  [ -r $f ] && sed -n 's/^oom_kill /memory /p' $f; done
-for f in /sys/fs/cgroup/pids.events /sys/fs/cgroup/pids/pids.events; do
-  [ -r $f ] && sed -n 's/^max /pids /p' $f; done; true"""
-# Connect only to a listening port (so a refusal is an error, not an empty stream), then say so.
+# The cgroup files of counters(), read from inside when the engine runs on another host.
+COUNTERS = """cd /sys/fs/cgroup; echo =memory; cat memory.events memory/memory.oom_control
+echo =pids; cat pids.events pids/pids.events; true"""
+# Relay only to a listening port (so refusal is an error, not an empty stream) and say so first.
 CONNECT = r"""grep -sqE "^ *[0-9]+: [0-9A-F]+:$1 [0-9A-F]+:0000 0A" /proc/net/tcp /proc/net/tcp6 \
   || exit 111; echo >&2; exec nc 127.0.0.1 $2"""
+EVENTS = {"memory": "oom_kill", "pids": "max"}  # the counted line in each cgroup file
+FILES = {"memory": ("memory.oom_control", "memory.events"), "pids": ("pids.events",) * 2}
 
 
 def _client(docker_host: str | None, timeout: int = 60) -> Any:
@@ -73,11 +74,8 @@ async def docker_available(docker_host: str | None = None) -> bool:
     """Whether a docker engine answers a ping within two seconds (for backend auto-selection)."""
 
     def ping() -> bool:
-        client = _client(docker_host, timeout=2)
-        try:
+        with contextlib.closing(_client(docker_host, timeout=2)) as client:
             return bool(client.ping())
-        finally:
-            client.close()
 
     try:
         return await asyncio.wait_for(asyncio.to_thread(ping), 3)
@@ -85,24 +83,40 @@ async def docker_available(docker_host: str | None = None) -> bool:
         return False
 
 
-def _frames(fp: Any) -> Iterator[tuple[int, bytes]]:
-    """Docker's multiplexed stream: 8-byte headers (stream id, size), then the payload."""
+def _frames(sock: Any) -> Iterator[tuple[int, bytes]]:
+    """Docker's multiplexed stream (8-byte header: stream id, size; then the payload), read
+    through the buffer the SDK parsed the HTTP headers with: it may already hold a frame."""
+    response: Any = getattr(sock, "_response", None)
+    fp = getattr(getattr(getattr(response, "raw", None), "_fp", None), "fp", None) or sock
     while len(header := fp.read(8)) == 8:
         stream, size = struct.unpack(">BxxxL", header)
         yield stream, fp.read(size)
 
 
-def _reader_of(sock: Any) -> Any:
-    """The buffered reader the SDK read the HTTP headers through: it may hold the first frames."""
-    response: Any = getattr(sock, "_response", None)
+def _cgroup_files(pid: int, container_id: str) -> dict[str, Path]:
+    """The container's cgroup event files on this host; none when the engine runs elsewhere."""
     try:
-        return response.raw._fp.fp
-    except AttributeError:
-        return sock
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return {}
+    found: dict[str, Path] = {}
+    for _, controllers, path in (line.split(":", 2) for line in lines):
+        for name, (v1, v2) in FILES.items():
+            if container_id not in path:  # another pid namespace's process, not ours
+                continue
+            if name in controllers.split(","):
+                file = Path("/sys/fs/cgroup", controllers, path.lstrip("/"), v1)
+            elif not controllers:  # the unified (v2) hierarchy
+                file = Path("/sys/fs/cgroup", path.lstrip("/"), v2)
+            else:
+                continue
+            if file.exists():
+                found.setdefault(name, file)  # v1 lines come first: prefer them
+    return found
 
 
 class _Valve:
-    """A StreamReader "transport" whose pause/resume gates the thread that feeds the reader."""
+    """A StreamReader "transport": its pause/resume gate the thread that feeds the reader."""
 
     def __init__(self) -> None:
         self.open = threading.Event()
@@ -122,9 +136,9 @@ class DockerExecution(Execution):
         self._sandbox, self._id, self._token, self._sock = sandbox, exec_id, token, sock
         self._loop = asyncio.get_running_loop()
         self._ended = threading.Event()
-        self._finished: asyncio.Future[None] = self._loop.create_future()
-        self._killers: list[threading.Thread] = []
+        self._finished = asyncio.Event()  # not a future: a cancelled wait() must not cancel it
         self._code: int | None = None
+        self._killers: list[threading.Thread] = []
         self.stdout, self.stderr = asyncio.StreamReader(LIMIT), asyncio.StreamReader(LIMIT)
         self._valves = (_Valve(), _Valve())
         for reader, valve in zip((self.stdout, self.stderr), self._valves, strict=True):
@@ -133,13 +147,16 @@ class DockerExecution(Execution):
 
     def _pump(self) -> None:
         try:
-            for stream, data in _frames(_reader_of(self._sock)):
+            for stream, data in _frames(self._sock):
                 err = stream == 2
-                out = self.stderr if err else self.stdout
-                self._loop.call_soon_threadsafe(out.feed_data, data)
-                self._valves[err].open.wait()  # the consumer is behind: stop reading, like a pipe
+                fed = threading.Event()
+                self._loop.call_soon_threadsafe(
+                    self._feed, self.stderr if err else self.stdout, data, fed
+                )
+                self._wait(fed)  # then the reader's flow control has seen it: no reading ahead
+                self._wait(self._valves[err].open)  # the consumer is behind: pause, as a pipe
         except (OSError, ValueError):
-            pass  # the connection broke: end the streams like a closed pipe
+            pass  # the connection broke: end the streams as a closed pipe would
         finally:
             self._sock.close()
             self._ended.set()
@@ -148,144 +165,145 @@ class DockerExecution(Execution):
             except RuntimeError:
                 pass  # the loop is gone; nobody is waiting
 
+    @staticmethod
+    def _feed(reader: asyncio.StreamReader, data: bytes, fed: threading.Event) -> None:
+        reader.feed_data(data)
+        fed.set()
+
+    def _wait(self, event: threading.Event) -> None:
+        while not event.wait(1):
+            if self._loop.is_closed():
+                raise OSError("the event loop is gone")
+
     def _end(self) -> None:
         self.stdout.feed_eof()
         self.stderr.feed_eof()
-        if not self._finished.done():
-            self._finished.set_result(None)
+        self._finished.set()
 
     async def wait(self) -> int:
         if self._code is None:
-            await self._finished
-            for killer in self._killers:
+            await self._finished.wait()
+            for killer in self._killers:  # report the exit after the kills asked for
                 await asyncio.to_thread(killer.join)
             self._code = await self._sandbox._call(self._sandbox._exit_code, self._id)
         return self._code
 
     def terminate(self) -> None:
-        self._signal("TERM")
+        self._killers.append(self._sandbox._signal(self._id, self._token, "TERM", self._ended))
 
     def kill(self) -> None:
-        self._signal("KILL")
-
-    def _signal(self, sig: str) -> None:
-        # kill() is synchronous in the port and may be called from any thread: do it in one.
-        run = self._sandbox._kill_tree
-        thread = threading.Thread(target=run, args=(self._token, sig, self._ended), daemon=True)
-        thread.start()
-        self._killers.append(thread)
+        self._killers.append(self._sandbox._signal(self._id, self._token, "KILL", self._ended))
 
 
 class DockerSandbox(Sandbox):
-    """A session's container: ``agentspace-<session_id>``, the workspace at /workspace."""
+    """A session's container ``agentspace-<session_id>``, its workspace at /workspace."""
 
     kind: SandboxKind = "docker"
 
     def __init__(self, *args: Any, docker_host: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.docker_host = docker_host
-        self.name = f"agentspace-{self.session_id}"
+        self.docker_host, self.name = docker_host, f"agentspace-{self.session_id}"
         self._docker: Any = None
         self._container_id: str | None = None
+        self._cgroup: dict[str, Path] = {}
+        self._killers: set[threading.Thread] = set()
         self._lock = asyncio.Lock()
 
-    # -- SDK plumbing -------------------------------------------------------------------
     def _client(self) -> Any:
         if self._docker is None:
             self._docker = _client(self.docker_host)
         return self._docker
 
-    def _api(self) -> Any:
-        return self._client().api
-
-    def _guard(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def _guard(self, fn: Callable[..., T], *args: Any) -> T:
         """Run one SDK call, translating its errors (once, here) into the agentspace tree."""
         import docker.errors
         import requests.exceptions
 
         try:
-            return fn(*args, **kwargs)
+            return fn(*args)
         except docker.errors.ImageNotFound as e:
             image = self.policy.image
-            raise SandboxError(
-                f"docker image {image} is missing: build it with scripts/dockerd.sh image",
-                image=image,
-            ) from e
+            msg = f"docker image {image} is missing: build it with scripts/dockerd.sh image"
+            raise SandboxError(msg, image=image) from e
         except docker.errors.APIError as e:
             raise SandboxError(f"docker refused: {e.explanation or e}", sandbox=self.name) from e
         except (docker.errors.DockerException, requests.exceptions.ConnectionError) as e:
-            raise SandboxUnavailableError(
-                f"no docker engine answers ({e}): {HOW_TO_START}", backend="docker"
-            ) from e
+            msg = f"no docker engine answers ({e}): {HOW_TO}"
+            raise SandboxUnavailableError(msg, backend="docker") from e
 
-    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.to_thread(self._guard, fn, *args, **kwargs)
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(self._guard, fn, *args)
 
-    # -- the container ------------------------------------------------------------------
     async def start(self) -> None:
         async with self._lock:
             if self._container_id is None:
                 self.workspace.mkdir(parents=True, exist_ok=True)
-                self._container_id = await self._call(self._attach_or_create)
+                await self._call(self._attach_or_create)
 
-    def _attach_or_create(self) -> str:
+    def _attach_or_create(self) -> None:
         import docker.errors
 
-        client = self._client()
-        containers = client.containers
-        source = str(self.workspace.resolve())
+        client, source, p = self._client(), str(self.workspace.resolve()), self.policy
         try:
-            found = containers.get(self.name)
-        except docker.errors.NotFound:
-            found = None
-        if found is not None:
+            found = client.containers.get(self.name)
             if found.labels.get(LABEL) != self.session_id:
                 raise SandboxError(f"container {self.name} exists but is not agentspace's")
-            mounts = {m.get("Destination"): m.get("Source") for m in found.attrs.get("Mounts", [])}
-            if mounts.get(WORKSPACE_MOUNT) == source:
-                if found.status != "running":
-                    found.start()
-                return str(found.id)
-            found.remove(force=True)  # the workspace moved: a stale container serves nobody
-        p = self.policy
-        memory = f"{p.memory_mb}m" if p.memory_mb else None
-        uid, gid = os.getuid(), os.getgid()
-        container = containers.create(
-            p.image, KEEPALIVE, name=self.name, labels={LABEL: self.session_id}, init=True,
-            detach=True, working_dir=WORKSPACE_MOUNT, user=f"{uid}:{gid}",
-            environment={"HOME": "/tmp"} if uid else None,
-            volumes={source: {"bind": WORKSPACE_MOUNT, "mode": "rw"}},
-            network_mode="host" if p.network == "host" else "none",
-            mem_limit=memory, memswap_limit=memory, pids_limit=p.pids,
-            nano_cpus=int(min(p.cpus, client.info()["NCPU"]) * 1e9) if p.cpus else None,
-        )  # fmt: skip
-        container.start()
-        return str(container.id)
+            mounts = {m.get("Destination"): m.get("Source") for m in found.attrs["Mounts"]}
+            if mounts.get(WORKSPACE_MOUNT) != source:  # the workspace moved: start afresh
+                found.remove(force=True)
+                found = None
+        except docker.errors.NotFound:
+            found = None
+        if found is None:
+            memory = f"{p.memory_mb}m" if p.memory_mb else None
+            found = client.containers.create(
+                p.image, KEEPALIVE, name=self.name, labels={LABEL: self.session_id}, init=True,
+                user=f"{os.getuid()}:{os.getgid()}", environment=ENV, working_dir=WORKSPACE_MOUNT,
+                volumes={source: {"bind": WORKSPACE_MOUNT, "mode": "rw"}},
+                network_mode="host" if p.network == "host" else "none",
+                mem_limit=memory, memswap_limit=memory, pids_limit=p.pids,
+                nano_cpus=int(min(p.cpus, client.info()["NCPU"]) * 1e9) if p.cpus else None,
+            )  # fmt: skip
+        if found.status != "running":
+            found.start()
+            found.reload()
+        self._container_id = str(found.id)
+        self._cgroup = _cgroup_files(found.attrs["State"]["Pid"], self._container_id)
 
     def _open(self, argv: list[str], env: dict[str, str], stdin: bool = False) -> tuple[str, Any]:
-        api = self._api()
-        exec_id = api.exec_create(
-            self._container_id, argv, stdin=stdin, environment=env, workdir=WORKSPACE_MOUNT
-        )["Id"]
+        import docker.errors
+
+        api = self._client().api
+        for again in (True, False):
+            try:
+                exec_id = api.exec_create(
+                    self._container_id, argv, stdin=stdin, environment=env, workdir=WORKSPACE_MOUNT
+                )["Id"]
+                break
+            except docker.errors.APIError as e:  # 409: stopped behind our back (engine restart)
+                if not (again and e.status_code == 409):
+                    raise
+                self._attach_or_create()
         sock = api.exec_start(exec_id, socket=True)
         getattr(sock, "_sock", sock).settimeout(None)  # the SDK's 60 s would cut idle commands
         return exec_id, sock
 
     def _run(self, script: str, *args: str) -> tuple[int, str]:
-        api = self._api()
-        exec_id = api.exec_create(self._container_id, ["sh", "-c", script, "sh", *args])["Id"]
-        output = api.exec_start(exec_id)
+        """Run a helper script to its end; its exit code and stdout. (Not the SDK's own
+        ``exec_start``: it reads the raw socket and can lose what was read with the headers.)"""
+        exec_id, sock = self._open(["sh", "-c", script, "sh", *args], {})
+        with contextlib.closing(sock):
+            output = b"".join(data for stream, data in _frames(sock) if stream == 1)
         return self._exit_code(exec_id), output.decode(errors="replace")
 
     def _exit_code(self, exec_id: str) -> int:
-        for _ in range(200):  # the stream can end a moment before the engine records the exit
-            info = self._api().exec_inspect(exec_id)
+        for _ in range(200):  # the stream may end a moment before the engine records the exit
+            info = self._client().api.exec_inspect(exec_id)
             if not info["Running"] and info["ExitCode"] is not None:
                 return int(info["ExitCode"])
             time.sleep(0.01)
         raise SandboxError(f"docker exec {exec_id[:12]} did not report an exit code")
 
-    # -- the port -----------------------------------------------------------------------
     async def exec(self, command: str, *, env: dict[str, str] | None = None) -> DockerExecution:
         await self.start()
         token = uuid.uuid4().hex[:16]
@@ -293,82 +311,87 @@ class DockerSandbox(Sandbox):
         exec_id, sock = await self._call(self._open, ["sh", "-c", command], environment)
         return DockerExecution(self, exec_id, token, sock)
 
-    def _kill_tree(self, token: str, sig: str, ended: threading.Event) -> None:
-        """Signal the exec's processes; for KILL, repeat until its stream has ended."""
+    def _signal(
+        self, exec_id: str, token: str, sig: str, ended: threading.Event
+    ) -> threading.Thread:
+        """Run the killer from a thread: ``kill()`` is synchronous and may come from anywhere."""
+        thread = threading.Thread(target=self._kill_tree, args=(exec_id, token, sig, ended))
+        self._killers.add(thread)
+        thread.start()
+        return thread
+
+    def _kill_tree(self, exec_id: str, token: str, sig: str, ended: threading.Event) -> None:
         import docker.errors
 
-        for _ in range(100):  # at most ~5 s of retries (a fork bomb can starve our exec)
-            try:
-                hit = self._run(KILLER, sig, token)[0] == 0
-            except docker.errors.NotFound:
-                return  # the container is gone, and its processes with it
-            except Exception:
-                hit = False  # e.g. no pid left for our own exec: try again
-            if ended.is_set() or (hit and sig != "KILL"):
-                return
-            ended.wait(0.05)
+        def done(exec_id: str) -> bool:
+            return self._client().api.exec_inspect(exec_id)["ExitCode"] is not None
+
+        try:
+            for _ in range(100):  # ~5 s at most: a fork bomb can starve our own exec for a while
+                try:
+                    hit = self._run(KILLER, sig, token)[0] == 0
+                    if ended.is_set() or (hit and sig == "TERM") or (not hit and done(exec_id)):
+                        return
+                except docker.errors.NotFound:
+                    return  # the container is gone, and its processes with it
+                except Exception:
+                    pass  # e.g. the pids limit leaves no room for our exec yet: try again
+                ended.wait(0.05)
+        finally:
+            self._killers.discard(threading.current_thread())
 
     async def connect(self, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         await self.start()
-        inside = await self._call(self._bridge, port)
-        return await asyncio.open_connection(sock=inside)
+        return await asyncio.open_connection(sock=await self._call(self._bridge, port), limit=LIMIT)
 
     def _bridge(self, port: int) -> socket.socket:
-        """``nc`` inside, a socketpair outside, two threads pumping between them."""
-        env = {MARK: uuid.uuid4().hex[:16]}
-        _, sock = self._open(["sh", "-c", CONNECT, "sh", f"{port:04X}", str(port)], env, True)
-        fp, raw = _reader_of(sock), getattr(sock, "_sock", sock)
-        frames = _frames(fp)
-        if next(frames, None) != (2, b"\n"):  # not our "listening" line on stderr: refused
+        """``nc`` inside, a socketpair outside, a thread copying each way."""
+        argv = ["sh", "-c", CONNECT, "sh", f"{port:04X}", str(port)]
+        _, sock = self._open(argv, {MARK: uuid.uuid4().hex[:16]}, stdin=True)
+        frames, raw = _frames(sock), getattr(sock, "_sock", sock)
+        if next(frames, None) != (2, b"\n"):  # not our "listening" line: refused
             sock.close()
             raise ConnectionRefusedError(f"nothing listens on port {port} in {self.name}")
-        inside, outside = socket.socketpair()
-        left = [2]
-        lock = threading.Lock()
+        ours, theirs = socket.socketpair()
+        finished = itertools.count()  # next() is atomic: the second copier to end closes
 
-        def done() -> None:
-            with lock:
-                left[0] -= 1
-                if left[0] == 0:
-                    sock.close()
-                    outside.close()
+        def copy(chunks: Iterable[bytes], send: Callable[[bytes], Any], end: socket.socket) -> None:
+            with contextlib.suppress(OSError, ValueError):  # a side went away: stop copying
+                for data in chunks:
+                    send(data)
+                end.shutdown(socket.SHUT_WR)  # pass the EOF on as a half-close
+            if next(finished):
+                sock.close()
+                theirs.close()
 
-        def down() -> None:  # container -> caller
-            try:
-                for stream, data in frames:
-                    if stream == 1:
-                        outside.sendall(data)
-                outside.shutdown(socket.SHUT_WR)
-            except (OSError, ValueError):
-                pass
-            finally:
-                done()
-
-        def up() -> None:  # caller -> container; EOF becomes a half-close nc passes on
-            try:
-                while data := outside.recv(65536):
-                    raw.sendall(data)
-                raw.shutdown(socket.SHUT_WR)
-            except (OSError, ValueError):
-                pass
-            finally:
-                done()
-
-        for pump in (down, up):
-            threading.Thread(target=pump, name=f"agentspace-connect-{port}", daemon=True).start()
-        return inside
+        down = (data for stream, data in frames if stream == 1)
+        up = iter(lambda: theirs.recv(1 << 16), b"")
+        for args in ((down, theirs.sendall, theirs), (up, raw.sendall, raw)):
+            threading.Thread(target=copy, args=args, daemon=True).start()
+        return ours
 
     async def counters(self) -> dict[str, int]:
-        """OOM kills and refused forks, read from the container's own cgroup files."""
+        """OOM kills and refused forks from the container's cgroup, read on this host when it
+        is the engine's (no exec, so it works even when the pids limit is exhausted)."""
         await self.start()
         try:
-            _, output = await self._call(self._run, COUNTERS)
-        except SandboxError:
-            return {}  # e.g. the pids limit leaves no room for our exec right now
-        return {k: int(v) for k, v in (line.split() for line in output.splitlines() if line)}
+            texts = {name: file.read_text() for name, file in self._cgroup.items()}
+        except OSError:  # the container went away
+            return {}
+        if not texts:
+            try:
+                _, output = await self._call(self._run, COUNTERS)
+            except SandboxError:
+                return {}  # e.g. the pids limit leaves no room for our exec right now
+            parts = re.split(r"^=(\w+)\n", output, flags=re.M)
+            texts = dict(zip(parts[1::2], parts[2::2], strict=True))
+        found = {k: re.search(rf"^{EVENTS[k]} (\d+)$", t, re.M) for k, t in texts.items()}
+        return {k: int(m[1]) for k, m in found.items() if m}
 
     async def close(self) -> None:
-        """Keep the container (and its processes) running; release the client."""
+        """Keep the container and its processes running; finish pending kills, drop the client."""
+        for thread in list(self._killers):
+            await asyncio.to_thread(thread.join)
         if self._docker is not None:
             self._docker.close()
             self._docker = None
@@ -377,10 +400,8 @@ class DockerSandbox(Sandbox):
         import docker.errors
 
         def remove() -> None:
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 self._client().containers.get(self.name).remove(force=True)
-            except docker.errors.NotFound:
-                pass
 
         await self._call(remove)
         self._container_id = None

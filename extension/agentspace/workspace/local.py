@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from pathlib import Path
 
-from .bwrap import ENV
 from .cgroups import Limits
 from .hostproc import HostExecution, signal_all, spawn
+from .namespaces import ENV
 from .sandbox import Execution, Sandbox, SandboxPolicy
+
+TAG = "AGENTSPACE_COMMAND"
 
 
 class LocalSandbox(Sandbox):
@@ -38,22 +41,27 @@ class LocalSandbox(Sandbox):
         await self.start()
         environment = {**ENV, "HOME": str(self.workspace), **(env or {})}
         environment["PATH"] = os.environ.get("PATH", environment["PATH"])
+        environment[TAG] = tag = uuid.uuid4().hex  # inherited: tells this command's strays
         argv = [*self.limits.wrapper(), "/bin/sh", "-c", command]
         process = await spawn(argv, cwd=self.workspace, env=environment)
-        execution = HostExecution(process, extra_pids=self._strays)
+        execution = HostExecution(process, extra_pids=lambda: self._strays(execution, tag))
         self._running.add(execution)
         asyncio.ensure_future(process.wait()).add_done_callback(
             lambda _: self._running.discard(execution)
         )
         return execution
 
-    def _strays(self) -> list[int]:
-        """Processes of this sandbox that left their tree (only known with cgroups)."""
-        if self._running:  # other commands still run: do not kill their processes
-            alive = {e.pid for e in self._running if e.process.returncode is None}
-            if len(alive) > 1:
-                return []
-        return self.limits.pids_in()
+    def _strays(self, execution: HostExecution, tag: str) -> list[int]:
+        """Processes of this sandbox that left their tree (only known with cgroups).
+
+        Alone, everything in the groups is this command's. While other commands or
+        processes run, only those that still carry its tag in their environment are.
+        """
+        pids = self.limits.pids_in()
+        if not any(other is not execution for other in self._running):
+            return pids
+        wanted = f"{TAG}={tag}".encode()
+        return [pid for pid in pids if _has_tag(pid, wanted)]
 
     async def connect(self, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
@@ -67,3 +75,10 @@ class LocalSandbox(Sandbox):
         signal_all(self.limits.pids_in(), 9)
         self.limits.remove()
         self._started = False
+
+
+def _has_tag(pid: int, tag: bytes) -> bool:
+    try:
+        return tag in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False

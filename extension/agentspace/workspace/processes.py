@@ -20,7 +20,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, TypeAdapter
 
 from ..errors import ToolError
-from .runner import LogWriter, drain, finish_draining
+from . import paths
+from .runner import LogWriter, drain, finish_draining, open_log
 from .sandbox import Execution, Sandbox
 
 Status = Literal["running", "exited", "stopped", "stopped_by_restart"]
@@ -83,19 +84,23 @@ class ProcessManager:
         if name in self._live:
             raise ToolError(f"A process named {name!r} is already running; stop it first.")
         log_name = f".agentspace/logs/{name}.log"
-        execution = await self.sandbox.exec(command)
+        log = open_log(self.workspace, self.workspace / log_name, self.sandbox.policy.log_bytes)
+        try:
+            execution = await self.sandbox.exec(command)
+        except BaseException:
+            log.close()
+            raise
         record = ProcessRecord(
             name=name, command=command, status="running", started=time.time(), log=log_name
         )
         self.records[name] = record
-        task = asyncio.create_task(self._follow(record, execution), name=f"process-{name}")
+        task = asyncio.create_task(self._follow(record, execution, log), name=f"process-{name}")
         self._live[name] = (execution, task)
         self._save()
         self._event(record, "started")
         return record
 
-    async def _follow(self, record: ProcessRecord, execution: Execution) -> None:
-        log = LogWriter(self.workspace / record.log, self.sandbox.policy.log_bytes)
+    async def _follow(self, record: ProcessRecord, execution: Execution, log: LogWriter) -> None:
         log.write(f"$ {record.command}\n".encode())
         drains = [
             asyncio.create_task(drain(execution.stdout, None, log)),
@@ -130,15 +135,16 @@ class ProcessManager:
 
     def output(self, name: str, tail: int = 100) -> str:
         record = self.get(name)
-        path = self.workspace / record.log
-        try:
-            with path.open("rb") as f:
+        try:  # never through a link the sandbox planted out of the workspace
+            with paths.open_read(self.workspace, record.log) as f:
                 f.seek(0, 2)
                 size = f.tell()
                 f.seek(max(0, size - 256 * 1024))
                 lines = f.read().decode("utf-8", "replace").splitlines()
         except FileNotFoundError:
             lines = []
+        except OSError as exc:
+            raise ToolError(f"Cannot read the log {record.log}: {exc.strerror or exc}.") from exc
         shown = lines[-tail:] if tail > 0 else lines
         head = f"[{record.name}: {record.status}"
         head += f", exit code {record.exit_code}]" if record.exit_code is not None else "]"

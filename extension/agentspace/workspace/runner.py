@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
+import signal
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
+from ..errors import ToolError
 from .sandbox import Execution, LimitHit, Sandbox
 
 DRAIN_GRACE = 2.0  # seconds to finish reading pipes after the command ended
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 @dataclass
@@ -89,11 +97,19 @@ class Capture:
 
 
 class LogWriter:
-    """Appends to a log file up to ``limit`` bytes, then counts what it drops."""
+    """Appends to a log file up to ``limit`` bytes, then counts what it drops.
 
-    def __init__(self, path: Path, limit: int) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = path.open("ab", buffering=0)
+    With ``root`` (the workspace), ``path`` is opened below it without following any
+    symlink: the sandboxed command can replace the log folder or a log file by a link to
+    any host path, and the server must not write there. ``OSError`` if it is not plain.
+    """
+
+    def __init__(self, path: Path, limit: int, *, root: Path | None = None) -> None:
+        if root is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.file: BinaryIO = path.open("ab", buffering=0)
+        else:
+            self.file = _open_below(root, path)
         self.limit = limit
         self.written = 0
         self.dropped = 0
@@ -107,6 +123,43 @@ class LogWriter:
 
     def close(self) -> None:
         self.file.close()
+
+
+def _open_below(root: Path, path: Path) -> BinaryIO:
+    *folders, name = path.relative_to(root).parts
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for folder in folders:  # made and entered one at a time, never through a link
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(folder, 0o777, dir_fd=fd)
+            parent, fd = fd, -1
+            try:
+                fd = os.open(folder, _DIR_FLAGS, dir_fd=parent)
+            finally:
+                os.close(parent)
+        log = os.open(name, _LOG_FLAGS, 0o666, dir_fd=fd)  # O_NONBLOCK: a FIFO cannot hang us
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    info = os.fstat(log)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:  # a FIFO, or a planted hard link
+        os.close(log)
+        raise OSError(errno.EPERM, "not a plain file", str(path))
+    os.set_blocking(log, True)
+    return os.fdopen(log, "ab", buffering=0)
+
+
+def open_log(root: Path, path: Path, limit: int) -> LogWriter:
+    """A ``LogWriter`` for ``path`` in the workspace ``root``, or a ``ToolError`` saying why not."""
+    inside = path.is_relative_to(root)
+    try:
+        return LogWriter(path, limit, root=root if inside else None)
+    except OSError as exc:
+        raise ToolError(
+            f"Cannot write the log {path.relative_to(root) if inside else path}: "
+            f"{exc.strerror or exc}. The log and its folders must be plain files and folders "
+            "of the workspace, not links; remove them to let them be made again."
+        ) from exc
 
 
 async def drain(
@@ -138,11 +191,15 @@ async def run_command(
 ) -> CommandResult:
     """Run ``command`` in ``sandbox`` to its end (or its limit) and describe it."""
     policy = sandbox.policy
-    before = await sandbox.counters()
-    started = time.monotonic()
-    execution: Execution = await sandbox.exec(command)
+    log = open_log(sandbox.workspace, log_path, policy.log_bytes)  # before anything runs
+    try:
+        before = await sandbox.counters()
+        started = time.monotonic()
+        execution: Execution = await sandbox.exec(command)
+    except BaseException:
+        log.close()
+        raise
     out, err = Capture(policy.output_chars), Capture(policy.output_chars // 3)
-    log = LogWriter(log_path, policy.log_bytes)
     tasks = [
         asyncio.create_task(drain(execution.stdout, out, log)),
         asyncio.create_task(drain(execution.stderr, err, log)),
@@ -154,7 +211,10 @@ async def run_command(
         except asyncio.TimeoutError:
             limit = "timeout"
             execution.kill()
-            code = await execution.wait()
+            try:  # wait() also waits for the pipes, which an escaped process may hold
+                code = await asyncio.wait_for(execution.wait(), DRAIN_GRACE)
+            except asyncio.TimeoutError:
+                code = 128 + signal.SIGKILL
         await finish_draining(tasks)
     except BaseException:  # cancelled (stop): leave nothing running
         execution.kill()

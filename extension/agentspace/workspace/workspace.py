@@ -31,7 +31,7 @@ async def resolve_backend(choice: SandboxChoice, docker_host: str | None = None)
     """The backend ``choice`` means on this machine, or a clear error."""
     if choice != "auto":
         return choice
-    from .bwrap import usable
+    from .namespaces import usable
 
     if await usable():
         return "bubblewrap"

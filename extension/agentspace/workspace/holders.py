@@ -1,0 +1,177 @@
+"""Namespace holders: the process that owns a session's user and network namespaces.
+
+A holder is ``bwrap --unshare-user --unshare-net ... sleep infinity``; commands
+``nsenter`` its namespaces. Holders do not depend on the workspace, so a pool
+keeps one ready (with its cgroups made and warmed) and a new session's first
+command does not wait for one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import uuid
+import weakref
+from dataclasses import dataclass
+
+from ..errors import SandboxError
+from .cgroups import Limits
+from .hostproc import signal_all
+from .namespaces import system_mounts
+
+
+class HolderPool:
+    """Spare namespace holders, so a new session's first command does not wait for one.
+
+    A holder is workspace-independent (it only owns a user and a network
+    namespace), so one can be made ahead of time; taking it schedules the next.
+    Spares die with the server like every holder (``--die-with-parent``).
+    """
+
+    def __init__(self, spares: int = 1) -> None:
+        self.spares = spares
+        self._ready: list[Prepared] = []
+        self._filling: asyncio.Task[None] | None = None
+
+    async def take(self, bwrap: str, nsenter: str) -> Prepared:
+        while self._ready:
+            prepared = self._ready.pop()
+            if prepared.holder.returncode is None and alive(prepared.pid):
+                self._refill(bwrap, nsenter)
+                return prepared
+            prepared.limits.remove()
+        prepared = await _prepare(bwrap, nsenter, warm=False)
+        self._refill(bwrap, nsenter)
+        return prepared
+
+    def _refill(self, bwrap: str, nsenter: str) -> None:
+        if self._filling is None or self._filling.done():
+            self._filling = asyncio.create_task(self._fill(bwrap, nsenter))
+
+    async def _fill(self, bwrap: str, nsenter: str) -> None:
+        with contextlib.suppress(SandboxError, OSError):
+            while len(self._ready) < self.spares:
+                self._ready.append(await _prepare(bwrap, nsenter, warm=True))
+
+    async def drain(self) -> None:
+        """Kill the spares (the engine closes)."""
+        if self._filling is not None and not self._filling.done():
+            # Never cancel a spawn midway: on Python 3.11 a subprocess cancelled while its
+            # pipes connect leaves its wait pending forever (CPython gh-125502). Let the
+            # refill finish (it takes milliseconds), then kill what it made.
+            self.spares = 0
+            _, pending = await asyncio.wait([self._filling], timeout=10)
+            for task in pending:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        while self._ready:
+            prepared = self._ready.pop()
+            if prepared.holder.returncode is None:
+                prepared.holder.kill()
+                await prepared.holder.wait()
+            prepared.limits.remove()
+
+
+@dataclass
+class Prepared:
+    """A holder (user + network namespace) and a session's cgroups, made ahead of use."""
+
+    holder: asyncio.subprocess.Process
+    pid: int
+    limits: Limits
+
+
+async def _prepare(bwrap: str, nsenter: str, *, warm: bool) -> Prepared:
+    """A holder and empty cgroups; ``warm`` runs one sandboxed ``true`` in them first.
+
+    The first sandboxed process in fresh cgroups costs 5-15 ms more than later
+    ones (kernel set-up per group); a spare pays that before anyone waits.
+    """
+    limits = Limits(f"pool-{uuid.uuid4().hex[:16]}", None, None, None)
+    limits.create()
+    holder: asyncio.subprocess.Process | None = None
+    try:
+        holder, pid = await _spawn_holder(bwrap)
+        if warm:
+            argv = [*limits.wrapper(), nsenter, "-t", str(pid), "--user", "--net"]
+            argv += ["--preserve-credentials", "--", bwrap, "--unshare-user", "--unshare-pid"]
+            argv += [*system_mounts(), "--proc", "/proc", "--dev", "/dev", "--", "true"]
+            warmup = await asyncio.create_subprocess_exec(
+                *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+            )
+            await warmup.wait()
+    except BaseException:  # cancelled by drain(), or bwrap failed: leave nothing behind
+        if holder is not None and holder.returncode is None:
+            holder.kill()
+        signal_all(limits.pids_in(), 9)
+        limits.remove()
+        raise
+    return Prepared(holder, pid, limits)
+
+
+async def _spawn_holder(bwrap: str) -> tuple[asyncio.subprocess.Process, int]:
+    read_end, write_end = os.pipe()
+    try:
+        holder = await asyncio.create_subprocess_exec(
+            bwrap, "--unshare-user", "--unshare-net", "--die-with-parent",
+            "--ro-bind", "/", "/", "--info-fd", str(write_end), "--", "sleep", "infinity",
+            pass_fds=(write_end,), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    try:
+        info = await asyncio.get_running_loop().run_in_executor(None, _read_info, read_end)
+    except BaseException:
+        holder.kill()
+        raise
+    if "child-pid" not in info:
+        err = await holder.stderr.read() if holder.stderr is not None else b""
+        raise SandboxError(
+            f"bubblewrap could not create the sandbox: {err.decode().strip()}. "
+            "Check that unprivileged user namespaces are enabled, or use docker."
+        )
+    return holder, int(info["child-pid"])
+
+
+_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HolderPool] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def pool() -> HolderPool:
+    """This event loop's holder pool (subprocesses belong to the loop that made them)."""
+    loop = asyncio.get_running_loop()
+    found = _POOLS.get(loop)
+    if found is None:
+        found = _POOLS[loop] = HolderPool()
+    return found
+
+
+def _read_info(fd: int) -> dict[str, int]:
+    """bwrap's --info-fd JSON (blocking: runs in a thread)."""
+    data = b""
+    with os.fdopen(fd, "rb") as pipe:
+        while b"}" not in data:
+            chunk = pipe.read1(4096)
+            if not chunk:
+                break
+            data += chunk
+    try:
+        parsed: dict[str, int] = json.loads(data or b"{}")
+        return parsed
+    except ValueError:
+        return {}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,174 @@
+"""Fixtures for the workspace tests: real sandboxes (bubblewrap or local) in ``tmp_path``.
+
+``make_workspace(kind, name="ws", **policy)`` builds a ``Workspace`` whose folder is
+``tmp_path/<name>/workspace`` and state ``tmp_path/<name>/state``; calling it again with the
+same name gives a new workspace on the same folder, state and session id (a server restart).
+Every workspace made is closed at teardown. ``emitted`` collects the ``emit(kind, value)``
+calls of all of them.
+
+The helpers (``until``, ``pids_with``, ``marker``, ``tool_context``) are handed out as
+fixtures because test modules cannot import this file under ``--import-mode=importlib``.
+``until`` waits by bounded polling, never by sleeping a guessed time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+from agentspace.tools.base import ToolContext
+from agentspace.workspace import cgroups
+from agentspace.workspace.sandbox import SandboxPolicy
+from agentspace.workspace.workspace import Workspace, make_sandbox
+
+PREVIEW_URL = "http://preview.test/{session_id}/{port}/"
+# Small limits so a hostile command is stopped fast; a test overrides what it needs.
+DEFAULTS: dict[str, Any] = {"memory_mb": 256, "pids": 128, "cpus": 1.0, "timeout": 30.0}
+
+Emitted = list[tuple[str, dict[str, Any]]]
+
+
+class MakeWorkspace(Protocol):
+    def __call__(self, kind: str, *, name: str = "ws", **policy: Any) -> Workspace: ...
+
+
+def cgroups_writable() -> bool:
+    return cgroups.layout() != "none"
+
+
+def bubblewrap_usable() -> bool:
+    if shutil.which("bwrap") is None or shutil.which("nsenter") is None:
+        return False
+    from agentspace.workspace.bwrap import usable
+
+    return asyncio.run(usable())
+
+
+@pytest.fixture(scope="session")
+def has_bubblewrap() -> bool:
+    return bubblewrap_usable()
+
+
+@pytest.fixture
+def emitted() -> Emitted:
+    return []
+
+
+@pytest.fixture
+async def make_workspace(
+    tmp_path: Path, emitted: Emitted, has_bubblewrap: bool
+) -> AsyncIterator[MakeWorkspace]:
+    made: list[Workspace] = []
+    sessions: dict[str, str] = {}
+
+    def make(kind: str, *, name: str = "ws", **policy: Any) -> Workspace:
+        if kind == "bubblewrap" and not has_bubblewrap:
+            pytest.skip("bubblewrap cannot create namespaces here")
+        folder = tmp_path / name / "workspace"
+        folder.mkdir(parents=True, exist_ok=True)
+        session_id = sessions.setdefault(name, f"t{uuid.uuid4().hex}")
+        sandbox = make_sandbox(kind, session_id, folder, SandboxPolicy(**{**DEFAULTS, **policy}))
+        workspace = Workspace(
+            sandbox, tmp_path / name / "state", lambda k, v: emitted.append((k, v)), PREVIEW_URL
+        )
+        made.append(workspace)
+        return workspace
+
+    yield make
+    for workspace in reversed(made):
+        await workspace.close()
+    if any(w.sandbox.kind == "bubblewrap" for w in made):
+        await drain_holder_pool()
+
+
+async def drain_holder_pool() -> None:
+    """Kill this loop's spare bubblewrap holders (each test has its own event loop).
+
+    A spare still being made is waited for first: draining in the middle of one leaks its
+    cgroups (see test_bwrap.py::test_draining_the_holder_pool_mid_refill_leaks_nothing).
+    """
+    from agentspace.workspace import bwrap
+
+    make_pool = getattr(bwrap, "pool", None)
+    if make_pool is None:  # no pool of spares in this version
+        return
+    pool = make_pool()
+    filling = getattr(pool, "_filling", None)
+    if filling is not None:
+        await asyncio.wait([filling], timeout=10)
+    await pool.drain()
+
+
+def tool_context(workspace: Workspace) -> ToolContext:
+    return ToolContext(
+        workspace=workspace.folder,
+        session_id=workspace.session_id,
+        notebook="nb.ipynb",
+        runtime=workspace,
+    )
+
+
+async def until(check: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
+    """Poll ``check`` (sync or async) until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def marker() -> str:
+    """A ``sleep`` duration no other process on this machine uses, to find ours in /proc."""
+    return f"1000.{uuid.uuid4().int % 10**8:08d}"
+
+
+def pids_with(command: str) -> list[int]:
+    """Live (not zombie) host processes whose whole command line is ``command``.
+
+    Exact, so the shells and sandbox wrappers whose argv merely contains it do not count.
+    """
+    wanted = command.split()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmdline.decode(errors="replace").split("\0")[:-1] == wanted:
+            found.append(int(entry))
+    return found
+
+
+@pytest.fixture(name="until")
+def _until() -> Callable[..., Any]:
+    return until
+
+
+@pytest.fixture(name="pids_with")
+def _pids_with() -> Callable[[str], list[int]]:
+    return pids_with
+
+
+@pytest.fixture(name="marker")
+def _marker() -> Callable[[], str]:
+    return marker
+
+
+@pytest.fixture(name="tool_context")
+def _tool_context() -> Callable[[Workspace], ToolContext]:
+    return tool_context

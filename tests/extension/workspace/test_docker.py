@@ -1,0 +1,294 @@
+"""The docker sandbox against a real engine: real containers, real limits, real kills.
+
+The engine is the private one of ``scripts/dockerd.sh`` (started here when we are root, as on
+CI). Every test gets its own session id and its container is removed afterwards. Waiting is
+done by bounded polling, never by sleeping a guessed time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentspace.errors import SandboxError, SandboxUnavailableError
+from agentspace.workspace.docker import DockerSandbox, docker_available
+from agentspace.workspace.sandbox import Execution, SandboxPolicy
+
+pytest.importorskip("docker", reason="the docker SDK is not installed (pip install docker)")
+
+ROOT = Path(__file__).resolve().parents[3]
+SCRIPT = ROOT / "scripts" / "dockerd.sh"
+
+MakeSandbox = Callable[..., Awaitable[DockerSandbox]]
+
+
+def _script(*args: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        [str(SCRIPT), *args], capture_output=True, text=True, timeout=300, env=env, check=False
+    )
+    if done.returncode:
+        pytest.fail(f"scripts/dockerd.sh {' '.join(args)} failed:\n{done.stderr}")
+    found = re.search(r"DOCKER_HOST=(\S+)", done.stdout)
+    assert found, done.stdout
+    return found.group(1)
+
+
+@pytest.fixture(scope="session")
+def docker_host() -> Iterator[str]:
+    """A docker engine with the sandbox image; DOCKER_HOST points at it for the session."""
+    if os.geteuid() == 0:
+        env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+        _script("start", env=env)
+        host = _script("image", env=env)
+    elif asyncio.run(docker_available()):
+        host = _script("image")  # someone else's engine: DOCKER_HOST or the default socket
+    else:
+        pytest.skip("not root and no docker engine answers: run scripts/dockerd.sh start as root")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DOCKER_HOST", host)
+        yield host
+
+
+@pytest.fixture
+async def make_sandbox(docker_host: str, tmp_path: Path) -> AsyncIterator[MakeSandbox]:
+    made: list[DockerSandbox] = []
+
+    async def make(session_id: str | None = None, **policy: Any) -> DockerSandbox:
+        sid = session_id or f"test-{uuid.uuid4().hex[:10]}"
+        sandbox = DockerSandbox(sid, tmp_path / sid, SandboxPolicy(**policy))
+        await sandbox.start()
+        made.append(sandbox)
+        return sandbox
+
+    yield make
+    for sandbox in made:
+        await sandbox.destroy()
+
+
+async def run(sandbox: DockerSandbox, command: str, **kw: Any) -> tuple[int, str, str]:
+    ex = await sandbox.exec(command, **kw)
+    return await finish(ex)
+
+
+async def finish(ex: Execution) -> tuple[int, str, str]:
+    out, err = await asyncio.gather(ex.stdout.read(), ex.stderr.read())
+    return await ex.wait(), out.decode(), err.decode()
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str, tries: int = 200) -> None:
+    for _ in range(tries):
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_exec_output_exit_codes_and_env(make_sandbox: MakeSandbox) -> None:
+    sb = await make_sandbox()
+    assert await run(sb, "echo hello; echo oops >&2; exit 3") == (3, "hello\n", "oops\n")
+    greeting = await run(sb, "pwd; echo $GREETING", env={"GREETING": "hi"})
+    assert greeting == (0, "/workspace\nhi\n", "")
+    assert (await run(sb, "kill -9 $$"))[0] == 137
+    code, out, _ = await run(sb, "seq 1 200000")  # many frames, more than the reader buffers
+    assert code == 0 and out == "".join(f"{i}\n" for i in range(1, 200001))
+
+
+async def test_workspace_is_shared_both_ways(make_sandbox: MakeSandbox) -> None:
+    sb = await make_sandbox()
+    (sb.workspace / "from_host.txt").write_text("host says hi\n")
+    shared = await run(sb, "cat from_host.txt; echo inside > from_box.txt")
+    assert shared == (0, "host says hi\n", "")
+    assert (sb.workspace / "from_box.txt").read_text() == "inside\n"
+    assert (sb.workspace / "from_box.txt").stat().st_uid == os.getuid()
+
+
+async def test_network_none_keeps_the_host_out(make_sandbox: MakeSandbox) -> None:
+    sb = await make_sandbox()
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        code, _, _ = await run(sb, f"echo x | nc -w 2 127.0.0.1 {port}")
+        assert code != 0  # the host's loopback is not the container's
+        assert (await run(sb, "wget -q -T 2 -O- http://1.1.1.1/"))[0] != 0
+    code, out, _ = await run(sb, "cat /proc/net/dev")
+    assert re.findall(r"^\s*(\w+):", out, re.M) == ["lo"]
+
+
+async def test_connect_reaches_a_server_inside(make_sandbox: MakeSandbox) -> None:
+    sb = await make_sandbox()
+    with pytest.raises(ConnectionRefusedError):
+        await sb.connect(8080)
+    (sb.workspace / "hello.txt").write_text("hello from the box\n")
+    server = await sb.exec("httpd -f -p 127.0.0.1:8080 -h /workspace")
+
+    async def serving() -> bool:
+        try:
+            _, writer = await sb.connect(8080)
+        except ConnectionRefusedError:
+            return False
+        writer.close()
+        return True
+
+    await until(serving, "httpd to listen")
+    reader, writer = await sb.connect(8080)
+    writer.write(b"GET /hello.txt HTTP/1.0\r\nHost: x\r\n\r\n")
+    writer.write_eof()  # a half-close: the answer must still come back
+    response = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert response.startswith(b"HTTP/1.") and response.endswith(b"hello from the box\n")
+    server.kill()
+    assert (await finish(server))[0] == 137
+
+
+async def test_kill_takes_the_whole_tree_with_daemons(make_sandbox: MakeSandbox) -> None:
+    sb = await make_sandbox()
+    daemons = "setsid nohup sleep 1001 >/dev/null 2>&1 & (setsid sleep 1002 &)"
+    ex = await sb.exec(f"{daemons}; sleep 1003 & echo up; wait")
+    assert await ex.stdout.readline() == b"up\n"
+
+    async def sleepers() -> str:
+        return (await run(sb, "ps -o args | grep '^sleep 100' || true"))[1]
+
+    await until(lambda: _count(sleepers, 3), "three sleepers")
+    ex.kill()
+    assert (await finish(ex))[0] == 137
+    await until(lambda: _count(sleepers, 0), "no sleeper left")
+
+
+async def _count(lines: Callable[[], Awaitable[str]], n: int) -> bool:
+    return len((await lines()).splitlines()) == n
+
+
+async def test_kill_right_after_exec_and_many_at_once(make_sandbox: MakeSandbox) -> None:
+    sb = await make_sandbox()
+    early = await sb.exec("sleep 1000")
+    early.kill()  # the process may not even run yet
+    assert (await finish(early))[0] == 137
+    late = await sb.exec("sleep 1000")
+    with pytest.raises(asyncio.TimeoutError):  # as the runner's time limit does
+        await asyncio.wait_for(late.wait(), 0.2)
+    late.kill()
+    assert (await finish(late))[0] == 137
+    held = [await sb.exec(f"echo {i}; sleep 1000") for i in range(20)]  # hijacked connections
+    assert [await ex.stdout.readline() for ex in held] == [f"{i}\n".encode() for i in range(20)]
+    assert await run(sb, "echo still served") == (0, "still served\n", "")
+    for ex in held:
+        ex.kill()
+    assert await asyncio.gather(*(ex.wait() for ex in held)) == [137] * 20
+
+
+async def test_output_is_paused_while_nobody_reads(make_sandbox: MakeSandbox) -> None:
+    sb = await make_sandbox()
+    ex = await sb.exec("yes | head -c 20000000")
+    valve = ex._valves[0]  # the reader's flow control closes it past 2 MiB unread
+
+    async def paused() -> bool:
+        return not valve.open.is_set()
+
+    await until(paused, "the stream to be paused")
+    assert len(ex.stdout._buffer) < 3 << 20  # type: ignore[attr-defined]
+    assert len(await ex.stdout.read()) == 20_000_000
+    assert await ex.wait() == 0
+
+
+async def test_terminate_sends_sigterm(make_sandbox: MakeSandbox) -> None:
+    sb = await make_sandbox()
+    ex = await sb.exec("trap 'echo term; exit 5' TERM; echo ready; while :; do sleep 1; done")
+    assert await ex.stdout.readline() == b"ready\n"
+    ex.terminate()
+    assert (await finish(ex))[:2] == (5, "term\n")  # the trap ran: it was asked, not killed
+
+
+async def test_container_survives_close_and_is_reattached(make_sandbox: MakeSandbox) -> None:
+    first = await make_sandbox()
+    code, _, _ = await run(first, "setsid nohup sleep 1000 >/dev/null 2>&1 & echo $! > bg.pid")
+    assert code == 0
+    await first.close()
+    again = DockerSandbox(first.session_id, first.workspace, first.policy)
+    await again.start()
+    assert again._container_id == first._container_id
+    assert (await run(again, "kill -0 $(cat bg.pid)"))[0] == 0  # the process still runs
+    await again.close()
+
+
+async def test_a_stopped_container_is_started_again(make_sandbox: MakeSandbox) -> None:
+    import docker
+
+    first = await make_sandbox()
+    client = docker.from_env()
+    client.containers.get(first.name).stop(timeout=1)
+    client.close()
+    again = DockerSandbox(first.session_id, first.workspace, first.policy)
+    assert await run(again, "echo back") == (0, "back\n", "")
+    await again.close()
+    client = docker.from_env()
+    client.containers.get(first.name).stop(timeout=1)  # now behind a started sandbox's back
+    client.close()
+    assert await run(first, "echo back again") == (0, "back again\n", "")
+
+
+async def test_destroy_removes_the_container(make_sandbox: MakeSandbox) -> None:
+    import docker
+
+    sb = await make_sandbox()
+    await sb.destroy()
+    client = docker.from_env()
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get(sb.name)
+    client.close()
+    await sb.destroy()  # idempotent
+
+
+async def test_memory_limit_kills_a_hog(make_sandbox: MakeSandbox) -> None:
+    sb = await make_sandbox(memory_mb=32)
+    before = await sb.counters()
+    assert "memory" in before
+    code, _, _ = await run(sb, "dd if=/dev/zero of=/dev/null bs=200M count=1")  # one 200 MB buffer
+    assert code == 137
+    assert await sb.limit_hit(before) == "memory"
+    on_host = await sb.counters()
+    sb._cgroup = {}  # as when the engine runs on another host: read from inside
+    assert await sb.counters() == on_host
+    assert await run(sb, "echo alive") == (0, "alive\n", "")
+
+
+async def test_pids_limit_stops_a_fork_bomb(make_sandbox: MakeSandbox) -> None:
+    sb = await make_sandbox(pids=16)
+    before = await sb.counters()
+    bomb = await sb.exec("f() { f | f & }; f; while :; do sleep 1; done")
+
+    async def refused() -> bool:
+        return (await sb.counters()).get("pids", 0) > before.get("pids", 0)
+
+    await until(refused, "the pids limit to refuse forks")
+    bomb.kill()
+    assert (await finish(bomb))[0] in (2, 137)  # its first shell may die of "can't fork" first
+
+    async def bombs() -> str:
+        return (await run(sb, "ps -o args | grep '[f]()' || true"))[1]
+
+    await until(lambda: _count(bombs, 0), "every bomb process to die")
+    assert await run(sb, "echo alive") == (0, "alive\n", "")
+    host = await asyncio.create_subprocess_exec("true")  # the host can still fork
+    assert await host.wait() == 0
+
+
+async def test_no_engine_and_no_image_are_clear_errors(
+    docker_host: str, tmp_path: Path, make_sandbox: MakeSandbox
+) -> None:
+    missing = "unix:///nonexistent/docker.sock"
+    assert await docker_available(docker_host) is True
+    assert await docker_available(missing) is False
+    nowhere = DockerSandbox("x", tmp_path / "x", SandboxPolicy(), docker_host=missing)
+    with pytest.raises(SandboxUnavailableError, match=r"dockerd\.sh start"):
+        await nowhere.start()
+    with pytest.raises(SandboxError, match=r"dockerd\.sh image"):
+        await make_sandbox(image="agentspace-no-such-image:latest")
