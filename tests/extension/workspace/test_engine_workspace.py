@@ -113,3 +113,23 @@ async def _all(session: object) -> object:
         for e in page:
             yield e
         after = page[-1].seq
+
+
+async def test_auto_never_falls_back_to_local(monkeypatch: object) -> None:
+    import pytest
+
+    from agentspace.errors import SandboxUnavailableError
+    from agentspace.workspace import docker, namespaces
+    from agentspace.workspace.workspace import resolve_backend
+
+    async def no(*args: object) -> bool:
+        return False
+
+    mp: pytest.MonkeyPatch = monkeypatch  # type: ignore[assignment]
+    mp.setattr(namespaces, "usable", no)  # a machine with neither backend
+    mp.setattr(docker, "docker_available", no)
+    with pytest.raises(SandboxUnavailableError) as err:
+        await resolve_backend("auto")
+    message = err.value.message
+    assert "bubblewrap" in message and "docker" in message and "sandbox='local'" in message
+    assert await resolve_backend("local") == "local"  # only when chosen
