@@ -88,7 +88,7 @@ async def latency(root: Path, kinds: list[SandboxKind], n: int) -> None:
         target = "<= 1.5x bare bwrap" if kind == "bubblewrap" else "reported"
         row(f"{kind}: shell('true') median of {n}", f"{ours:.2f} ms ({ours / base:.2f}x)",
             f"bare bwrap true {base:.2f} ms", target)  # fmt: skip
-        await ws.close()
+        await ws.destroy(purge=True)
 
 
 async def cold_start(root: Path, kinds: list[SandboxKind], n: int) -> None:
@@ -101,7 +101,7 @@ async def cold_start(root: Path, kinds: list[SandboxKind], n: int) -> None:
             text = await tool_shell(ws, "true")
             samples.append((time.perf_counter() - t0) * 1000)
             assert text.startswith("exit code: 0"), text
-            await ws.close()
+            await ws.destroy(purge=True)
         target = "p50 <= 10 ms" if kind == "bubblewrap" else "reported"
         row(f"{kind}: cold start p50 (p90) of {n}",
             f"{statistics.median(samples):.2f} ms ({pct(samples, 0.9):.2f} ms)",
@@ -126,7 +126,7 @@ async def concurrent(root: Path, kinds: list[SandboxKind], sessions: int) -> Non
             f"{statistics.median(lat):.1f} / {pct(lat, 0.99):.1f} ms; all {len(lat)} done",
             f"wall {wall:.0f} ms", "all complete; p99 reported")  # fmt: skip
         for ws in spaces:
-            await ws.close()
+            await ws.destroy(purge=True)
 
 
 async def fetch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:
@@ -156,12 +156,17 @@ async def preview(root: Path, kinds: list[SandboxKind], repeats: int) -> None:
     for kind in kinds:
         ws = new_workspace(root, kind)
         (ws.folder / "big.bin").write_bytes(os.urandom(size))
-        await ws.processes.start("python3 -m http.server 8765 --bind 127.0.0.1", "web")
+        server = (  # the docker image is busybox: its httpd stands in for python's
+            "httpd -f -p 127.0.0.1:8765 -h /workspace"
+            if kind == "docker"
+            else "python3 -m http.server 8765 --bind 127.0.0.1"
+        )
+        await ws.processes.start(server, "web")
         rate = await _rate(lambda ws=ws: ws.sandbox.connect(8765), size, repeats)
         target = ">= 100 MB/s" if kind == "bubblewrap" else "reported"
         row(f"{kind}: 10 MB through connect(8765), median of {repeats}", f"{rate:.0f} MB/s",
             f"same server type on host loopback {direct:.0f} MB/s", target)  # fmt: skip
-        await ws.close()
+        await ws.destroy(purge=True)
 
 
 async def _rate(open_stream: Any, size: int, repeats: int) -> float:
@@ -173,6 +178,8 @@ async def _rate(open_stream: Any, size: int, repeats: int) -> float:
                 break
             except OSError:
                 await asyncio.sleep(0.025)
+        else:
+            raise RuntimeError("the preview server never answered")
         t0 = time.perf_counter()
         got = await fetch(reader, writer)
         assert got > size, got

@@ -91,6 +91,8 @@ class Limits:
     cpus: float | None
     pids: int | None
     dirs: list[Path] = field(default_factory=list)
+    _counters_for: tuple[Path, ...] = field(default=(), repr=False)
+    _counter_list: list[tuple[str, str, str]] = field(default_factory=list, repr=False)
 
     def create(self) -> None:
         """Make the groups and write the limits (no-op where cgroups are not writable)."""
@@ -154,18 +156,30 @@ class Limits:
     def counters(self) -> dict[str, int]:
         """OOM kills and refused forks so far (monotonic)."""
         out: dict[str, int] = {}
-        for group in self.dirs:
-            for file, key, label in (
-                ("memory.oom_control", "oom_kill", "memory"),
-                ("memory.events", "oom_kill", "memory"),
-                ("pids.events", "max", "pids"),
-            ):
-                with contextlib.suppress(OSError):
-                    for line in (group / file).read_text().splitlines():
-                        name, _, value = line.partition(" ")
-                        if name == key:
-                            out[label] = out.get(label, 0) + int(value)
+        for path, key, label in self._counter_files():
+            with contextlib.suppress(OSError), open(path) as f:
+                for line in f:
+                    name, _, value = line.partition(" ")
+                    if name == key:
+                        out[label] = out.get(label, 0) + int(value)
         return out
+
+    def _counter_files(self) -> list[tuple[str, str, str]]:
+        """The event files that exist in our groups (found once: this runs per command)."""
+        key = tuple(self.dirs)
+        if self._counters_for != key:
+            self._counter_list = [
+                (str(group / file), name, label)
+                for group in self.dirs
+                for file, name, label in (
+                    ("memory.oom_control", "oom_kill", "memory"),
+                    ("memory.events", "oom_kill", "memory"),
+                    ("pids.events", "max", "pids"),
+                )
+                if (group / file).exists()
+            ]
+            self._counters_for = key
+        return self._counter_list
 
     def pids_in(self) -> list[int]:
         """Every process in the groups (to kill what escaped a process tree)."""
