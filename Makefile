@@ -30,8 +30,10 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
+# Two runs: the server tests use pytest-jupyter's event loop, the others pytest-asyncio's.
 unit: setup
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --ignore=tests/extension/server
+	$(VENV)/bin/pytest -q -p no:asyncio tests/extension/server
 
 test: lint typecheck unit
 

@@ -51,6 +51,13 @@ if TYPE_CHECKING:
     from .tools.base import Tool, ToolContext, ToolOutput, tool
 
 
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    """How jupyter_server finds the extension (imported only by the server)."""
+    from .app import AgentspaceApp
+
+    return [{"module": "agentspace.app", "app": AgentspaceApp}]
+
+
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:

@@ -169,6 +169,22 @@ class Engine:
         self._sessions.pop(session.id, None)
         self._by_notebook.pop(session.notebook, None)
 
+    async def rename_notebooks(self, old: str, new: str) -> int:
+        """Move session keys from notebook (or folder) ``old`` to ``new``; returns how many."""
+        old_key, new_key = normalise_notebook(old), normalise_notebook(new)
+        moved = await self.store.transaction(
+            lambda c: records.rename_notebooks(c, old_key, new_key)
+        )
+        for sid, notebook in moved:
+            session = self._sessions.get(sid)
+            if session is not None:
+                self._by_notebook.pop(session.notebook, None)
+                session.record.notebook = notebook
+                self._by_notebook[notebook] = sid
+                session.save()
+        await self.store.flush()
+        return len(moved)
+
     async def list(self) -> list[SessionInfo]:
         rows = await self.store.query("SELECT id FROM sessions ORDER BY created")
         return [await (await self.get(sid)).info() for (sid,) in rows]

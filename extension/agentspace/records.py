@@ -190,3 +190,22 @@ def delete_session(conn: sqlite3.Connection, session_id: str) -> None:
     for table in ("events", "messages", "inbox", "approvals", "runs", "sessions"):
         key = "id" if table == "sessions" else "session_id"
         conn.execute(f"DELETE FROM {table} WHERE {key} = ?", (session_id,))
+
+
+def rename_notebooks(conn: sqlite3.Connection, old: str, new: str) -> list[tuple[str, str]]:
+    """Re-key sessions of notebook ``old`` (or of notebooks under folder ``old``)."""
+    rows = conn.execute(
+        "SELECT id, notebook, data FROM sessions WHERE notebook = ? OR notebook LIKE ? ESCAPE '\\'",
+        (old, old.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"),
+    ).fetchall()
+    moved = []
+    for sid, notebook, data in rows:
+        renamed = new + notebook[len(old) :]
+        record = SessionRecord.model_validate_json(data)
+        record.notebook = renamed
+        conn.execute(
+            "UPDATE sessions SET notebook = ?, data = ? WHERE id = ?",
+            (renamed, record.model_dump_json(), sid),
+        )
+        moved.append((sid, renamed))
+    return moved

@@ -1,0 +1,205 @@
+"""The Jupyter server extension: settings as traitlets, the engine started on first use.
+
+Loading this module costs almost nothing (traitlets and jupyter_server are
+already imported by the server): the engine, pydantic models, litellm and
+docker are imported when the first request needs them, so the extension adds
+no measurable time to the server's start. Every setting is a trait with help
+text: ``c.AgentspaceApp.model = "openai/gpt-4o-mini"`` in jupyter_server_config.py
+or ``--AgentspaceApp.model=...`` on the command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import TYPE_CHECKING, Any
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Dict, Enum, Float, Int, Unicode, default
+
+if TYPE_CHECKING:
+    from .config import EngineConfig
+    from .engine import Engine
+
+PROVIDER_DEFAULTS = (
+    ("OPENAI_API_KEY", "openai/gpt-4o-mini"),
+    ("ANTHROPIC_API_KEY", "anthropic/claude-3-5-haiku-latest"),
+    ("GEMINI_API_KEY", "gemini/gemini-2.0-flash"),
+)
+
+
+class AgentspaceApp(ExtensionApp):
+    """One AI agent session per notebook, served over REST, SSE and AG-UI."""
+
+    name = "agentspace"
+    description = "Jupyter-native agent workspace"
+    extension_url = "/agentspace/api/sessions"
+    load_other_extensions = True
+
+    model = Unicode(
+        help="Default litellm model string for new sessions, e.g. 'openai/gpt-4o-mini' or "
+        "'ollama/llama3'. Defaults to a provider whose API key is set in the server's "
+        "environment, else the offline 'scripted/echo' demo model.",
+    ).tag(config=True)
+    model_params = Dict(
+        help="Extra litellm parameters for every call (temperature, api_base, ...)."
+    ).tag(config=True)
+    system_prompt = Unicode(
+        "", help="System prompt for every session (empty: the built-in one)."
+    ).tag(config=True)
+    state_dir = Unicode(
+        "", help="Where the SQLite store and workspaces live (empty: the Jupyter data dir)."
+    ).tag(config=True)
+    policies = Dict(
+        help="Approval policy per tool name: 'allow', 'ask' or 'deny' ('*' for all tools). "
+        "Defaults: reading tools allow, everything that changes something asks."
+    ).tag(config=True)
+    sandbox = Enum(
+        ["auto", "bubblewrap", "docker", "local"],
+        "auto",
+        help="Where agent commands run: bubblewrap, docker, local (no isolation) or auto "
+        "(bubblewrap, else docker; never local unless chosen).",
+    ).tag(config=True)
+    network = Enum(
+        ["none", "host"], "none", help="Sandbox network: 'none' (loopback only) or 'host'."
+    ).tag(config=True)
+    memory_mb = Int(2048, allow_none=True, help="Memory per sandbox (MB).").tag(config=True)
+    cpus = Float(1.0, allow_none=True, help="CPU share per sandbox (1.0 = a core).").tag(
+        config=True
+    )
+    pids = Int(512, allow_none=True, help="Processes per sandbox.").tag(config=True)
+    command_timeout = Float(120.0, help="Default wall time of a shell command (s).").tag(
+        config=True
+    )
+    quota_mb = Int(10_240, allow_none=True, help="Workspace size quota (MB).").tag(config=True)
+    docker_image = Unicode("agentspace-sandbox:latest", help="Image of the docker sandbox.").tag(
+        config=True
+    )
+    docker_host = Unicode("", help="Docker engine URL (empty: DOCKER_HOST).").tag(config=True)
+    max_model_calls = Int(20, help="Model calls in one run.").tag(config=True)
+    token_budget = Int(None, allow_none=True, help="Tokens a session may use.").tag(config=True)
+    cost_ceiling = Float(None, allow_none=True, help="USD a session may spend.").tag(config=True)
+    context_window = Int(
+        None, allow_none=True, help="Override the model's context window (tokens)."
+    ).tag(config=True)
+    max_queue = Int(32, help="Messages waiting per session.").tag(config=True)
+    max_message_bytes = Int(256_000, help="Largest user message (bytes).").tag(config=True)
+    max_request_bytes = Int(
+        50_000_000, help="Largest request body (file uploads included), in bytes."
+    ).tag(config=True)
+    messages_per_minute = Int(
+        60, help="Messages a user may send per minute (all sessions); 0 = unlimited."
+    ).tag(config=True)
+    heartbeat_seconds = Float(15.0, help="Seconds between SSE keep-alive comments.").tag(
+        config=True
+    )
+    preview_requires_xsrf = Bool(
+        False, help="Require the XSRF check on non-GET preview requests made with cookies."
+    ).tag(config=True)
+
+    @default("model")
+    def _default_model(self) -> str:
+        for variable, model in PROVIDER_DEFAULTS:
+            if os.environ.get(variable):
+                return model
+        return "scripted/echo"
+
+    def initialize_settings(self) -> None:
+        self.settings["agentspace"] = ServerState(self)
+
+    def initialize_handlers(self) -> None:
+        from .server.routes import routes
+
+        self.handlers.extend(routes())
+
+    async def stop_extension(self) -> None:
+        """Server shutdown: stop runs, commit events, stop sandboxes."""
+        state: ServerState | None = self.settings.get("agentspace")
+        if state is not None:
+            await state.close()
+
+    def engine_config(self) -> EngineConfig:
+        from pathlib import Path
+
+        from .config import EngineConfig, Limits, default_state_dir
+        from .workspace.sandbox import SandboxPolicy
+
+        base_url = self.serverapp.base_url if self.serverapp is not None else "/"
+        values: dict[str, Any] = {
+            "state_dir": Path(self.state_dir) if self.state_dir else default_state_dir(),
+            "model": self.model,
+            "model_params": dict(self.model_params),
+            "policies": dict(self.policies),
+            "sandbox": self.sandbox,
+            "docker_host": self.docker_host or None,
+            "preview_url": base_url.rstrip("/") + "/agentspace/preview/{session_id}/{port}/",
+            "limits": Limits(
+                max_queue=self.max_queue,
+                max_message_bytes=self.max_message_bytes,
+                max_model_calls=self.max_model_calls,
+                token_budget=self.token_budget,
+                cost_ceiling=self.cost_ceiling,
+                context_window=self.context_window,
+            ),
+            "sandbox_policy": SandboxPolicy(
+                network=self.network,
+                memory_mb=self.memory_mb,
+                cpus=self.cpus,
+                pids=self.pids,
+                timeout=self.command_timeout,
+                quota_mb=self.quota_mb,
+                image=self.docker_image,
+            ),
+        }
+        if self.system_prompt:
+            values["system_prompt"] = self.system_prompt
+        return EngineConfig(**values)
+
+
+class ServerState:
+    """What handlers share: the engine (made on first use) and the per-user rate limiter."""
+
+    def __init__(self, app: AgentspaceApp) -> None:
+        self.app = app
+        self._engine: Engine | None = None
+        self._lock = asyncio.Lock()
+        self._sent: dict[str, list[float]] = {}
+        self._listening = False
+
+    async def engine(self) -> Engine:
+        if self._engine is None:
+            async with self._lock:
+                if self._engine is None:
+                    from .engine import Engine
+
+                    self._engine = await Engine(self.app.engine_config()).start()
+                    self._follow_renames()
+        return self._engine
+
+    def _follow_renames(self) -> None:
+        """Keep a notebook's session when the notebook is renamed or moved."""
+        logger = getattr(self.app.serverapp, "event_logger", None)
+        if logger is None or self._listening:
+            return
+        from .server.renames import CONTENTS_SCHEMA, on_contents_event
+
+        logger.add_listener(schema_id=CONTENTS_SCHEMA, listener=on_contents_event(self))
+        self._listening = True
+
+    def allow_message(self, user: str, now: float) -> float | None:
+        """Record a message from ``user``; None if allowed, else seconds until allowed."""
+        limit = self.app.messages_per_minute
+        if limit <= 0:
+            return None
+        recent = [t for t in self._sent.get(user, []) if now - t < 60.0]
+        if len(recent) >= limit:
+            self._sent[user] = recent
+            return 60.0 - (now - recent[0])
+        recent.append(now)
+        self._sent[user] = recent
+        return None
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            engine, self._engine = self._engine, None
+            await engine.close()

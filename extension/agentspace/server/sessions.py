@@ -1,0 +1,118 @@
+"""Sessions, messages, stop/resume and approvals over REST."""
+
+from __future__ import annotations
+
+import time
+
+from jupyter_server.auth.decorator import authorized
+from pydantic import BaseModel, ConfigDict, Field
+from tornado import web
+
+from ..approvals import Decision
+from .base import AgentspaceHandler, ApiError
+
+
+class CreateSession(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    notebook: str = Field(..., min_length=1, max_length=4096, description="Path from the root.")
+    model: str | None = Field(None, max_length=512, description="litellm model string.")
+
+
+class SendMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(..., description="The user's message.")
+
+
+class SessionsHandler(AgentspaceHandler):
+    auth_resource = "agentspace:sessions"
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        infos = await (await self.engine()).list()
+        self.reply({"sessions": [i.model_dump(mode="json") for i in infos]})
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.body(CreateSession)
+        engine = await self.engine()
+        session = await engine.session(body.notebook, model=body.model)
+        if body.model and session.record.model != body.model:
+            session.configure(model=body.model)
+        self.reply(await session.info())
+
+
+class SessionHandler(AgentspaceHandler):
+    auth_resource = "agentspace:sessions"
+
+    @web.authenticated
+    @authorized
+    async def get(self, session_id: str) -> None:
+        self.reply(await (await self.session(session_id)).info())
+
+    @web.authenticated
+    @authorized
+    async def delete(self, session_id: str) -> None:
+        purge = self.get_argument("purge", "false").lower() in ("1", "true", "yes")
+        await (await self.engine()).delete(session_id, purge=purge)
+        self.set_status(204)
+        self.finish()
+
+
+class MessagesHandler(AgentspaceHandler):
+    auth_resource = "agentspace:messages"
+
+    @web.authenticated
+    @authorized
+    async def post(self, session_id: str) -> None:
+        body = self.body(SendMessage)
+        session = await self.session(session_id)
+        wait = self.state.allow_message(self.rate_key, time.monotonic())
+        if wait is not None:
+            self.set_header("Retry-After", str(int(wait) + 1))
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"Too many messages: at most {self.state.app.messages_per_minute} a minute. "
+                f"Try again in {int(wait) + 1} s.",
+                retry_after=int(wait) + 1,
+            )
+        receipt = await session.send(body.text, sender=self.username)
+        self.reply(receipt, status=202)
+
+
+class StopHandler(AgentspaceHandler):
+    auth_resource = "agentspace:control"
+
+    @web.authenticated
+    @authorized
+    async def post(self, session_id: str) -> None:
+        session = await self.session(session_id)
+        await session.stop()
+        self.reply({"status": session.status})
+
+
+class ResumeHandler(AgentspaceHandler):
+    auth_resource = "agentspace:control"
+
+    @web.authenticated
+    @authorized
+    async def post(self, session_id: str) -> None:
+        session = await self.session(session_id)
+        status = await session.resume()
+        self.reply({"status": status, "running": session.busy})
+
+
+class ApprovalHandler(AgentspaceHandler):
+    auth_resource = "agentspace:approvals"
+
+    @web.authenticated
+    @authorized
+    async def post(self, session_id: str, tool_call_id: str) -> None:
+        decision = self.body(Decision)
+        session = await self.session(session_id)
+        remaining = await session.decide(tool_call_id, decision)
+        self.reply({"pending": remaining, "status": session.status})

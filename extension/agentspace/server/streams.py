@@ -1,0 +1,164 @@
+"""Server-sent events: the session's event log, and the AG-UI run endpoint.
+
+Both write each AG-UI event as ``id: <seq>`` + ``data: <json>``, so a client
+that reconnects with ``Last-Event-ID`` (or ``?after=``) gets exactly what it
+missed. Keep-alive comments go out while nothing happens, so proxies do not
+cut an idle stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from ag_ui.core import RunAgentInput
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from ..approvals import Decision
+from ..events import StoredEvent
+from .base import AgentspaceHandler, ApiError
+
+
+async def stream(
+    handler: AgentspaceHandler,
+    events: AsyncIterator[StoredEvent],
+    *,
+    start: Callable[[StoredEvent], bool] | None = None,
+    stop: Callable[[StoredEvent], bool] | None = None,
+) -> None:
+    """Write ``events`` as SSE (from the first ``start`` match) until ``stop`` or disconnect."""
+    handler.set_header("Content-Type", "text/event-stream; charset=utf-8")
+    handler.set_header("Cache-Control", "no-cache")
+    handler.set_header("X-Accel-Buffering", "no")
+    handler.write(": agentspace\n\n")
+    beat = asyncio.create_task(_heartbeat(handler, handler.state.app.heartbeat_seconds))
+    started = start is None
+    try:
+        await handler.flush()
+        async for event in events:
+            if not started:
+                started = start(event) if start is not None else True
+                if not started:
+                    continue
+            handler.write(f"id: {event.seq}\ndata: {event.data}\n\n")
+            await handler.flush()
+            if stop is not None and stop(event):
+                break
+    except StreamClosedError:
+        pass
+    finally:
+        beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError, StreamClosedError):
+            await beat
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    with contextlib.suppress(StreamClosedError):
+        handler.finish()
+
+
+async def _heartbeat(handler: AgentspaceHandler, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        handler.write(": keep-alive\n\n")
+        await handler.flush()
+
+
+def _after(handler: AgentspaceHandler) -> int:
+    raw = handler.get_argument("after", None) or handler.request.headers.get("Last-Event-ID")
+    if raw is None or raw == "":
+        return 0
+    try:
+        after = int(raw)
+    except ValueError:
+        raise ApiError(
+            400, "bad_after", f"'after' must be a sequence number, not {raw!r}."
+        ) from None
+    if after < 0:
+        raise ApiError(400, "bad_after", "'after' must be 0 or more.")
+    return after
+
+
+class EventsHandler(AgentspaceHandler):
+    auth_resource = "agentspace:events"
+
+    @web.authenticated
+    @authorized
+    async def get(self, session_id: str) -> None:
+        after = _after(self)
+        session = await self.session(session_id)
+        await stream(self, session.subscribe(after))
+
+
+class AguiHandler(AgentspaceHandler):
+    """AG-UI's HTTP endpoint: a RunAgentInput in, this run's events out (SSE)."""
+
+    auth_resource = "agentspace:agui"
+
+    @web.authenticated
+    @authorized
+    async def post(self, session_id: str) -> None:
+        run = self.body(RunAgentInput)
+        session = await self.session(session_id)
+        if run.thread_id != session.id:
+            raise ApiError(400, "bad_thread", f"threadId must be this session's id ({session.id}).")
+        if session.busy:
+            raise ApiError(
+                409, "run_in_progress", "A run is already going in this session; wait or stop it."
+            )
+        after = session.log.last_seq
+        if run.resume:
+            remaining: list[str] = []
+            for entry in run.resume:
+                decision = _decision(entry.status, entry.payload)
+                remaining = await session.decide(entry.interrupt_id, decision)
+            if remaining:
+                raise ApiError(
+                    409,
+                    "interrupt_pending",
+                    f"Still waiting for a decision on {', '.join(remaining)}: resume them too.",
+                    pending=remaining,
+                )
+        else:
+            if session.status == "awaiting_approval":
+                raise ApiError(
+                    409,
+                    "interrupt_pending",
+                    "Tool calls are waiting for approval: answer them with 'resume' entries.",
+                )
+            await session.send(_last_user_text(run), sender=self.username)
+        events = session.subscribe(after)
+        await stream(
+            self, events, start=lambda e: e.type == "RUN_STARTED", stop=lambda e: e.terminal
+        )
+
+
+def _decision(status: str, payload: Any) -> Decision:
+    if status == "cancelled":
+        return Decision(decision="reject", reason="cancelled by the client")
+    if isinstance(payload, dict):
+        try:
+            return Decision.model_validate(payload)
+        except ValueError as exc:
+            raise ApiError(422, "invalid_resume", f"The resume payload is invalid: {exc}") from exc
+    if payload in (None, True, "approve"):
+        return Decision(decision="approve")
+    if payload in (False, "reject"):
+        return Decision(decision="reject")
+    raise ApiError(422, "invalid_resume", f"Unknown resume payload {json.dumps(payload)[:200]}.")
+
+
+def _last_user_text(run: RunAgentInput) -> str:
+    for message in reversed(run.messages):
+        if getattr(message, "role", None) == "user":
+            content = message.content
+            if isinstance(content, str):
+                return content
+            texts = [getattr(part, "text", "") for part in content or []]
+            return "\n".join(t for t in texts if t)
+    raise ApiError(422, "no_user_message", "messages has no user message to answer.")
