@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 STATE  ?= .state
 PROMPT ?= Write a small Python script that prints a greeting, then read it back.
 
-.PHONY: setup run test lint typecheck unit bench dockerd clean
+.PHONY: setup run demo test lint typecheck unit bench dockerd clean
 
 setup: $(STAMP)
 
@@ -14,10 +14,14 @@ $(STAMP): pyproject.toml scripts/setup.sh
 	scripts/setup.sh "$(VENV)"
 	touch $(STAMP)
 
-# The main job (until the server extension lands): one agent session on the
-# offline scripted demo model, streamed in the terminal, tool calls approved.
-# The demo's state starts fresh each time so the script plays from its first turn.
+# The main job: JupyterLab with the agentspace extension on the embedded defaults (SQLite,
+# bubblewrap, the offline scripted model unless a provider key such as OPENAI_API_KEY is set),
+# opened on the welcome notebook. `make demo` runs one session in the terminal instead.
+ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 run: setup
+	$(VENV)/bin/jupyter lab $(ROOT_FLAG) --ServerApp.root_dir=notebooks welcome.ipynb
+
+demo: setup
 	rm -rf "$(STATE)/demo"
 	$(VENV)/bin/agentspace run --state-dir "$(STATE)/demo" --notebook demo.ipynb \
 		--model scripted/notebooks/demo_script.json --approve all "$(PROMPT)"

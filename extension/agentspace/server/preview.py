@@ -219,7 +219,7 @@ class PreviewHandler(AgentspaceHandler):
         port: int,
     ) -> None:
         """Send the status and headers at once, then each piece of the body as it arrives."""
-        self.set_status(start.code, start.reason if start.reason.isprintable() else None)
+        self.set_status(start.code, start.reason or None)  # tornado vets the phrase
         self.clear_header("Content-Type")  # tornado's default; the app's own is copied below
         seen: set[str] = set()
         for name, value in self.response_headers(headers, prefix, port):
