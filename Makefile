@@ -37,7 +37,7 @@ typecheck: setup
 # Two runs: the server tests use pytest-jupyter's event loop, the others pytest-asyncio's.
 unit: setup
 	$(VENV)/bin/pytest -q --ignore=tests/extension/server
-	$(VENV)/bin/pytest -q -p no:asyncio tests/extension/server
+	$(VENV)/bin/pytest -q -p no:asyncio -W ignore::pytest.PytestConfigWarning tests/extension/server
 
 test: lint typecheck unit
 
