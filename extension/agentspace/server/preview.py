@@ -1,12 +1,10 @@
 """The preview proxy: a browser reaches a web server running inside a session's sandbox.
 
-The sandbox has no network, so there is no address to dial: the only way in is
-``sandbox.connect(port)``, a byte stream to 127.0.0.1:PORT inside it. So this
-handler speaks HTTP/1.1 to the app itself over that stream (one connection per
-request, ``Connection: close``, so no pool to manage) and streams the answer
-back chunk by chunk as it arrives. A WebSocket upgrade is forwarded, and after
-the app's 101 both raw streams are spliced: frames, close codes and extensions
-pass through untouched, with nothing to re-frame.
+The sandbox has no network: the only way in is ``sandbox.connect(port)``, a byte
+stream to 127.0.0.1:PORT inside it, so this handler speaks HTTP/1.1 to the app
+itself (one connection per request, ``Connection: close``: no pool to manage) and
+streams the answer back as it arrives. After the app's 101 to a WebSocket upgrade
+both raw streams are spliced: frames, close codes and extensions pass untouched.
 
 The app is served on Jupyter's origin, so Jupyter's credentials (Authorization,
 ``?token=``, the login and ``_xsrf`` cookies) are stripped before anything
@@ -20,11 +18,13 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import httputil, web
+from tornado.http1connection import HTTP1Connection
 from tornado.iostream import IOStream, StreamClosedError
 
 from .base import AgentspaceHandler, ApiError
@@ -44,15 +44,18 @@ NOT_FORWARDED = frozenset(
 # Cookies of Jupyter servers and JupyterHub (cookies ignore ports: other servers' count too).
 JUPYTER_COOKIE = re.compile(r"_xsrf$|username-|jupyterhub-")
 LOOPBACK = ("127.0.0.1", "localhost", "0.0.0.0")
+# Tornado keeps no reference to a handler's task, and asyncio's stream protocols hold their
+# readers weakly: a request waiting on the app would be garbage that GC may destroy mid-flight.
+LIVE: set[asyncio.Task[Any] | None] = set()
+Reader = asyncio.StreamReader
+Head = tuple[httputil.ResponseStartLine, httputil.HTTPHeaders]
 
 
 class BadUpstream(Exception):
     """The app did not answer in HTTP/1.x that can be relayed (a 502, never a 500)."""
 
 
-async def read_head(
-    reader: asyncio.StreamReader,
-) -> tuple[httputil.ResponseStartLine, httputil.HTTPHeaders]:
+async def read_head(reader: Reader) -> Head:
     """The status line and headers; the status line is checked first so a non-HTTP server
     (one that waits for the client after a banner) fails at once instead of hanging."""
     try:
@@ -71,7 +74,7 @@ async def read_head(
         raise BadUpstream(str(exc) or type(exc).__name__) from exc
 
 
-async def read_body(reader: asyncio.StreamReader, headers: httputil.HTTPHeaders) -> AsyncIterator[bytes]:
+async def read_body(reader: Reader, headers: httputil.HTTPHeaders) -> AsyncIterator[bytes]:
     """The body's bytes as they arrive: chunked, by Content-Length, or until the app closes."""
     if "chunked" in headers.get("Transfer-Encoding", "").lower():
         while True:
@@ -95,7 +98,7 @@ async def read_body(reader: asyncio.StreamReader, headers: httputil.HTTPHeaders)
             yield data
 
 
-async def _exactly(reader: asyncio.StreamReader, size: int) -> AsyncIterator[bytes]:
+async def _exactly(reader: Reader, size: int) -> AsyncIterator[bytes]:
     while size > 0:
         data = await reader.read(min(size, CHUNK))
         if not data:
@@ -104,9 +107,7 @@ async def _exactly(reader: asyncio.StreamReader, size: int) -> AsyncIterator[byt
         yield data
 
 
-async def splice(
-    client: IOStream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
+async def splice(client: IOStream, reader: Reader, writer: asyncio.StreamWriter) -> None:
     """Copy bytes both ways until either side ends (a WebSocket's close ends both)."""
 
     async def down() -> None:
@@ -133,6 +134,8 @@ class PreviewHandler(AgentspaceHandler):
     auth_resource = "agentspace:preview"
     _upstream: asyncio.StreamWriter | None = None
     _gone = False
+    port = 0
+    prefix = ""  # .../agentspace/preview/{session_id}/{port}, as the browser sees it
 
     @property
     def content_security_policy(self) -> str:
@@ -154,24 +157,35 @@ class PreviewHandler(AgentspaceHandler):
             self._upstream.close()
         super().on_connection_close()
 
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """A 502 is the app's state (not started yet, not HTTP), not a server bug: one line."""
+        if isinstance(value, ApiError) and value.status == 502:
+            self.log.info("Preview: %s", value.message)
+        else:
+            super().log_exception(typ, value, tb)
+
     @web.authenticated
     @authorized
     async def get(self, session_id: str, port: str, path: str | None = None) -> None:
-        await self.proxy(session_id, port, path)
+        task = asyncio.current_task()
+        LIVE.add(task)
+        try:
+            await self.proxy(session_id, int(port), path)
+        finally:
+            LIVE.discard(task)
 
     head = post = put = patch = delete = get
-    options = get  # type: ignore[assignment]  # APIHandler's answers CORS preflights unauthenticated
+    options = get  # type: ignore[assignment]  # APIHandler's skips auth for CORS preflights
 
-    async def proxy(self, session_id: str, port_text: str, path: str | None) -> None:
-        port = int(port_text)
+    async def proxy(self, session_id: str, port: int, path: str | None) -> None:
         if not 0 < port < 65536:
             raise ApiError(400, "bad_port", f"Port {port} is out of range: use 1 to 65535.")
         session = await self.session(session_id)
-        prefix, target = self.split_path()
+        self.port, (self.prefix, target) = port, self.split_path()
         upgrade = self.request.headers.get("Upgrade", "").lower() == "websocket"
         if path is None and self.request.method in ("GET", "HEAD") and not upgrade:
             query = f"?{self.request.query}" if self.request.query else ""
-            self.redirect(f"{prefix}/{query}")  # so that relative links resolve under the prefix
+            self.redirect(f"{self.prefix}/{query}")  # so that relative links resolve under it
             return
         runtime = await (await self.engine()).workspaces.get(session)
         try:
@@ -185,7 +199,7 @@ class PreviewHandler(AgentspaceHandler):
             ) from exc
         self._upstream = writer
         try:
-            writer.write(self.request_head(port, prefix, target, upgrade))
+            writer.write(self.request_head(target, upgrade))
             writer.write(self.request.body or b"")
             with contextlib.suppress(OSError):  # it may answer without reading the body
                 await writer.drain()
@@ -195,34 +209,27 @@ class PreviewHandler(AgentspaceHandler):
                     start, headers = await read_head(reader)
                 if start.code == 101 and not upgrade:
                     raise BadUpstream("it switched protocols unasked")
-                if "Content-Length" in headers and not headers["Content-Length"].isdigit():
+                if not headers.get("Content-Length", "0").isdigit():
                     raise BadUpstream(f"Content-Length {headers['Content-Length']!r}")
             except (BadUpstream, OSError) as exc:
-                raise ApiError(
-                    502,
-                    "bad_gateway",
-                    f"The server on port {port} did not answer in HTTP/1.x ({exc}).",
-                ) from exc
+                if self._gone:
+                    return
+                message = f"The server on port {port} did not answer in HTTP/1.x ({exc})."
+                raise ApiError(502, "bad_gateway", message) from exc
             if start.code == 101:
-                await self.tunnel(start, headers, reader, writer, prefix, port)
+                await self.tunnel((start, headers), reader, writer)
             else:
-                await self.relay(start, headers, reader, prefix, port)
+                await self.relay((start, headers), reader)
         finally:
             writer.close()
 
-    async def relay(
-        self,
-        start: httputil.ResponseStartLine,
-        headers: httputil.HTTPHeaders,
-        reader: asyncio.StreamReader,
-        prefix: str,
-        port: int,
-    ) -> None:
+    async def relay(self, head: Head, reader: Reader) -> None:
         """Send the status and headers at once, then each piece of the body as it arrives."""
+        start, headers = head
         self.set_status(start.code, start.reason or None)  # tornado vets the phrase
         self.clear_header("Content-Type")  # tornado's default; the app's own is copied below
         seen: set[str] = set()
-        for name, value in self.response_headers(headers, prefix, port):
+        for name, value in self.response_headers(headers):
             key = name.lower()
             with contextlib.suppress(ValueError):  # a control character: tornado refuses it
                 if key in seen or key in ("set-cookie", "content-security-policy"):
@@ -230,10 +237,9 @@ class PreviewHandler(AgentspaceHandler):
                 else:
                     self.set_header(name, value)
                 seen.add(key)
-        bodiless = self.request.method == "HEAD" or start.code in (204, 304)
         try:
             await self.flush()
-            if not bodiless:
+            if self.request.method != "HEAD" and start.code not in (204, 304):
                 async for data in read_body(reader, headers):
                     self.write(data)
                     await self.flush()
@@ -241,24 +247,17 @@ class PreviewHandler(AgentspaceHandler):
             return  # the browser left; the caller closes the app's connection
         except (BadUpstream, OSError) as exc:
             if not self._gone:
-                self.log.warning("Preview of port %s: the answer broke off: %s", port, exc)
-                self.request.connection.close()  # a cut answer must not look complete
+                self.log.warning("Preview of port %s: the answer broke off: %s", self.port, exc)
+                if isinstance(self.request.connection, HTTP1Connection):
+                    self.request.connection.close()  # a cut answer must not look complete
             return
         if not self._gone:
             self.finish()
 
-    async def tunnel(
-        self,
-        start: httputil.ResponseStartLine,
-        headers: httputil.HTTPHeaders,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        prefix: str,
-        port: int,
-    ) -> None:
+    async def tunnel(self, head: Head, reader: Reader, writer: asyncio.StreamWriter) -> None:
         """A WebSocket the app accepted: pass its 101 on, then the raw streams both ways."""
-        lines = [f"HTTP/1.1 101 {start.reason or 'Switching Protocols'}"]
-        lines += [f"{n}: {v}" for n, v in self.response_headers(headers, prefix, port, True)]
+        lines = [f"HTTP/1.1 101 {head[0].reason or 'Switching Protocols'}"]
+        lines += [f"{name}: {value}" for name, value in self.response_headers(head[1], True)]
         client = self.detach()
         try:
             await client.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin1"))
@@ -274,27 +273,25 @@ class PreviewHandler(AgentspaceHandler):
         raw, marker = self.request.path, "/agentspace/preview/"
         start = raw.index(marker, max(len(self.base_url) - 1, 0)) + len(marker)
         parts = raw[start:].split("/", 2)
-        prefix = raw[: start + len(parts[0]) + 1 + len(parts[1])]
         token = self.token
         query = "&".join(  # Jupyter's ?token= is a credential: the app must not see it
             p
             for p in self.request.query.split("&")
             if p and not (token and p.startswith("token=") and unquote(p[6:]) == token)
         )
-        target = "/" + (parts[2] if len(parts) > 2 else "")
-        return prefix, target + (f"?{query}" if query else "")
+        target = "/" + (parts[2] if len(parts) > 2 else "") + (f"?{query}" if query else "")
+        return raw[: start + len(parts[0]) + 1 + len(parts[1])], target
 
     def is_jupyter_cookie(self, name: str) -> bool:
-        return bool(JUPYTER_COOKIE.match(name)) or name == self.identity_provider.get_cookie_name(
-            self
-        )
+        ours = self.identity_provider.get_cookie_name(self)
+        return name == ours or JUPYTER_COOKIE.match(name) is not None
 
-    def request_head(self, port: int, prefix: str, target: str, upgrade: bool) -> bytes:
+    def request_head(self, target: str, upgrade: bool) -> bytes:
         """The browser's request for the app: its own host, no Jupyter credentials, no hop-by-hop
         headers, and X-Forwarded-* so that the app can build URLs under the prefix."""
         request = self.request
         named = {t.strip().lower() for t in request.headers.get("Connection", "").split(",")}
-        lines = [f"{request.method} {target} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+        lines = [f"{request.method} {target} HTTP/1.1", f"Host: 127.0.0.1:{self.port}"]
         for name, value in request.headers.get_all():
             key = name.lower()
             if key in HOP or key in NOT_FORWARDED or key in named:
@@ -308,10 +305,10 @@ class PreviewHandler(AgentspaceHandler):
                 if not value:
                     continue
             elif key == "origin" and urlsplit(value).netloc == request.host:
-                value = f"http://127.0.0.1:{port}"  # same-origin as the app sees it (checked)
+                value = f"http://127.0.0.1:{self.port}"  # same-origin, as the app sees itself
             lines.append(f"{name}: {value}")
         lines += [
-            f"X-Forwarded-Prefix: {prefix}",
+            f"X-Forwarded-Prefix: {self.prefix}",
             f"X-Forwarded-Proto: {request.protocol}",
             f"X-Forwarded-Host: {request.host}",
             f"X-Forwarded-For: {request.remote_ip}",
@@ -322,7 +319,7 @@ class PreviewHandler(AgentspaceHandler):
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin1")
 
     def response_headers(
-        self, headers: httputil.HTTPHeaders, prefix: str, port: int, upgrade: bool = False
+        self, headers: httputil.HTTPHeaders, upgrade: bool = False
     ) -> Iterator[tuple[str, str]]:
         """The app's headers for the browser: no hop-by-hop ones (but the upgrade's own), no
         Jupyter cookies, and redirects kept under the prefix."""
@@ -332,25 +329,22 @@ class PreviewHandler(AgentspaceHandler):
             key = name.lower()
             if upgrade and key in ("connection", "upgrade"):
                 yield name, value
+            elif key in HOP or key in named or (key == "content-length" and (chunked or upgrade)):
                 continue
-            if key in HOP or key in named or (key == "content-length" and (chunked or upgrade)):
+            elif key == "set-cookie" and self.is_jupyter_cookie(value.split("=", 1)[0].strip()):
                 continue
-            if key == "set-cookie" and self.is_jupyter_cookie(value.split("=", 1)[0].strip()):
-                continue
-            if key == "location":
-                value = self.location(value, prefix, port)
-            yield name, value
+            else:
+                yield name, self.location(value) if key == "location" else value
 
-    @staticmethod
-    def location(value: str, prefix: str, port: int) -> str:
+    def location(self, value: str) -> str:
         """``/x`` (or ``http://127.0.0.1:PORT/x``) from the app means ``{prefix}/x`` here."""
         if value.startswith("/") and not value.startswith("//"):
-            return prefix + value
+            return self.prefix + value
         try:
             url = urlsplit(value)
-            ours = url.scheme in ("http", "https") and url.hostname in LOOPBACK and url.port == port
+            ours = url.scheme in ("http", "https") and url.hostname in LOOPBACK
+            if not ours or url.port != self.port:
+                return value
         except ValueError:
             return value
-        if not ours:
-            return value
-        return prefix + (url.path or "/") + (f"?{url.query}" if url.query else "")
+        return self.prefix + (url.path or "/") + (f"?{url.query}" if url.query else "")

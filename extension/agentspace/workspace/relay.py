@@ -48,7 +48,14 @@ async def splice(
                 await writer.wait_closed()
 
 
+_LIVE: set[asyncio.Task[None]] = set()  # asyncio holds connection tasks only weakly
+
+
 async def _serve(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        _LIVE.add(task)
+        task.add_done_callback(_LIVE.discard)
     try:
         line = await asyncio.wait_for(client_reader.readline(), 10)
         port = int(line.strip())

@@ -18,10 +18,11 @@ from typing import Any
 
 import pytest
 from tornado.httpclient import HTTPClientError
+from tornado.iostream import StreamClosedError
 
 WEB, ECHO, WS = 8765, 8766, 8767
 
-ECHO_APP = r'''
+ECHO_APP = r"""
 import json, os, select, socket, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -40,6 +41,10 @@ class Echo(BaseHTTPRequestHandler):
             return self.stream()
         if route == "/garbage":
             self.wfile.write(b"this is not HTTP\r\n\r\n")
+            self.close_connection = True
+            return
+        if route == "/cut":  # promises 100 bytes, sends 10
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
             self.close_connection = True
             return
         if route == "/redirect":
@@ -86,9 +91,9 @@ class Echo(BaseHTTPRequestHandler):
 
 
 ThreadingHTTPServer(("127.0.0.1", PORT), Echo).serve_forever()
-'''
+"""
 
-WS_APP = r'''
+WS_APP = r"""
 import base64, hashlib, socket, struct, sys, threading
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -106,12 +111,18 @@ def send(conn, opcode, data):
 
 
 def serve(conn):
-    reader = conn.makefile("rb")
-    path = reader.readline().split()[1].decode()
+    with conn, conn.makefile("rb") as reader:
+        if request := reader.readline().split():  # a bare probe sends nothing
+            talk(conn, reader, request[1].decode())
+
+
+def talk(conn, reader, path):
     headers = {}
     while (line := reader.readline()) not in (b"\r\n", b""):
         name, _, value = line.decode().partition(":")
         headers[name.strip().lower()] = value.strip()
+    if "sec-websocket-key" not in headers:  # a plain HTTP probe
+        return
     key = headers["sec-websocket-key"].encode()
     accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
     conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
@@ -135,13 +146,12 @@ def serve(conn):
             closing = True
         else:
             send(conn, opcode, data)
-    conn.close()
 
 
 server = socket.create_server(("127.0.0.1", int(sys.argv[1])))
 while True:
     threading.Thread(target=serve, args=(server.accept()[0],), daemon=True).start()
-'''
+"""
 
 
 @dataclass
@@ -156,17 +166,29 @@ async def wait_listening(runtime: Any, port: int) -> None:
     """Poll (bounded) until something accepts on ``port`` in the sandbox."""
     for _ in range(300):
         try:
-            _, writer = await runtime.sandbox.connect(port)
+            reader, writer = await runtime.sandbox.connect(port)
         except OSError:
             await asyncio.sleep(0.05)
             continue
+        writer.write(b"GET / HTTP/1.0\r\n\r\n")
+        await asyncio.wait_for(reader.read(), 10)  # the app answers and closes first
         writer.close()
         return
     raise AssertionError(f"nothing listens on {port} in the sandbox")
 
 
 @pytest.fixture
-async def preview(jp_serverapp: Any, api: Callable[..., Any], jp_base_url: str) -> Preview:
+def preview(
+    jp_asyncio_loop: asyncio.AbstractEventLoop,
+    jp_serverapp: Any,
+    api: Callable[..., Any],
+    jp_base_url: str,
+) -> Preview:
+    """A session whose sandbox runs the three apps (pytest-jupyter has no async fixtures)."""
+    return jp_asyncio_loop.run_until_complete(start_apps(jp_serverapp, api, jp_base_url))
+
+
+async def start_apps(jp_serverapp: Any, api: Callable[..., Any], jp_base_url: str) -> Preview:
     status, info = await api("POST", "sessions", body={"notebook": "p.ipynb"})
     assert status == 200, info
     state = jp_serverapp.web_app.settings["agentspace"]
@@ -199,10 +221,11 @@ async def test_files_listing_and_redirects(jp_fetch: Any, preview: Preview) -> N
     assert response.headers["Content-Type"].startswith("text/plain")
 
     bare = await jp_fetch(
-        "agentspace", "preview", preview.sid, str(WEB), follow_redirects=False, raise_error=False
-    )
+        "agentspace", "preview", preview.sid, str(WEB), params={"x": "1"},
+        follow_redirects=False, raise_error=False,
+    )  # fmt: skip
     assert bare.code == 302
-    assert bare.headers["Location"] == f"{preview.prefix}/{WEB}/?"  # the query is kept
+    assert bare.headers["Location"] == f"{preview.prefix}/{WEB}/?x=1"  # the query is kept
 
     listing = await jp_fetch("agentspace", "preview", preview.sid, f"{WEB}/")
     assert b'href="hello.txt"' in listing.body and b'href="sub/"' in listing.body
@@ -218,7 +241,9 @@ async def test_files_listing_and_redirects(jp_fetch: Any, preview: Preview) -> N
     assert moved.code == 301
     assert moved.headers["Location"] == f"{preview.prefix}/{WEB}/sub/"
 
-    head = await jp_fetch("agentspace", "preview", preview.sid, str(WEB), "hello.txt", method="HEAD")
+    head = await jp_fetch(
+        "agentspace", "preview", preview.sid, str(WEB), "hello.txt", method="HEAD"
+    )
     assert head.code == 200 and head.body == b""
     assert head.headers["Content-Length"] == str(len(b"hello from the sandbox\n"))
 
@@ -337,6 +362,8 @@ async def test_errors_are_json(jp_fetch: Any, preview: Preview) -> None:
     }
     code, body = await fetch(preview.sid, str(ECHO), "garbage")
     assert code == 502 and body["error"] == "bad_gateway"
+    with pytest.raises((HTTPClientError, StreamClosedError)):  # a cut answer is not complete
+        await jp_fetch("agentspace", "preview", preview.sid, str(ECHO), "cut")
     code, body = await fetch("no-such-session", f"{WEB}/")
     assert code == 404 and body["error"] == "not_found"
     for port in ("0", "70000"):
@@ -354,13 +381,17 @@ async def test_errors_are_json(jp_fetch: Any, preview: Preview) -> None:
     assert "/secret" not in (log.read_text() if log.exists() else "")
 
 
+async def login_cookie(jp_fetch: Any, preview: Preview) -> str:
+    """Jupyter's login cookie, as a browser gets it from a token-authenticated request."""
+    first = await jp_fetch("agentspace", "preview", preview.sid, str(ECHO), "login")
+    cookies = first.headers.get_list("Set-Cookie")
+    return next(c.split(";")[0] for c in cookies if c.startswith("username-"))
+
+
 async def test_cookie_authenticated_requests(jp_fetch: Any, preview: Preview) -> None:
     """A browser with Jupyter's login cookie: GET and same-origin POST work, cross-site
     requests are refused, and the app never sees the login cookie."""
-    first = await jp_fetch("agentspace", "preview", preview.sid, str(ECHO), "login")
-    login = next(
-        c.split(";")[0] for c in first.headers.get_list("Set-Cookie") if c.startswith("username-")
-    )
+    login = await login_cookie(jp_fetch, preview)
     browser = {"Authorization": "", "Cookie": f"{login}; app=keep"}
     response = await jp_fetch("agentspace", "preview", preview.sid, str(ECHO), "page",
                               headers=dict(browser))  # fmt: skip
@@ -383,6 +414,30 @@ async def test_cookie_authenticated_requests(jp_fetch: Any, preview: Preview) ->
     assert "/forged" not in (preview.workspace / "requests.log").read_text()
 
 
+async def test_xsrf_when_required(jp_fetch: Any, jp_serverapp: Any, preview: Preview) -> None:
+    """With ``preview_requires_xsrf``, a cookie-authenticated POST needs Jupyter's XSRF token
+    (which the app then does not see); a token-authenticated one still does not."""
+    jp_serverapp.web_app.settings["agentspace"].app.preview_requires_xsrf = True
+    login = await login_cookie(jp_fetch, preview)
+    post = {"method": "POST", "body": "a=1", "raise_error": False}
+    response = await jp_fetch(
+        "agentspace", "preview", preview.sid, str(ECHO), "no-xsrf",
+        headers={"Authorization": "", "Cookie": login}, **post,
+    )  # fmt: skip
+    assert response.code == 403
+    response = await jp_fetch(
+        "agentspace", "preview", preview.sid, str(ECHO), "with-xsrf",
+        headers={"Authorization": "", "Cookie": f"{login}; _xsrf=abcd1234",
+                 "X-XSRFToken": "abcd1234"}, **post,
+    )  # fmt: skip
+    assert response.code == 200
+    headers = headers_of(json.loads(response.body))
+    assert "x-xsrftoken" not in headers and "cookie" not in headers
+    response = await jp_fetch("agentspace", "preview", preview.sid, str(ECHO), "token", **post)
+    assert response.code == 200
+    assert "/no-xsrf" not in (preview.workspace / "requests.log").read_text()
+
+
 async def test_websocket(jp_ws_fetch: Any, preview: Preview) -> None:
     ws = await jp_ws_fetch("agentspace", "preview", preview.sid, str(WS), "chat")
     assert await ws.read_message() == "hello /chat"
@@ -401,16 +456,20 @@ async def test_websocket(jp_ws_fetch: Any, preview: Preview) -> None:
     bare.close(1000)
 
     with pytest.raises(HTTPClientError) as refused:
-        await jp_ws_fetch("agentspace", "preview", preview.sid, str(WS), headers={"Authorization": ""})
+        await jp_ws_fetch(
+            "agentspace", "preview", preview.sid, str(WS), headers={"Authorization": ""}
+        )
     assert refused.value.code == 403
 
 
 async def test_throughput(jp_fetch: Any, preview: Preview) -> None:
     data = os.urandom(10 << 20)
     (preview.workspace / "big.bin").write_bytes(data)
-    await jp_fetch("agentspace", "preview", preview.sid, str(WEB), "hello.txt")  # warm up
-    began = time.perf_counter()
-    response = await jp_fetch("agentspace", "preview", preview.sid, str(WEB), "big.bin")
-    elapsed = time.perf_counter() - began
-    assert response.body == data
-    print(f"\npreview proxy: 10 MiB in {elapsed * 1000:.0f} ms = {10 / elapsed:.0f} MiB/s")
+    timings = []
+    for _ in range(3):  # the best of three: the client shares the server's event loop and core
+        began = time.perf_counter()
+        response = await jp_fetch("agentspace", "preview", preview.sid, str(WEB), "big.bin")
+        timings.append(time.perf_counter() - began)
+        assert response.body == data
+    best = min(timings)
+    print(f"\npreview proxy: 10 MiB in {best * 1000:.0f} ms = {10 / best:.0f} MiB/s")
