@@ -172,7 +172,7 @@ class ServerState:
                 if self._engine is None:
                     from .engine import Engine
 
-                    self._engine = await Engine(self.app.engine_config()).start()
+                    self._engine = await Engine(self.app.engine_config()).start(preload_model=True)
                     self._follow_renames()
         return self._engine
 

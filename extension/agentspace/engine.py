@@ -75,6 +75,7 @@ class Engine:
         self._lock = asyncio.Lock()
         self._watcher: asyncio.Task[None] | None = None
         self.workspaces = Workspaces(self.config)
+        self._preload: asyncio.Task[None] | None = None
 
     @property
     def store(self) -> Store:
@@ -91,17 +92,25 @@ class Engine:
             self._model = LiteLLMModel(retries=limits.model_retries, backoff=limits.retry_backoff)
         return self._model
 
-    def context_window(self, model: str) -> int | None:
-        return _context_window(model)
+    async def context_window(self, model: str) -> int | None:
+        """The model's context window (litellm's model map, read off the loop the first time)."""
+        if model.startswith("scripted/"):
+            return _context_window(model)
+        return await asyncio.to_thread(_context_window, model)
 
     def default_policy(self, tool: str) -> Policy:
         return self.tools.get(tool).policy if tool in self.tools else "ask"
 
     # -- lifecycle -----------------------------------------------------------
-    async def start(self) -> Engine:
+    async def start(self, *, preload_model: bool = False) -> Engine:
+        """Open the store; ``preload_model`` imports litellm in a thread now (servers)."""
         state = self.config.state_dir
         (state / "workspaces").mkdir(parents=True, exist_ok=True)
         self._store = await Store.open(state / "agentspace.db")
+        if preload_model and self._model is None:
+            from .models.litellm_model import load_litellm_async
+
+            self._preload = asyncio.create_task(load_litellm_async())
         return self
 
     async def close(self) -> None:

@@ -190,7 +190,7 @@ class Run:
         s, engine = self.s, self.s.engine
         limits = engine.config.limits
         model = s.effective_model
-        window = limits.context_window or engine.context_window(model) or DEFAULT_WINDOW
+        window = limits.context_window or await engine.context_window(model) or DEFAULT_WINDOW
         prompt = build_prompt(
             engine.config.system_prompt,
             self.transcript,

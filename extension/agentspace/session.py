@@ -193,7 +193,7 @@ class Session:
             self.log.append(custom(Custom.QUEUED, {"message_id": message_id, "position": position}))
         await self.store.flush()
         if self.status != "awaiting_approval":
-            await self._start(continuation=False)
+            await self._start(continuation=False, claimed=not waiting)
         return Receipt(message_id=message_id, position=position, status=self.status)
 
     async def stop(self) -> None:
@@ -291,10 +291,11 @@ class Session:
                 owner=other,
             )
 
-    async def _start(self, *, continuation: bool) -> None:
+    async def _start(self, *, continuation: bool, claimed: bool = False) -> None:
         if self._serving is not None:
             return
-        await self._claim()
+        if not claimed:
+            await self._claim()
         self._stop = False
         self._serving = asyncio.create_task(self._serve(continuation), name=f"session-{self.id}")
         self.engine.serving_changed()

@@ -21,6 +21,7 @@ without ``include_usage``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import re
 import warnings
@@ -63,7 +64,16 @@ def load_litellm() -> None:
     from agentspace.models import scripted
 
     scripted.register()
+    # litellm leaves ~500k long-lived objects; without this every full collection walks them
+    # (300 ms pauses of the whole server under load).
+    gc.freeze()
     _loaded = True
+
+
+async def load_litellm_async() -> None:
+    """``load_litellm`` off the event loop: the import takes seconds and must not stall it."""
+    if not _loaded:
+        await asyncio.to_thread(load_litellm)
 
 
 def _provider(model: str) -> str:
@@ -227,7 +237,7 @@ class LiteLLMModel:
         params: dict[str, Any],
     ) -> AsyncIterator[StreamPart]:
         """Yield text and tool-call parts, then one ``Completion``; raise ``ModelError``."""
-        load_litellm()
+        await load_litellm_async()
         import litellm
 
         call = self._call_args(messages, tools, model, params)

@@ -1,0 +1,1038 @@
+"""Server benchmark: the extension inside a real ``jupyter server`` process.
+
+Run: ``.venv/bin/python bench/server.py [--quick]``. Starts ``.venv/bin/jupyter server``
+(127.0.0.1, a random free port, a token, root_dir, state_dir and a config file in
+a temp dir; ``JUPYTER_NO_CONFIG=1`` so only that file counts) with agentspace and
+the bench-only ``looplag`` extension (bench/looplag.py, via PYTHONPATH), and
+measures, each next to a baseline taken in the same run:
+
+1. delta fan-out: 100 SSE subscribers on one session whose scripted model streams
+   400 deltas 10 ms apart; latency = the client's ``time.time()`` when the bytes of
+   an event arrive minus the event's ``timestamp`` (ms since the epoch, set by the
+   server when the event is appended; same machine, same clock). Also the spread
+   between the first and the last subscriber to get a seq. Baseline: 1 subscriber.
+2. ``POST sessions/{id}/messages`` latency: 200 sequential POSTs on one keep-alive
+   connection, round robin over 20 sessions (scripted/echo), interleaved with the
+   baselines ``GET api/status`` (a trivial authenticated jupyter_server endpoint)
+   and ``GET sessions/{id}`` on the same connection. Diagnostic: the same POSTs into
+   a quiet server (each echo run finished before the next POST).
+3. burst: 200 sessions, one run each started at once (200 concurrent POSTs), an
+   SSE stream open on each; every stream must reach RUN_FINISHED with the
+   scripted text, and the loop lag (looplag) must stay <= 20 ms. Baseline: the
+   lag probe while the server is idle. Diagnostic (3b): the same burst again after
+   ``gc.freeze()`` in the server, to show the garbage collector's share.
+4. start cost: ``jupyter server`` started N times with and without agentspace
+   (same config otherwise), spawn -> first ``GET api/status`` answered, and the
+   server's RSS then. Also the RSS before and after the engine is first used (one
+   session + one run; measured first, on the main server), and the loop lag then.
+
+looplag also reports, for the worst stalls, the loop thread's CPU time and the GC
+time inside them. For diagnosis: ``--stall-stacks --profile DIR`` times every loop
+callback and samples the loop's stack during stalls; ``--profile DIR --phases
+burst,post`` runs py-spy on the server during those phases (collapsed stacks).
+Both perturb the figures; the reported run uses neither.
+
+The client side is one asyncio process: SSE readers are raw ``asyncio.Protocol``
+objects that only timestamp and keep the bytes (parsed after the run), HTTP/1.0
+so there is no chunked encoding. Everything runs on this machine's 2 cores, so
+the client competes with the server; its CPU use is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import http.client
+import json
+import os
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+VENV_BIN = ROOT / ".venv" / "bin"
+API = "agentspace/api"
+
+RESULTS: list[tuple[str, str, str, str, str]] = []
+NOTES: list[str] = []
+
+
+def report(name: str, value: str, baseline: str, target: str, verdict: str = "") -> None:
+    RESULTS.append((name, value, baseline, target, verdict))
+    print(f"  {name}: {value}  (baseline {baseline}; target {target}) {verdict}", flush=True)
+
+
+def note(text: str) -> None:
+    NOTES.append(text)
+    print(f"  note: {text}", flush=True)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+# -- the server process ----------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """One ``jupyter server`` subprocess with its own temp dirs and config file."""
+
+    def __init__(self, tmp: Path, name: str, extensions: dict[str, bool]) -> None:
+        self.dir = tmp / name
+        self.dir.mkdir(parents=True)
+        self.port = free_port()
+        self.token = os.urandom(16).hex()
+        self.base = "/"
+        self.extensions = extensions
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = self.dir / "server.log"
+
+    def config(self) -> Path:
+        (self.dir / "root").mkdir()
+        config = {
+            "ServerApp": {
+                "jpserver_extensions": self.extensions,
+                "ip": "127.0.0.1",
+                "port": self.port,
+                "port_retries": 0,
+                "open_browser": False,
+                "root_dir": str(self.dir / "root"),
+                "base_url": self.base,
+            },
+            "IdentityProvider": {"token": self.token},
+            "AgentspaceApp": {
+                "state_dir": str(self.dir / "state"),
+                "model": "scripted/echo",
+                "messages_per_minute": 0,
+                "max_queue": 10_000,
+            },
+        }
+        path = self.dir / "jupyter_server_config.json"
+        path.write_text(json.dumps(config, indent=1))
+        return path
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER_")}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH), env.get("PYTHONPATH")]))
+        env["JUPYTER_NO_CONFIG"] = "1"  # only our config file: no user or venv extensions
+        env["JUPYTER_DATA_DIR"] = str(self.dir / "data")
+        env["JUPYTER_RUNTIME_DIR"] = str(self.dir / "runtime")
+        if PROFILE["stacks"]:
+            env["LOOPLAG_STACKS"] = "1"
+        return env
+
+    def start(self, timeout: float = 60.0) -> float:
+        """Spawn and wait for the first answered ``GET api/status``; seconds taken."""
+        cmd = [str(VENV_BIN / "jupyter"), "server", f"--config={self.config()}"]
+        if os.geteuid() == 0:
+            cmd.append("--allow-root")
+        log = self.log_path.open("wb")
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env(), cwd=self.dir
+        )
+        log.close()
+        while time.perf_counter() - t0 < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"jupyter server exited ({self.proc.returncode}):\n{self.tail()}"
+                )
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                conn.request("GET", "/api/status", headers=self.headers())
+                if conn.getresponse().status == 200:
+                    elapsed = time.perf_counter() - t0
+                    conn.close()
+                    return elapsed
+                conn.close()
+            except OSError:
+                pass
+            time.sleep(0.005)
+        raise RuntimeError(f"jupyter server not ready in {timeout} s:\n{self.tail()}")
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}"}
+
+    def rss(self) -> int:
+        """RSS of the server process (and children, if any), bytes."""
+        assert self.proc is not None
+        proc = psutil.Process(self.proc.pid)
+        return proc.memory_info().rss + sum(
+            c.memory_info().rss for c in proc.children(recursive=True)
+        )
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def problems(self) -> list[str]:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return [
+            line
+            for line in text.splitlines()
+            if "Traceback" in line or " ERROR " in line or "[E " in line or "[W " in line
+        ]
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+# -- HTTP clients ------------------------------------------------------------------
+class Conn:
+    """HTTP/1.1 keep-alive requests over one asyncio stream (Content-Length or chunked)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.connects = 0
+
+    async def _open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.server.port)
+        self.writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.connects += 1
+
+    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        if self.writer is None:
+            await self._open()
+        assert self.reader is not None and self.writer is not None
+        payload = b"" if body is None else json.dumps(body).encode()
+        head = (
+            f"{method} {self.server.base}{path} HTTP/1.1\r\nHost: 127.0.0.1:{self.server.port}\r\n"
+            f"Authorization: token {self.server.token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + payload)
+        status, headers, data = await read_response(self.reader)
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        if "json" in headers.get("content-type", "") and data:
+            return status, json.loads(data)
+        return status, data
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    line = await reader.readline()
+    if not line:
+        raise ConnectionError("the server closed the connection")
+    status = int(line.split()[1])
+    headers: dict[str, str] = {}
+    while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+        key, _, value = line.decode("latin-1").partition(":")
+        headers[key.strip().lower()] = value.strip()
+    if "content-length" in headers:
+        data = await reader.readexactly(int(headers["content-length"]))
+    elif headers.get("transfer-encoding", "").lower() == "chunked":
+        parts = []
+        while size := int((await reader.readline()).split(b";")[0], 16):
+            parts.append(await reader.readexactly(size))
+            await reader.readline()
+        await reader.readline()
+        data = b"".join(parts)
+    elif status in (204, 304):
+        data = b""
+    else:
+        data = await reader.read()
+    return status, headers, data
+
+
+async def one_shot(server: Server, method: str, path: str, body: Any = None) -> tuple[int, float]:
+    """One HTTP/1.0 request on its own connection; (status, time.time() when sent)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    payload = b"" if body is None else json.dumps(body).encode()
+    head = (
+        f"{method} {server.base}{path} HTTP/1.0\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: token {server.token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    )
+    sent = time.time()
+    writer.write(head.encode() + payload)
+    try:
+        status, _, _ = await read_response(reader)
+    finally:
+        writer.close()
+    return status, sent
+
+
+class Sse(asyncio.Protocol):
+    """An SSE reader that only stamps and keeps the bytes; parsed after the run."""
+
+    def __init__(self, request: bytes, until: bytes) -> None:
+        self.request = request
+        self.until = until
+        self.chunks: list[tuple[float, bytes]] = []
+        loop = asyncio.get_running_loop()
+        self.ready: asyncio.Future[None] = loop.create_future()
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.transport: asyncio.Transport | None = None
+        self._tail = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append((time.time(), data))
+        window = self._tail + data
+        if not self.ready.done() and b": agentspace" in window:
+            self.ready.set_result(None)
+        if not self.done.done() and self.until in window:
+            self.done.set_result(None)
+        self._tail = window[-len(self.until) :]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for fut in (self.ready, self.done):
+            if not fut.done():
+                fut.set_exception(ConnectionError(f"SSE stream closed: {self.head()!r}"))
+
+    def head(self) -> bytes:
+        return b"".join(c for _, c in self.chunks)[:300]
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def events(self) -> list[tuple[float, int | None, dict[str, Any]]]:
+        """(arrival time, id, event) for each event, in order."""
+        out: list[tuple[float, int | None, dict[str, Any]]] = []
+        buf = b""
+        body = False
+        for at, data in self.chunks:
+            buf += data
+            if not body:
+                if b"\r\n\r\n" not in buf:
+                    continue
+                buf = buf.split(b"\r\n\r\n", 1)[1]
+                body = True
+            while b"\n\n" in buf:
+                block, buf = buf.split(b"\n\n", 1)
+                seq: int | None = None
+                for line in block.decode().split("\n"):
+                    if line.startswith("id: "):
+                        seq = int(line[4:])
+                    elif line.startswith("data: "):
+                        out.append((at, seq, json.loads(line[6:])))
+        return out
+
+
+async def subscribe(
+    server: Server, session_id: str, after: int = 0, until: bytes = b'"RUN_FINISHED"'
+) -> Sse:
+    path = f"{server.base}{API}/sessions/{session_id}/events?after={after}"
+    request = (
+        f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: token {server.token}\r\nAccept: text/event-stream\r\n\r\n"
+    ).encode()
+    loop = asyncio.get_running_loop()
+    _, proto = await loop.create_connection(lambda: Sse(request, until), "127.0.0.1", server.port)
+    return proto
+
+
+def assistant_deltas(
+    events: list[tuple[float, int | None, dict[str, Any]]],
+) -> list[tuple[float, int, dict[str, Any]]]:
+    """The assistant's TEXT_MESSAGE_CONTENT events (the user's message is streamed too)."""
+    ids: set[str] = set()
+    out = []
+    for at, seq, event in events:
+        kind = event.get("type")
+        if kind == "TEXT_MESSAGE_START" and event.get("role", "assistant") == "assistant":
+            ids.add(event["messageId"])
+        elif kind == "TEXT_MESSAGE_CONTENT" and event["messageId"] in ids and seq is not None:
+            out.append((at, seq, event))
+    return out
+
+
+def script(tmp: Path, name: str, text: str, delay_ms: int) -> str:
+    path = tmp / f"{name}.json"
+    path.write_text(json.dumps({"turns": [{"text": text, "tool_calls": [], "delay_ms": delay_ms}]}))
+    return f"scripted/{path}"
+
+
+async def new_session(conn: Conn, notebook: str, model: str) -> str:
+    status, info = await conn.request(
+        "POST", f"{API}/sessions", {"notebook": notebook, "model": model}
+    )
+    if status != 200:
+        raise RuntimeError(f"POST sessions -> {status} {info!r}")
+    return str(info["id"])
+
+
+async def send(conn: Conn, session_id: str, text: str) -> None:
+    status, data = await conn.request(
+        "POST", f"{API}/sessions/{session_id}/messages", {"text": text}
+    )
+    if status != 202:
+        raise RuntimeError(f"POST messages -> {status} {data!r}")
+
+
+async def lag(conn: Conn, reset: bool = False) -> dict[str, Any]:
+    status, data = await conn.request("POST" if reset else "GET", "looplag", {} if reset else None)
+    if status != 200:
+        raise RuntimeError(f"looplag -> {status} {data!r}")
+    return dict(data)
+
+
+async def wait_idle(conn: Conn, ids: list[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    pending = set(ids)
+    while pending:
+        for sid in list(pending):
+            _, info = await conn.request("GET", f"{API}/sessions/{sid}")
+            if info["status"] == "idle" and not info["queued"]:
+                pending.discard(sid)
+        if pending:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(pending)} sessions still busy after {timeout} s")
+            await asyncio.sleep(0.002)
+
+
+def worst_text(stats: dict[str, Any], t0: float) -> str:
+    """The worst stalls: lag, when, the loop thread's CPU time in it, its GC time, and
+    (with --stall-stacks) how many callbacks ran back to back in it."""
+    parts = []
+    for w in stats["worst"][:4]:
+        text = f"{w['lag_ms']:.0f} ms @+{w['at'] - t0:.2f}s (CPU {w['loop_cpu_ms']:.0f} ms"
+        if w["gc_ms"] >= 1:
+            text += f", GC {w['gc_ms']:.0f} ms"
+        if w["callbacks"]:
+            text += f", {w['callbacks']} callbacks {w['callbacks_ms']:.0f} ms"
+        parts.append(text + ")")
+    return f"{', '.join(parts)}; {gc_text(stats, t0)}"
+
+
+def gc_text(stats: dict[str, Any], t0: float) -> str:
+    """The garbage collector's share: collections per generation and the long pauses."""
+    parts = [
+        f"{g} {v['count']}x (max {v['max_ms']:.0f} ms, total {v['total_ms']:.0f} ms)"
+        for g, v in stats["gc"].items()
+        if v["count"]
+    ]
+    long = [p for p in stats["gc_pauses_over_5ms"] if p["ms"] > 20]
+    if long:
+        parts.append(
+            "GC pauses > 20 ms: "
+            + ", ".join(
+                f"gen{p['generation']} {p['ms']:.0f} ms @+{p['at'] - t0:.2f}s" for p in long
+            )
+        )
+    return "gc " + ("; ".join(parts) or "none")
+
+
+PROFILE: dict[str, Any] = {"dir": None, "phases": set(), "stacks": False}
+
+
+def dump_stalls(phase: str, stats: dict[str, Any]) -> None:
+    """With ``--stall-stacks``: the loop thread's stacks sampled during stalls, to DIR."""
+    if PROFILE["dir"] is None or not PROFILE["stacks"]:
+        return
+    out = Path(PROFILE["dir"]) / f"{phase}-stalls.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(f"{stack} {n}\n" for n, stack in stats["stall_stacks"]))
+    print(f"   {stats['stall_samples']} stall samples of {phase}: {out}", flush=True)
+    print(f"   loop callbacks during {phase} (by total time):", flush=True)
+    for c in stats["callbacks"][:12]:
+        print(
+            f"     {c['total_ms']:8.1f} ms total, {c['count']:6d}x, max {c['max_ms']:6.1f} ms,"
+            f" {c['over_5ms']:4d} over 5 ms  {c['name']}",
+            flush=True,
+        )
+
+
+def spawn_py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    cmd = [str(VENV_BIN / "py-spy"), "record", "--pid", str(pid), "--rate", "250"]
+    cmd += ["--format", "raw", "--threads", "-o", str(out)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@contextlib.asynccontextmanager
+async def profiled(server: Server, phase: str) -> Any:
+    """With ``--profile DIR``: py-spy records the server during ``phase`` (collapsed stacks)."""
+    if PROFILE["dir"] is None or phase not in PROFILE["phases"] or server.proc is None:
+        yield
+        return
+    out = Path(PROFILE["dir"]) / f"{phase}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spy = spawn_py_spy(server.proc.pid, out)
+    await asyncio.sleep(1.0)  # py-spy attaches
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(30)
+        print(f"   py-spy profile of {phase}: {out}", flush=True)
+
+
+# -- 0. first use of the engine ------------------------------------------------------
+async def first_use(server: Server, conn: Conn) -> None:
+    print("4a. first use of the engine (one session + one run)", flush=True)
+    await asyncio.sleep(0.5)
+    before = server.rss()
+    await lag(conn, reset=True)
+    t0 = time.time()
+    p0 = time.perf_counter()
+    sid = await new_session(conn, "first.ipynb", "scripted/echo")
+    created = time.perf_counter() - p0
+    sse = await subscribe(server, sid)
+    await asyncio.wait_for(sse.ready, 30)
+    async with profiled(server, "first"):
+        p1 = time.perf_counter()
+        await send(conn, sid, "hello")
+        await asyncio.wait_for(sse.done, 60)
+        run = time.perf_counter() - p1
+    sse.close()
+    stats = await lag(conn)
+    dump_stalls("first", stats)
+    await asyncio.sleep(0.5)
+    after = server.rss()
+    report(
+        "4. first use: first POST sessions (imports + starts the engine)",
+        f"{created * 1000:.0f} ms",
+        "-",
+        "reported",
+    )
+    report(
+        "4. first use: first run, POST messages -> RUN_FINISHED (imports litellm)",
+        f"{run * 1000:.0f} ms",
+        "-",
+        "reported",
+    )
+    report(
+        "4. first use: server RSS after the first session + run",
+        f"{after / 2**20:.0f} MB (+{(after - before) / 2**20:.0f} MB)",
+        f"before, extension loaded but unused: {before / 2**20:.0f} MB",
+        "reported",
+    )
+    report(
+        "4. first use: loop lag during it, max",
+        f"{stats['max_ms']:.0f} ms",
+        "-",
+        "<= 20 ms (as in 3.)",
+        met(stats["max_ms"] <= 20),
+    )
+    note(f"first-use worst loop stalls: {worst_text(stats, t0)}")
+
+
+async def idle_lag(conn: Conn, seconds: float) -> dict[str, Any]:
+    await lag(conn, reset=True)
+    await asyncio.sleep(seconds)
+    return await lag(conn)
+
+
+# -- 1. delta fan-out ------------------------------------------------------------------
+async def fan_out(
+    server: Server, conn: Conn, tmp: Path, subscribers: int, deltas: int
+) -> dict[str, Any]:
+    text = "".join(f"d{j} " for j in range(deltas))
+    model = script(tmp, f"fan{subscribers}", text, 10)
+    sid = await new_session(conn, f"fan{subscribers}.ipynb", model)
+    subs = await asyncio.gather(*(subscribe(server, sid) for _ in range(subscribers)))
+    await asyncio.wait_for(asyncio.gather(*(s.ready for s in subs)), 30)
+    await asyncio.sleep(0.5)  # let every handler register its subscription
+    async with profiled(server, f"fan{subscribers}"):
+        await lag(conn, reset=True)
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        srv0 = psutil.Process(server.proc.pid).cpu_times() if server.proc else None
+        await send(conn, sid, "go")
+        await asyncio.wait_for(asyncio.gather(*(s.done for s in subs)), 120)
+        wall = time.perf_counter() - wall0
+        cpu = time.process_time() - cpu0
+        srv1 = psutil.Process(server.proc.pid).cpu_times() if server.proc else None
+    stats = await lag(conn)
+    dump_stalls(f"fan{subscribers}", stats)
+    for s in subs:
+        s.close()
+    lat: list[float] = []
+    first: list[float] = []
+    spread: list[float] = []
+    by_seq: dict[int, list[float]] = {}
+    stamp: dict[int, float] = {}
+    complete = 0
+    for s in subs:
+        got = []
+        for at, seq, event in assistant_deltas(s.events()):
+            ts = event["timestamp"] / 1000
+            lat.append((at - ts) * 1000)
+            by_seq.setdefault(seq, []).append(at)
+            stamp[seq] = ts
+            got.append(event["delta"])
+        complete += "".join(got) == text
+    for seq, times in by_seq.items():
+        first.append((min(times) - stamp[seq]) * 1000)
+        spread.append((max(times) - min(times)) * 1000)
+    server_cpu = (
+        (srv1.user + srv1.system - srv0.user - srv0.system) / wall if srv0 and srv1 else 0.0
+    )
+    return {
+        "lat": lat,
+        "first": first,
+        "spread": spread,
+        "complete": complete,
+        "subscribers": subscribers,
+        "deltas": len(by_seq),
+        "wall": wall,
+        "client_cpu": cpu / wall,
+        "server_cpu": server_cpu,
+        "lag": stats,
+    }
+
+
+# -- 2. POST messages latency -------------------------------------------------------------
+async def post_latency(server: Server, conn: Conn, posts: int, sessions: int) -> dict[str, Any]:
+    """Sequential POSTs, each followed by the two baseline GETs; then the same POSTs into
+    a quiet server (each run finished before the next POST) to separate the handler's
+    own cost from the runs the earlier POSTs started."""
+    ids = [await new_session(conn, f"post{i}.ipynb", "scripted/echo") for i in range(sessions)]
+    for sid in ids:  # warm up every session (and the handlers)
+        await send(conn, sid, "warm up")
+    await wait_idle(conn, ids)
+    times: dict[str, Any] = {"post": [], "status": [], "info": [], "quiet": []}
+    clock = time.perf_counter
+    proc = psutil.Process(server.proc.pid) if server.proc else None
+    cpu0 = sum(proc.cpu_times()[:2]) if proc else 0.0
+    async with profiled(server, "post"):
+        for i in range(posts):
+            sid = ids[i % sessions]
+            t0 = clock()
+            await send(conn, sid, f"message {i}")
+            t1 = clock()
+            status, _ = await conn.request("GET", "api/status")
+            t2 = clock()
+            code, _ = await conn.request("GET", f"{API}/sessions/{sid}")
+            t3 = clock()
+            assert status == 200 and code == 200
+            times["post"].append((t1 - t0) * 1000)
+            times["status"].append((t2 - t1) * 1000)
+            times["info"].append((t3 - t2) * 1000)
+        await wait_idle(conn, ids)
+    times["cpu_per_post"] = ((sum(proc.cpu_times()[:2]) if proc else 0.0) - cpu0) / posts
+    for i in range(posts // 2):
+        sid = ids[i % sessions]
+        t0 = clock()
+        await send(conn, sid, f"quiet {i}")
+        times["quiet"].append((clock() - t0) * 1000)
+        await wait_idle(conn, [sid])
+        await asyncio.sleep(0.005)
+    return times
+
+
+# -- 3. burst of runs -------------------------------------------------------------------
+async def burst(
+    server: Server, conn: Conn, tmp: Path, count: int, tag: str = "burst"
+) -> dict[str, Any]:
+    text = "".join(f"w{j} " for j in range(20))
+    model = script(tmp, "burst", text, 20)
+    clock = time.perf_counter
+    create: list[float] = []
+    ids = []
+    for i in range(count):
+        t0 = clock()
+        ids.append(await new_session(conn, f"{tag}/{i}.ipynb", model))
+        create.append((clock() - t0) * 1000)
+    subs = await asyncio.gather(*(subscribe(server, sid) for sid in ids))
+    await asyncio.wait_for(asyncio.gather(*(s.ready for s in subs)), 60)
+    await asyncio.sleep(0.5)
+    proc = psutil.Process(server.proc.pid) if server.proc else None
+    async with profiled(server, tag):
+        await lag(conn, reset=True)
+        cpu0 = sum(proc.cpu_times()[:2]) if proc else 0.0
+        t0 = time.time()
+        p0 = clock()
+        results = await asyncio.gather(
+            *(
+                one_shot(server, "POST", f"{API}/sessions/{sid}/messages", {"text": "go"})
+                for sid in ids
+            )
+        )
+        accepted = clock() - p0
+        bad = [status for status, _ in results if status != 202]
+        try:
+            await asyncio.wait_for(asyncio.gather(*(s.done for s in subs)), 120)
+            timed_out = 0
+        except TimeoutError:
+            timed_out = sum(1 for s in subs if not s.done.done())
+        wall = clock() - p0
+        cpu = (sum(proc.cpu_times()[:2]) if proc else 0.0) - cpu0
+    stats = await lag(conn)
+    dump_stalls(tag, stats)
+    for s in subs:
+        s.close()
+    ok = 0
+    run_ms: list[float] = []
+    lat: list[float] = []
+    problems: list[str] = []
+    for (_, sent), s in zip(results, subs, strict=True):
+        events = s.events()
+        types = [e.get("type") for _, _, e in events]
+        deltas = assistant_deltas(events)
+        got = "".join(e["delta"] for _, _, e in deltas)
+        lat += [(at - e["timestamp"] / 1000) * 1000 for at, _, e in deltas]
+        if "RUN_STARTED" in types and "RUN_FINISHED" in types and "RUN_ERROR" not in types:
+            if got == text:
+                ok += 1
+                finished = next(at for at, _, e in events if e.get("type") == "RUN_FINISHED")
+                run_ms.append((finished - sent) * 1000)
+                continue
+        problems.append(f"types={types[:3]}...{types[-3:]} text={got[:40]!r}")
+    t1 = clock()
+    _, listing = await conn.request("GET", f"{API}/sessions")
+    list_ms = (clock() - t1) * 1000
+    mine = [s for s in listing["sessions"] if s["id"] in set(ids)]
+    idle = sum(1 for s in mine if s["status"] == "idle" and not s["queued"])
+    return {
+        "ok": ok,
+        "count": count,
+        "bad_status": bad,
+        "timed_out": timed_out,
+        "problems": problems[:3],
+        "accepted": accepted,
+        "wall": wall,
+        "run_ms": run_ms,
+        "lat": lat,
+        "create": create,
+        "lag": stats,
+        "t0": t0,
+        "cpu": cpu,
+        "idle": idle,
+        "list_ms": list_ms,
+        "listed": len(listing["sessions"]),
+    }
+
+
+# -- 4. start cost ------------------------------------------------------------------------
+def start_cost(tmp: Path, repeats: int) -> None:
+    print(f"4. server start, with and without agentspace (N={repeats} each)", flush=True)
+    runs: dict[bool, list[tuple[float, int, float]]] = {True: [], False: []}
+    for r in range(repeats):
+        for on in (False, True) if r % 2 == 0 else (True, False):
+            server = Server(tmp, f"start{r}{'on' if on else 'off'}", {"agentspace": on})
+            try:
+                seconds = server.start()
+                assert server.proc is not None
+                cpu = sum(psutil.Process(server.proc.pid).cpu_times()[:2])
+                runs[on].append((seconds, server.rss(), cpu))
+                if on and r == 0:
+                    loaded = "agentspace | extension was successfully loaded" in server.tail(200)
+                    if not loaded:
+                        raise RuntimeError(f"agentspace not loaded:\n{server.tail()}")
+            finally:
+                server.stop()
+    t_on = statistics.median(r[0] for r in runs[True])
+    t_off = statistics.median(r[0] for r in runs[False])
+    m_on = statistics.median(r[1] for r in runs[True]) / 2**20
+    m_off = statistics.median(r[1] for r in runs[False]) / 2**20
+    c_on = statistics.median(r[2] for r in runs[True])
+    c_off = statistics.median(r[2] for r in runs[False])
+    report(
+        "4. start: spawn -> first GET api/status answered, with agentspace",
+        f"{t_on * 1000:.0f} ms (+{(t_on - t_off) * 1000:.0f} ms)",
+        f"without {t_off * 1000:.0f} ms",
+        "<= +300 ms",
+        met(t_on - t_off <= 0.3),
+    )
+    report(
+        "4. start: server CPU time (user+sys) until it answers, with agentspace",
+        f"{c_on * 1000:.0f} ms (+{(c_on - c_off) * 1000:.0f} ms)",
+        f"without {c_off * 1000:.0f} ms",
+        "less noisy than wall time",
+    )
+    report(
+        "4. start: server RSS once it answers, with agentspace",
+        f"{m_on:.1f} MB (+{m_on - m_off:.1f} MB)",
+        f"without {m_off:.1f} MB",
+        "<= +30 MB",
+        met(m_on - m_off <= 30),
+    )
+    note(
+        "start samples, wall ms: with "
+        + ", ".join(f"{r[0] * 1000:.0f}" for r in runs[True])
+        + "; without "
+        + ", ".join(f"{r[0] * 1000:.0f}" for r in runs[False])
+    )
+
+
+# -- main ---------------------------------------------------------------------------------
+async def measure(server: Server, tmp: Path, quick: bool) -> None:
+    conn = Conn(server)
+    try:
+        await first_use(server, conn)
+
+        idle_seconds = 2.0 if quick else 4.0
+        print(f"   idle loop-lag baseline ({idle_seconds:.0f} s)", flush=True)
+        idle = await idle_lag(conn, idle_seconds)
+
+        deltas = 100 if quick else 400
+        print(f"1. delta fan-out ({deltas} deltas, 10 ms apart)", flush=True)
+        one = await fan_out(server, conn, tmp, 1, deltas)
+        many = await fan_out(server, conn, tmp, 100, deltas)
+        for r in (one, many):
+            print(
+                f"   {r['subscribers']} subscribers: {r['deltas']} deltas in {r['wall']:.2f} s,"
+                f" complete streams {r['complete']}/{r['subscribers']},"
+                f" client CPU {r['client_cpu']:.0%}, server CPU {r['server_cpu']:.0%},"
+                f" loop lag max {r['lag']['max_ms']:.1f} ms",
+                flush=True,
+            )
+        report(
+            "1. fan-out: event timestamp -> received, 100 subscribers, p50",
+            f"{statistics.median(many['lat']):.2f} ms",
+            f"1 subscriber {statistics.median(one['lat']):.2f} ms",
+            "reported",
+        )
+        p99 = pct(many["lat"], 0.99)
+        report(
+            "1. same, p99",
+            f"{p99:.2f} ms",
+            f"1 subscriber {pct(one['lat'], 0.99):.2f} ms",
+            "<= 50 ms",
+            met(p99 <= 50),
+        )
+        report(
+            "1. same, max",
+            f"{max(many['lat']):.2f} ms",
+            f"1 subscriber {max(one['lat']):.2f} ms",
+            "reported",
+        )
+        report(
+            "1. first subscriber's lag per delta, p50 / p99",
+            f"{statistics.median(many['first']):.2f} / {pct(many['first'], 0.99):.2f} ms",
+            "-",
+            "reported",
+        )
+        report(
+            "1. spread first -> last of 100 subscribers per delta, p50 / p99",
+            f"{statistics.median(many['spread']):.2f} / {pct(many['spread'], 0.99):.2f} ms",
+            "-",
+            "reported",
+        )
+        report(
+            "1. complete, in-order streams",
+            f"{many['complete']}/100",
+            f"{one['complete']}/1",
+            "all",
+            met(many["complete"] == 100 and one["complete"] == 1),
+        )
+        report(
+            "1. server loop lag during the 100-subscriber stream, max / p99",
+            f"{many['lag']['max_ms']:.1f} / {many['lag']['p99_ms']:.2f} ms",
+            f"1 subscriber {one['lag']['max_ms']:.1f} / {one['lag']['p99_ms']:.2f} ms",
+            "reported",
+        )
+        report(
+            "1. CPU while streaming to 100 subscribers: server / client process",
+            f"{many['server_cpu']:.0%} / {many['client_cpu']:.0%} of a core",
+            f"1 subscriber {one['server_cpu']:.0%} / {one['client_cpu']:.0%}",
+            "reported",
+        )
+
+        print("2. POST messages latency (200 sequential, 20 sessions)", flush=True)
+        times = await post_latency(server, conn, 60 if quick else 200, 20)
+        p50 = statistics.median(times["post"])
+        report(
+            "2. POST sessions/{id}/messages, keep-alive, p50",
+            f"{p50:.2f} ms",
+            f"GET api/status {statistics.median(times['status']):.2f} ms",
+            "<= 5 ms",
+            met(p50 <= 5),
+        )
+        report(
+            "2. same, p99",
+            f"{pct(times['post'], 0.99):.2f} ms",
+            f"GET api/status {pct(times['status'], 0.99):.2f} ms",
+            "reported",
+        )
+        report(
+            "2. POST into a quiet server (the previous run finished first), p50 / p99",
+            f"{statistics.median(times['quiet']):.2f} / {pct(times['quiet'], 0.99):.2f} ms",
+            "-",
+            "diagnostic",
+        )
+        report(
+            "2. server CPU per POST + its echo run (incl. the two GETs)",
+            f"{times['cpu_per_post'] * 1000:.1f} ms",
+            "-",
+            "diagnostic",
+        )
+        report(
+            "2. GET sessions/{id} (agentspace handler, no engine work), p50 / p99",
+            f"{statistics.median(times['info']):.2f} / {pct(times['info'], 0.99):.2f} ms",
+            "-",
+            "reported",
+        )
+        if conn.connects != 1:
+            note(f"the keep-alive connection was reopened {conn.connects - 1} times")
+
+        count = 50 if quick else 200
+        print(f"3. burst: {count} sessions, one run each at once", flush=True)
+        b = await burst(server, conn, tmp, count)
+        print(
+            f"   {b['ok']}/{count} runs complete; 202s in {b['accepted'] * 1000:.0f} ms;"
+            f" all finished in {b['wall']:.2f} s; problems {b['problems']}",
+            flush=True,
+        )
+        report(
+            f"3. {count} runs at once: complete (RUN_FINISHED + full text on SSE)",
+            f"{b['ok']}/{count}; {b['idle']}/{count} idle after",
+            "-",
+            "all",
+            met(b["ok"] == count and not b["bad_status"] and not b["timed_out"]),
+        )
+        report(
+            "3. loop lag during the burst, max",
+            f"{b['lag']['max_ms']:.1f} ms ({b['lag']['over_20ms']} stalls > 20 ms)",
+            f"idle {idle['max_ms']:.1f} ms",
+            "<= 20 ms",
+            met(b["lag"]["max_ms"] <= 20),
+        )
+        report(
+            "3. loop lag during the burst, p99",
+            f"{b['lag']['p99_ms']:.2f} ms",
+            f"idle {idle['p99_ms']:.2f} ms",
+            "reported",
+        )
+        report(
+            "3. POST -> RUN_FINISHED per run, p50 / p99 (20 deltas x 20 ms)",
+            f"{statistics.median(b['run_ms']):.0f} / {pct(b['run_ms'], 0.99):.0f} ms"
+            if b["run_ms"]
+            else "-",
+            f"wall {b['wall'] * 1000:.0f} ms for all; 202s took {b['accepted'] * 1000:.0f} ms",
+            "reported",
+        )
+        if b["lat"]:
+            report(
+                "3. delta timestamp -> received during the burst, p50 / p99",
+                f"{statistics.median(b['lat']):.1f} / {pct(b['lat'], 0.99):.1f} ms",
+                "-",
+                "reported",
+            )
+        report(
+            "3. server CPU during the burst (all threads)",
+            f"{b['cpu']:.2f} s in {b['wall']:.2f} s wall ({b['cpu'] / b['wall']:.0%} of a core);"
+            f" {b['cpu'] / count * 1000:.1f} ms a run",
+            "-",
+            "diagnostic",
+        )
+        report(
+            "3. POST sessions (create), p50 / p99 sequential",
+            f"{statistics.median(b['create']):.2f} / {pct(b['create'], 0.99):.2f} ms",
+            "-",
+            "reported",
+        )
+        report(
+            f"3. GET sessions listing {b['listed']} sessions",
+            f"{b['list_ms']:.0f} ms",
+            "-",
+            "reported",
+        )
+        note(f"burst worst loop stalls: {worst_text(b['lag'], b['t0'])}")
+
+        print("3b. diagnostic: the same burst after gc.freeze() in the server", flush=True)
+        _, frozen = await conn.request("POST", "looplag", {"freeze": True})
+        f = await burst(server, conn, tmp, count, tag="frozen")
+        report(
+            "3b. diagnostic: same burst after gc.freeze(), loop lag max / p99",
+            f"{f['lag']['max_ms']:.1f} / {f['lag']['p99_ms']:.2f} ms; {f['ok']}/{count} complete",
+            f"without freeze {b['lag']['max_ms']:.1f} / {b['lag']['p99_ms']:.2f} ms",
+            "diagnostic",
+        )
+        note(
+            f"after gc.freeze() ({frozen['frozen']:,} objects frozen) the burst's worst stalls:"
+            f" {worst_text(f['lag'], f['t0'])}"
+        )
+    finally:
+        conn.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy the server into DIR (raw stacks)")
+    parser.add_argument(
+        "--phases",
+        default="first,fan100,post,burst",
+        help="phases to profile: first, fan1, fan100, post, burst (comma-separated)",
+    )
+    parser.add_argument(
+        "--stall-stacks",
+        action="store_true",
+        help="looplag samples the loop's stack during stalls (into --profile DIR)",
+    )
+    parser.add_argument("--skip-start", action="store_true", help="skip 4. (server start cost)")
+    args = parser.parse_args()
+    quick = args.quick
+    PROFILE["dir"] = args.profile
+    PROFILE["phases"] = set(args.phases.split(",")) if args.phases else set()
+    PROFILE["stacks"] = args.stall_stacks
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 4096), hard), hard))
+    started = time.perf_counter()
+    load0 = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="agentspace-bench-") as name:
+        tmp = Path(name)
+        server = Server(tmp, "main", {"agentspace": True, "looplag": True})
+        try:
+            print(f"starting jupyter server on 127.0.0.1:{server.port}", flush=True)
+            server.start()
+            asyncio.run(measure(server, tmp, quick))
+            problems = server.problems()
+        finally:
+            server.stop()
+        if problems:
+            note(f"{len(problems)} warning/error lines in the server log, e.g. {problems[:3]}")
+        if not args.skip_start:
+            start_cost(tmp, 3 if quick else 5)
+
+    print("\n| measure | result | baseline (same run) | target | verdict |")
+    print("|---|---|---|---|---|")
+    for row in sorted(RESULTS, key=lambda r: r[0][:1]):  # stable: keeps the order within
+        print("| " + " | ".join(row) + " |")
+    if NOTES:
+        print()
+        for text in NOTES:
+            print(f"- {text}")
+    print(
+        f"\n{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, Python {sys.version.split()[0]},"
+        f" total {time.perf_counter() - started:.0f} s; load average (1 min) {load0:.2f} at the"
+        f" start, {os.getloadavg()[0]:.2f} at the end"
+    )
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()
