@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from jupyter_server.base.handlers import APIHandler
 from pydantic import BaseModel, ValidationError
+from tornado import web
 
 from ..errors import (
     AgentspaceError,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 M = TypeVar("M", bound=BaseModel)
 ANONYMOUS = re.compile(r"^[0-9a-f]{32}$")
+TRUE, FALSE = ("true", "1", "yes"), ("", "false", "0", "no")
 
 STATUS: list[tuple[type[AgentspaceError], int]] = [
     (NotFoundError, 404),
@@ -53,11 +55,20 @@ def status_of(exc: AgentspaceError) -> int:
 
 
 class ApiError(Exception):
-    """An error response decided by a handler (status, code, message)."""
+    """An error response decided by a handler (status, code, message, extra fields, headers)."""
 
-    def __init__(self, status: int, code: str, message: str, **data: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **data: Any,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.data = status, code, message, data
+        self.headers = headers or {}
 
 
 class AgentspaceHandler(APIHandler):
@@ -104,13 +115,32 @@ class AgentspaceHandler(APIHandler):
             data = json.loads(self.request.body or b"{}")
         except ValueError as exc:
             raise ApiError(400, "bad_json", f"The body is not valid JSON: {exc}.") from exc
+        except RecursionError as exc:
+            raise ApiError(400, "bad_json", "The body is not valid JSON: nested too deep.") from exc
+        if not _is_unicode(data):  # a lone surrogate ("\\ud800") cannot be stored or sent on
+            raise ApiError(
+                422,
+                "invalid",
+                "The request is invalid: a string is not valid Unicode (a lone UTF-16 surrogate).",
+            )
         try:
             return model.model_validate(data)
+        except RecursionError as exc:
+            raise ApiError(422, "invalid", "The request is invalid: nested too deep.") from exc
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
             )
             raise ApiError(422, "invalid", f"The request is invalid: {problems}.") from exc
+
+    def flag(self, name: str) -> bool:
+        """A boolean query parameter: true/false (or 1/0, yes/no); absent is false, else 400."""
+        raw = self.get_argument(name, "").lower()
+        if raw in TRUE:
+            return True
+        if raw in FALSE:
+            return False
+        raise ApiError(400, f"bad_{name}", f"'{name}' must be true or false, not {raw[:100]!r}.")
 
     def reply(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -120,25 +150,73 @@ class AgentspaceHandler(APIHandler):
         else:
             self.finish(json.dumps(data))
 
-    def fail(self, status: int, code: str, message: str, **data: Any) -> None:
-        self.clear()
+    def fail(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **data: Any,
+    ) -> None:
+        self.clear()  # tornado's clear() drops every header set so far: set ours after it
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
+        if status == 405:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
+        for name, value in (headers or {}).items():
+            self.set_header(name, value)
         self.finish(json.dumps({"error": code, "message": message, **data}))
+
+    def allowed_methods(self) -> list[str]:
+        """The methods this handler answers (for ``Allow`` on a 405): those it overrides."""
+        return [
+            method
+            for method in self.SUPPORTED_METHODS
+            if getattr(type(self), method.lower(), None)
+            not in (None, getattr(web.RequestHandler, method.lower(), None))
+        ]
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, ApiError):
-            self.fail(exc.status, exc.code, exc.message, **exc.data)
+            self.fail(exc.status, exc.code, exc.message, headers=exc.headers, **exc.data)
         elif isinstance(exc, AgentspaceError):
-            self.fail(status_of(exc), exc.code, exc.message)
-        else:
+            self.fail(status_of(exc), exc.code, exc.message, **_extra(exc))
+        else:  # tornado's own (405, 403, a body it could not parse, ...) or a bug (500)
             reason = self._reason or "error"
             message = str(getattr(exc, "log_message", None) or reason)
             code = "internal_error" if status_code >= 500 else reason.lower().replace(" ", "_")
             self.fail(status_code, code, message)
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, ApiError | InputError):
-            return  # expected: the client gets a clear answer, the log stays quiet
+        if isinstance(value, ApiError):
+            return  # decided by the handler: the client gets a clear answer, the log stays quiet
+        if isinstance(value, AgentspaceError) and status_of(value) < 500:
+            return  # the client's mistake (unknown id, bad path, ...), not the server's
         super().log_exception(typ, value, tb)
+
+
+def _is_unicode(data: Any) -> bool:
+    """Whether every string in parsed JSON can be encoded as UTF-8 (no lone surrogates)."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    except RecursionError:
+        return True  # deep but valid so far: the model's validation decides
+    return True
+
+
+def _extra(exc: AgentspaceError) -> dict[str, Any]:
+    """The error's data fields that can go into the JSON reply (never 'error' or 'message')."""
+    extra = {}
+    for key, value in exc.data.items():
+        if key in ("error", "message"):
+            continue
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            continue
+        extra[key] = value
+    return extra

@@ -23,15 +23,41 @@ from ..session import Receipt
 from ..workspace.processes import ProcessRecord
 from .base import AgentspaceHandler
 from .sessions import CreateSession, SendMessage
+from .streams import MAX_SEQ
 
 ERRORS = {
-    "400": "Malformed request",
-    "403": "Not authenticated or not authorized",
+    "400": "Malformed request (bad JSON, a bad query or header value, an empty message)",
+    "403": "Not authenticated or not authorized; or a path that leaves the workspace",
     "404": "Unknown session, file or process",
     "409": "The session is in the wrong state for this",
     "413": "Request body too large",
     "422": "Request body invalid",
     "429": "Rate limited or queue full",
+    "503": "The session's sandbox is unavailable",
+}
+# Every error is JSON {"error": code, "message": text}; some add fields a client can act on.
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {
+        "error": {"type": "string", "description": "Stable machine-readable code."},
+        "message": {"type": "string", "description": "What went wrong and what to do."},
+        "limit": {"type": "integer", "description": "The bound that was crossed (413)."},
+        "queued": {"type": "integer", "description": "Messages already waiting (429)."},
+        "retry_after": {"type": "integer", "description": "Seconds to wait (429)."},
+        "pending": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Tool calls still waiting for a decision (409).",
+        },
+    },
+    "additionalProperties": True,
+}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds until a message is accepted again (rate limit only).",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
 }
 
 
@@ -58,6 +84,8 @@ def _op(
     }
     for code in errors:
         responses[code] = {"description": ERRORS[code], "content": _json(_ref("Error"))}
+        if code == "429":
+            responses[code]["headers"] = RETRY_AFTER
     op: dict[str, Any] = {"summary": summary, "responses": responses}
     if body:
         op["requestBody"] = {"required": True, "content": _json(_ref(body))}
@@ -66,8 +94,13 @@ def _op(
     return op
 
 
-def _param(name: str, where: str, schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
-    return {"name": name, "in": where, "required": required, "schema": schema}
+def _param(
+    name: str, where: str, schema: dict[str, Any], required: bool = True, description: str = ""
+) -> dict[str, Any]:
+    param = {"name": name, "in": where, "required": required, "schema": schema}
+    if description:
+        param["description"] = description
+    return param
 
 
 SID = _param("session_id", "path", {"type": "string"})
@@ -81,41 +114,88 @@ def _array(key: str, item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _object(required: list[str], **properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": properties}
+
+
+STRING: dict[str, Any] = {"type": "string"}
+SEQ: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": MAX_SEQ}
+DIGITS: dict[str, Any] = {"type": "string", "pattern": "^[0-9]*$"}  # a header: blank is absent
+NULLABLE_STRING: dict[str, Any] = {"type": ["string", "null"]}
+
+
+def _require_discriminators(schemas: dict[str, Any]) -> None:
+    """Make each discriminated union's tag required in its variants, as pydantic validates it.
+
+    A tag with a default (``role: Literal["user"] = "user"``) is optional in the model's
+    JSON schema, but a discriminated union cannot pick a variant without it: a message
+    without ``role`` is a 422. The document says so.
+    """
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            tag = node.get("discriminator", {}).get("propertyName")
+            if tag:
+                for target in node["discriminator"].get("mapping", {}).values():
+                    variant = schemas.get(target.rsplit("/", 1)[-1], {})
+                    required = variant.setdefault("required", [])
+                    if tag in variant.get("properties", {}) and tag not in required:
+                        required.append(tag)
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(schemas)
+
+
 @cache
 def document(base_url: str = "/") -> dict[str, Any]:
-    models: list[type[BaseModel]] = [
-        CreateSession, SendMessage, Decision, SessionInfo, Receipt, ProcessRecord, RunAgentInput,
-    ]  # fmt: skip
+    inputs: list[type[BaseModel]] = [CreateSession, SendMessage, Decision, RunAgentInput]
+    outputs: list[type[BaseModel]] = [SessionInfo, Receipt, ProcessRecord]
     _, defs = models_json_schema(
-        [(m, "validation" if m in (CreateSession, SendMessage, Decision) else "serialization")
-         for m in models],
+        [(m, "validation") for m in inputs] + [(m, "serialization") for m in outputs],
         ref_template="#/components/schemas/{model}",
         by_alias=True,
-    )  # fmt: skip
+    )
     schemas = defs.get("$defs", {})
-    schemas["Error"] = {
-        "type": "object",
-        "required": ["error", "message"],
-        "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+    _require_discriminators(schemas)
+    # An 'edit' decision carries the new arguments (Decision's model validator).
+    schemas["Decision"]["if"] = {
+        "properties": {"decision": {"const": "edit"}},
+        "required": ["decision"],
     }
-    status = {
-        "type": "object",
-        "required": ["status"],
-        "properties": {"status": {"type": "string"}},
+    schemas["Decision"]["then"] = {
+        "required": ["arguments"],
+        "properties": {"arguments": {"type": "object"}},
     }
+    schemas["Error"] = ERROR_SCHEMA
+    status = _object(["status"], status=STRING)
     sse = {"text/event-stream": {"schema": {"type": "string"}}}
+    entry = _object(
+        ["path", "kind"],
+        path=STRING,
+        kind={"enum": ["file", "dir", "symlink", "other"]},
+        size={"type": ["integer", "null"]},
+        target=NULLABLE_STRING,
+    )
     sessions = "/sessions/{session_id}"
     paths: dict[str, Any] = {
+        "/openapi.json": {
+            "get": _op("This document", ("200", {"type": "object"}), errors=("403",)),
+        },
         "/sessions": {
             "get": _op("List sessions", ("200", _array("sessions", _ref("SessionInfo"))),
-                       errors=("403",)),
+                       errors=("400", "403")),
             "post": _op("Create (or get) the session of a notebook", ("200", _ref("SessionInfo")),
                         body="CreateSession", errors=("400", "403", "413", "422")),
         },
         sessions: {
             "get": _op("A session", ("200", _ref("SessionInfo")), params=[SID]),
             "delete": _op("Delete a session (its processes stop)", ("204", None), params=[
-                SID, _param("purge", "query", {"type": "boolean"}, False)]),
+                SID, _param("purge", "query", {"type": "boolean"}, False,
+                            "Also delete its workspace and history.")]),
         },
         f"{sessions}/messages": {
             "post": _op("Send a message (queued)", ("202", _ref("Receipt")), body="SendMessage",
@@ -123,22 +203,24 @@ def document(base_url: str = "/") -> dict[str, Any]:
         },
         f"{sessions}/events": {
             "get": _op("AG-UI events (SSE): replay after N, then live", ("200", {}), params=[
-                SID, _param("after", "query", {"type": "integer", "minimum": 0}, False)],
-                content=sse),
+                SID,
+                _param("after", "query", SEQ, False, "Replay the events after this number."),
+                _param("Last-Event-ID", "header", DIGITS, False,
+                       "What an EventSource sends on reconnect; wins over 'after'."),
+            ], content=sse),
         },
         f"{sessions}/stop": {
             "post": _op("Stop the run in flight", ("200", status), params=[SID]),
         },
         f"{sessions}/resume": {
-            "post": _op("Resume after stop, failure or restart", ("200", status), params=[SID],
-                        errors=("400", "403", "404", "409")),
+            "post": _op("Resume after stop, failure or restart", ("200", _object(
+                ["status", "running"], status=STRING, running={"type": "boolean"})),
+                params=[SID], errors=("400", "403", "404", "409")),
         },
         f"{sessions}/approvals/{{tool_call_id}}": {
-            "post": _op("Decide a pending tool call", ("200", {
-                "type": "object", "required": ["pending", "status"], "properties": {
-                    "pending": {"type": "array", "items": {"type": "string"}},
-                    "status": {"type": "string"}}}),
-                body="Decision", params=[SID, _param("tool_call_id", "path", {"type": "string"})],
+            "post": _op("Decide a pending tool call", ("200", _object(
+                ["pending", "status"], pending={"type": "array", "items": STRING}, status=STRING)),
+                body="Decision", params=[SID, _param("tool_call_id", "path", STRING)],
                 errors=("400", "403", "404", "409", "413", "422")),
         },
         f"{sessions}/agui": {
@@ -147,32 +229,41 @@ def document(base_url: str = "/") -> dict[str, Any]:
                         errors=("400", "403", "404", "409", "413", "422", "429")),
         },
         f"{sessions}/files": {
-            "get": _op("List a workspace folder", ("200", {"type": "object"}), params=[
-                SID, _param("path", "query", {"type": "string"}, False),
-                _param("recursive", "query", {"type": "boolean"}, False)]),
+            "get": _op("List a workspace folder", ("200", _object(
+                ["path", "entries", "truncated"], path=STRING,
+                entries={"type": "array", "items": entry}, truncated={"type": "boolean"})),
+                params=[
+                    SID,
+                    _param("path", "query", STRING, False, "The folder (default: the root)."),
+                    _param("recursive", "query", {"type": "boolean"}, False,
+                           "List the whole tree (at most 1000 entries)."),
+                ]),
         },
         f"{sessions}/files/{{path}}": {
             "get": _op("A workspace file's content", ("200", {}), params=[
-                SID, _param("path", "path", {"type": "string"})],
+                SID, _param("path", "path", STRING)],
                 content={"*/*": {"schema": {"type": "string", "format": "binary"}}}),
-            "put": {**_op("Write a workspace file", ("200", {"type": "object"}), params=[
-                SID, _param("path", "path", {"type": "string"})], errors=("400", "403", "404",
-                "413")), "requestBody": {"content": {"application/octet-stream": {
+            "put": {**_op("Write a workspace file", ("200", _object(
+                ["path", "size"], path=STRING, size={"type": "integer"})), params=[
+                SID, _param("path", "path", STRING)], errors=("400", "403", "404", "413")),
+                "requestBody": {"content": {"application/octet-stream": {
                     "schema": {"type": "string", "format": "binary"}}}}},
         },
         f"{sessions}/processes": {
             "get": _op("Background processes", ("200", _array("processes", _ref("ProcessRecord"))),
-                       params=[SID]),
+                       params=[SID], errors=("400", "403", "404", "503")),
         },
         f"{sessions}/processes/{{name}}/output": {
-            "get": _op("A process's last output lines", ("200", {"type": "object"}), params=[
-                SID, _param("name", "path", {"type": "string"}),
+            "get": _op("A process's last output lines", ("200", _object(
+                ["name", "output"], name=STRING, output=STRING)), params=[
+                SID, _param("name", "path", STRING),
                 _param("tail", "query", {"type": "integer", "minimum": 1, "maximum": 100000},
-                       False)]),
+                       False, "How many lines (default 100).")],
+                errors=("400", "403", "404", "503")),
         },
         f"{sessions}/processes/{{name}}/stop": {
             "post": _op("Stop a background process", ("200", _ref("ProcessRecord")), params=[
-                SID, _param("name", "path", {"type": "string"})]),
+                SID, _param("name", "path", STRING)], errors=("400", "403", "404", "503")),
         },
     }  # fmt: skip
     return {
@@ -184,7 +275,12 @@ def document(base_url: str = "/") -> dict[str, Any]:
         "components": {
             "schemas": schemas,
             "securitySchemes": {
-                "token": {"type": "apiKey", "in": "header", "name": "Authorization"}
+                "token": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "'token <the server's token>'",
+                }
             },
         },
     }

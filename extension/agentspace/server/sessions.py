@@ -22,7 +22,7 @@ class CreateSession(BaseModel):
 class SendMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(..., description="The user's message.")
+    text: str = Field(..., min_length=1, description="The user's message.")
 
 
 class SessionsHandler(AgentspaceHandler):
@@ -56,7 +56,7 @@ class SessionHandler(AgentspaceHandler):
     @web.authenticated
     @authorized
     async def delete(self, session_id: str) -> None:
-        purge = self.get_argument("purge", "false").lower() in ("1", "true", "yes")
+        purge = self.flag("purge")
         await (await self.engine()).delete(session_id, purge=purge)
         self.set_status(204)
         self.finish()
@@ -72,13 +72,14 @@ class MessagesHandler(AgentspaceHandler):
         session = await self.session(session_id)
         wait = self.state.allow_message(self.rate_key, time.monotonic())
         if wait is not None:
-            self.set_header("Retry-After", str(int(wait) + 1))
+            seconds = int(wait) + 1
             raise ApiError(
                 429,
                 "rate_limited",
                 f"Too many messages: at most {self.state.app.messages_per_minute} a minute. "
-                f"Try again in {int(wait) + 1} s.",
-                retry_after=int(wait) + 1,
+                f"Try again in {seconds} s.",
+                headers={"Retry-After": str(seconds)},
+                retry_after=seconds,
             )
         receipt = await session.send(body.text, sender=self.username)
         self.reply(receipt, status=202)

@@ -69,19 +69,33 @@ async def _heartbeat(handler: AgentspaceHandler, every: float) -> None:
         await handler.flush()
 
 
+MAX_SEQ = 2**63 - 1  # sequence numbers are SQLite integers
+
+
+def _seq(raw: str | None, name: str) -> int | None:
+    """A sequence number from the client (None if absent or blank); 400 if not one."""
+    if raw is None or not raw.strip():
+        return None
+    raw = raw.strip()
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
+        raise ApiError(400, "bad_after", f"'{name}' must be a sequence number, not {raw[:100]!r}.")
+    value = int(raw)
+    if value > MAX_SEQ:
+        raise ApiError(400, "bad_after", f"'{name}' must be from 0 to {MAX_SEQ}.")
+    return value
+
+
 def _after(handler: AgentspaceHandler) -> int:
-    raw = handler.get_argument("after", None) or handler.request.headers.get("Last-Event-ID")
-    if raw is None or raw == "":
-        return 0
-    try:
-        after = int(raw)
-    except ValueError:
-        raise ApiError(
-            400, "bad_after", f"'after' must be a sequence number, not {raw!r}."
-        ) from None
-    if after < 0:
-        raise ApiError(400, "bad_after", "'after' must be 0 or more.")
-    return after
+    """Where to resume: Last-Event-ID if sent, else ``?after=``, else the start.
+
+    The header wins: an EventSource opened on ``...?after=N`` reconnects to the same URL
+    with the id of the last event it got, which is later than N.
+    """
+    query = _seq(handler.get_argument("after", None), "after")
+    header = _seq(handler.request.headers.get("Last-Event-ID"), "Last-Event-ID")
+    if header is not None:
+        return header
+    return query or 0
 
 
 class EventsHandler(AgentspaceHandler):

@@ -34,7 +34,7 @@ class FilesHandler(AgentspaceHandler):
         session = await self.session(session_id)
         if path is None:  # a listing
             folder = self.get_argument("path", ".")
-            recursive = self.get_argument("recursive", "false").lower() in ("1", "true")
+            recursive = self.flag("recursive")
             try:
                 listing = paths.list_dir(session.workspace, folder, recursive=recursive)
             except OSError as exc:
@@ -63,12 +63,16 @@ class FilesHandler(AgentspaceHandler):
     @authorized
     async def put(self, session_id: str, path: str | None = None) -> None:
         if path is None:
-            raise ApiError(405, "method_not_allowed", "PUT a file: files/<path>.")
+            raise ApiError(
+                405, "method_not_allowed", "PUT a file: files/<path>.", headers={"Allow": "GET"}
+            )
         session = await self.session(session_id)
         data = self.request.body or b""
         limit = self.state.app.max_request_bytes
         if len(data) > limit:
-            raise ApiError(413, "payload_too_large", f"The file is over {limit} bytes.")
+            raise ApiError(
+                413, "payload_too_large", f"The file is over {limit} bytes.", limit=limit
+            )
         engine = await self.engine()
         try:
             (await engine.workspaces.get(session)).check_quota(len(data))
@@ -101,11 +105,13 @@ class ProcessOutputHandler(AgentspaceHandler):
     @authorized
     async def get(self, session_id: str, name: str) -> None:
         raw = self.get_argument("tail", "100")
-        if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
+        # ASCII digits only: str.isdigit() also says yes to '²', which int() refuses
+        tail = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 6 else 0
+        if not 1 <= tail <= 100_000:
             raise ApiError(400, "bad_tail", "'tail' must be a whole number from 1 to 100000.")
         session = await self.session(session_id)
         runtime = await (await self.engine()).workspaces.get(session)
-        self.reply({"name": name, "output": runtime.processes.output(name, int(raw))})
+        self.reply({"name": name, "output": runtime.processes.output(name, tail)})
 
 
 class ProcessStopHandler(AgentspaceHandler):
