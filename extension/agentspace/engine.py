@@ -35,8 +35,10 @@ STOP_POLL_SECONDS = 0.05
 def normalise_notebook(path: str) -> str:
     """A notebook key: relative, normalised, forward slashes (``a/./b.ipynb`` → ``a/b.ipynb``)."""
     text = path.replace("\\", "/").strip()
-    if not text or "\x00" in text:
+    if not text:
         raise InputError("The notebook path is empty; give the notebook's path, e.g. 'demo.ipynb'.")
+    if "\x00" in text:
+        raise InputError("The notebook path contains a NUL character; give a real path.")
     if text.startswith("/"):
         raise InputError(f"The notebook path {path!r} is absolute; give it relative to the root.")
     norm = posixpath.normpath(text)

@@ -66,6 +66,7 @@ class InboxItem(BaseModel):
     message_id: str
     text: str
     sender: str | None = None
+    run_id: str | None = None  # an AG-UI client's runId for the run that serves it
 
 
 @cache
@@ -102,7 +103,8 @@ INSERT_SESSION = "INSERT INTO sessions (id, notebook, created, data) VALUES (?, 
 UPDATE_SESSION = "UPDATE sessions SET data = ? WHERE id = ?"
 INSERT_MESSAGE = "INSERT INTO messages (session_id, idx, data) VALUES (?, ?, ?)"
 INSERT_INBOX = (
-    "INSERT INTO inbox (session_id, message_id, text, sender, created) VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO inbox (session_id, message_id, text, sender, run_id, created)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
 DELETE_INBOX = "DELETE FROM inbox WHERE id = ?"
 INSERT_APPROVAL = (
@@ -136,12 +138,13 @@ def transcript(conn: sqlite3.Connection, session_id: str) -> list[dict[str, Any]
 
 def next_inbox(conn: sqlite3.Connection, session_id: str) -> InboxItem | None:
     row = conn.execute(
-        "SELECT id, message_id, text, sender FROM inbox WHERE session_id = ? ORDER BY id LIMIT 1",
+        "SELECT id, message_id, text, sender, run_id FROM inbox WHERE session_id = ?"
+        " ORDER BY id LIMIT 1",
         (session_id,),
     ).fetchone()
     if row is None:
         return None
-    return InboxItem(row=row[0], message_id=row[1], text=row[2], sender=row[3])
+    return InboxItem(row=row[0], message_id=row[1], text=row[2], sender=row[3], run_id=row[4])
 
 
 def approvals(conn: sqlite3.Connection, session_id: str) -> list[PendingCall]:
@@ -169,6 +172,13 @@ def open_runs(conn: sqlite3.Connection, session_id: str) -> list[tuple[str, str 
         "SELECT run_id, owner, first_seq FROM runs WHERE session_id = ? AND ended IS NULL",
         (session_id,),
     ).fetchall()
+
+
+def run_exists(conn: sqlite3.Connection, session_id: str, run_id: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM runs WHERE session_id = ? AND run_id = ?", (session_id, run_id)
+    ).fetchone()
+    return row is not None
 
 
 def claim(conn: sqlite3.Connection, session_id: str, token: str) -> str | None:

@@ -62,10 +62,17 @@ def new_id(prefix: str) -> str:
 class Run:
     """Executes one run of ``session``; ``execute`` never raises (except shutdown)."""
 
-    def __init__(self, session: Session, user: records.InboxItem | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        user: records.InboxItem | None = None,
+        run_id: str | None = None,
+    ) -> None:
         self.s = session
         self.user = user
-        self.run_id = new_id("run")
+        chosen = run_id or (user.run_id if user is not None else None)
+        self.run_id = chosen or new_id("run")
+        self._client_run_id = chosen is not None
         self.usage = Usage()
         self.transcript: list[dict[str, Any]] = []
         self.approvals: dict[str, PendingCall] = {}
@@ -92,6 +99,10 @@ class Run:
         self.approvals = {
             p.tool_call_id: p for p in await s.store.read(lambda c: records.approvals(c, s.id))
         }
+        if self._client_run_id and await s.store.read(
+            lambda c: records.run_exists(c, s.id, self.run_id)
+        ):
+            self.run_id = new_id("run")  # a client reused its runId: runs stay distinct
         s.store.write(
             records.INSERT_RUN,
             (s.id, self.run_id, time.time(), records.owner_token(), s.log.last_seq + 1),

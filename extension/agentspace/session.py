@@ -163,10 +163,12 @@ class Session:
         self.save()
 
     # -- commands ------------------------------------------------------------
-    async def send(self, text: str, *, sender: str | None = None) -> Receipt:
+    async def send(
+        self, text: str, *, sender: str | None = None, run_id: str | None = None
+    ) -> Receipt:
         """Queue a user message; it runs after everything queued before it."""
         limits = self.engine.config.limits
-        size = len(text.encode("utf-8", "surrogatepass"))
+        size = len(text.encode("utf-8", "surrogatepass"))  # a bad text is refused below
         if size > limits.max_message_bytes:
             raise PayloadTooLargeError(
                 f"The message is {size} bytes; the limit is {limits.max_message_bytes} "
@@ -175,6 +177,12 @@ class Session:
             )
         if not text.strip():
             raise InputError("The message is empty; send some text.")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InputError(
+                "The message is not valid Unicode (a lone surrogate); send UTF-8 text."
+            ) from exc
         if self.queued >= limits.max_queue:
             raise QueueFullError(
                 f"{self.queued} messages are already waiting in this session (limits.max_queue)."
@@ -187,7 +195,9 @@ class Session:
             await self._claim()  # before storing: a refused message must not linger
         ahead_run = self._run_task is not None or self.status == "awaiting_approval"
         position = self.queued + (1 if ahead_run else 0)
-        self.store.write(records.INSERT_INBOX, (self.id, message_id, text, sender, time.time()))
+        self.store.write(
+            records.INSERT_INBOX, (self.id, message_id, text, sender, run_id, time.time())
+        )
         self.queued += 1
         if waiting:
             self.log.append(custom(Custom.QUEUED, {"message_id": message_id, "position": position}))
@@ -233,7 +243,9 @@ class Session:
             await self._start(continuation=continuation)
         return self.status
 
-    async def decide(self, tool_call_id: str, decision: Decision) -> list[str]:
+    async def decide(
+        self, tool_call_id: str, decision: Decision, *, run_id: str | None = None
+    ) -> list[str]:
         """Record a decision on a pending call; the last one resumes the session."""
         calls = {p.tool_call_id: p for p in await self.pending()}
         call = calls.get(tool_call_id)
@@ -255,7 +267,7 @@ class Session:
         remaining = [i for i, p in calls.items() if p.status == "pending" and i != tool_call_id]
         await self.store.flush()
         if not remaining and self.status == "awaiting_approval" and not self.busy:
-            await self._start(continuation=True)
+            await self._start(continuation=True, run_id=run_id)
         return remaining
 
     def _record_decision(self, call: PendingCall, decision: Decision) -> None:
@@ -291,18 +303,22 @@ class Session:
                 owner=other,
             )
 
-    async def _start(self, *, continuation: bool, claimed: bool = False) -> None:
+    async def _start(
+        self, *, continuation: bool, claimed: bool = False, run_id: str | None = None
+    ) -> None:
         if self._serving is not None:
             return
         if not claimed:
             await self._claim()
         self._stop = False
-        self._serving = asyncio.create_task(self._serve(continuation), name=f"session-{self.id}")
+        self._serving = asyncio.create_task(
+            self._serve(continuation, run_id), name=f"session-{self.id}"
+        )
         self.engine.serving_changed()
 
-    async def _serve(self, continuation: bool) -> None:
+    async def _serve(self, continuation: bool, run_id: str | None = None) -> None:
         try:
-            if continuation and await self._run_one(Run(self)) != "success":
+            if continuation and await self._run_one(Run(self, run_id=run_id)) != "success":
                 return
             while self.queued > 0 and not self._stop:
                 item = await self.store.read(lambda c: records.next_inbox(c, self.id))

@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS inbox (
     message_id TEXT NOT NULL,
     text TEXT NOT NULL,
     sender TEXT,
+    run_id TEXT,
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS inbox_session ON inbox (session_id, id);

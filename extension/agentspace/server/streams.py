@@ -130,7 +130,7 @@ class AguiHandler(AgentspaceHandler):
             remaining: list[str] = []
             for entry in run.resume:
                 decision = _decision(entry.status, entry.payload)
-                remaining = await session.decide(entry.interrupt_id, decision)
+                remaining = await session.decide(entry.interrupt_id, decision, run_id=run.run_id)
             if remaining:
                 raise ApiError(
                     409,
@@ -145,7 +145,7 @@ class AguiHandler(AgentspaceHandler):
                     "interrupt_pending",
                     "Tool calls are waiting for approval: answer them with 'resume' entries.",
                 )
-            await session.send(_last_user_text(run), sender=self.username)
+            await session.send(_last_user_text(run), sender=self.username, run_id=run.run_id)
         events = session.subscribe(after)
         await stream(
             self, events, start=lambda e: e.type == "RUN_STARTED", stop=lambda e: e.terminal

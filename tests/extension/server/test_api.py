@@ -131,7 +131,7 @@ async def test_agui_endpoint_runs_and_resumes(
         jp_http_port, url, headers, method="POST", body=json.dumps(run).encode()
     )
     assert code == 200
-    assert events[0][1]["type"] == "RUN_STARTED"
+    assert events[0][1]["type"] == "RUN_STARTED" and events[0][1]["runId"] == "r1"
     finished = events[-1][1]
     assert finished["type"] == "RUN_FINISHED" and finished["outcome"]["type"] == "interrupt"
     call = finished["outcome"]["interrupts"][0]["id"]
