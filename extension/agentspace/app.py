@@ -1,9 +1,9 @@
 """The Jupyter server extension: settings as traitlets, the engine started on first use.
 
-Loading this module costs almost nothing (traitlets and jupyter_server are
-already imported by the server): the engine, pydantic models, litellm and
-docker are imported when the first request needs them, so the extension adds
-no measurable time to the server's start. Every setting is a trait with help
+Loading this module and the handler modules costs ~20 ms (traitlets, tornado
+and jupyter_server are already imported by the server): the engine, pydantic,
+ag-ui, litellm and docker are imported when the first request needs them
+(tests/extension/test_lazy.py holds that line). Every setting is a trait with help
 text: ``c.AgentspaceApp.model = "openai/gpt-4o-mini"`` in jupyter_server_config.py
 or ``--AgentspaceApp.model=...`` on the command line.
 """

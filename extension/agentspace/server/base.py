@@ -11,7 +11,6 @@ import re
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from jupyter_server.base.handlers import APIHandler
-from pydantic import BaseModel, ValidationError
 from tornado import web
 
 from ..errors import (
@@ -27,11 +26,13 @@ from ..errors import (
 )
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from ..app import ServerState
     from ..engine import Engine
     from ..session import Session
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound="BaseModel")
 ANONYMOUS = re.compile(r"^[0-9a-f]{32}$")
 TRUE, FALSE = ("true", "1", "yes"), ("", "false", "0", "no")
 
@@ -104,7 +105,7 @@ class AgentspaceHandler(APIHandler):
             return f"address:{self.request.remote_ip}"
         return f"user:{name}"
 
-    def body(self, model: type[M]) -> M:
+    def body(self, model: type[M]) -> M:  # pydantic is imported here, on first use
         """The JSON body as ``model``: 413 if too large, 400 if not JSON, 422 if invalid."""
         limit = self.state.app.max_request_bytes
         if len(self.request.body or b"") > limit:
@@ -123,6 +124,8 @@ class AgentspaceHandler(APIHandler):
                 "invalid",
                 "The request is invalid: a string is not valid Unicode (a lone UTF-16 surrogate).",
             )
+        from pydantic import ValidationError
+
         try:
             return model.model_validate(data)
         except RecursionError as exc:
@@ -145,7 +148,7 @@ class AgentspaceHandler(APIHandler):
     def reply(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        if isinstance(data, BaseModel):
+        if hasattr(data, "model_dump_json"):
             self.finish(data.model_dump_json())
         else:
             self.finish(json.dumps(data))

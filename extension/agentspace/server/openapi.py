@@ -11,18 +11,10 @@ import json
 from functools import cache
 from typing import Any
 
-from ag_ui.core import RunAgentInput
 from jupyter_server.auth.decorator import authorized
-from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
 from tornado import web
 
-from ..approvals import Decision
-from ..records import SessionInfo
-from ..session import Receipt
-from ..workspace.processes import ProcessRecord
 from .base import AgentspaceHandler
-from .sessions import CreateSession, SendMessage
 from .streams import MAX_SEQ
 
 ERRORS = {
@@ -152,6 +144,16 @@ def _require_discriminators(schemas: dict[str, Any]) -> None:
 
 @cache
 def document(base_url: str = "/") -> dict[str, Any]:
+    from ag_ui.core import RunAgentInput
+    from pydantic import BaseModel
+    from pydantic.json_schema import models_json_schema
+
+    from ..approvals import Decision
+    from ..records import SessionInfo
+    from ..session import Receipt
+    from ..workspace.processes import ProcessRecord
+    from .models import CreateSession, SendMessage
+
     inputs: list[type[BaseModel]] = [CreateSession, SendMessage, Decision, RunAgentInput]
     outputs: list[type[BaseModel]] = [SessionInfo, Receipt, ProcessRecord]
     _, defs = models_json_schema(

@@ -5,24 +5,9 @@ from __future__ import annotations
 import time
 
 from jupyter_server.auth.decorator import authorized
-from pydantic import BaseModel, ConfigDict, Field
 from tornado import web
 
-from ..approvals import Decision
 from .base import AgentspaceHandler, ApiError
-
-
-class CreateSession(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    notebook: str = Field(..., min_length=1, max_length=4096, description="Path from the root.")
-    model: str | None = Field(None, max_length=512, description="litellm model string.")
-
-
-class SendMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    text: str = Field(..., min_length=1, description="The user's message.")
 
 
 class SessionsHandler(AgentspaceHandler):
@@ -37,6 +22,8 @@ class SessionsHandler(AgentspaceHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
+        from .models import CreateSession
+
         body = self.body(CreateSession)
         engine = await self.engine()
         session = await engine.session(body.notebook, model=body.model)
@@ -68,6 +55,8 @@ class MessagesHandler(AgentspaceHandler):
     @web.authenticated
     @authorized
     async def post(self, session_id: str) -> None:
+        from .models import SendMessage
+
         body = self.body(SendMessage)
         session = await self.session(session_id)
         wait = self.state.allow_message(self.rate_key, time.monotonic())
@@ -113,6 +102,8 @@ class ApprovalHandler(AgentspaceHandler):
     @web.authenticated
     @authorized
     async def post(self, session_id: str, tool_call_id: str) -> None:
+        from ..approvals import Decision
+
         decision = self.body(Decision)
         session = await self.session(session_id)
         remaining = await session.decide(tool_call_id, decision)

@@ -12,16 +12,19 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ag_ui.core import RunAgentInput
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from ..approvals import Decision
-from ..events import StoredEvent
 from .base import AgentspaceHandler, ApiError
+
+if TYPE_CHECKING:
+    from ag_ui.core import RunAgentInput
+
+    from ..approvals import Decision
+    from ..events import StoredEvent
 
 
 async def stream(
@@ -117,6 +120,8 @@ class AguiHandler(AgentspaceHandler):
     @web.authenticated
     @authorized
     async def post(self, session_id: str) -> None:
+        from ag_ui.core import RunAgentInput
+
         run = self.body(RunAgentInput)
         session = await self.session(session_id)
         if run.thread_id != session.id:
@@ -153,6 +158,8 @@ class AguiHandler(AgentspaceHandler):
 
 
 def _decision(status: str, payload: Any) -> Decision:
+    from ..approvals import Decision
+
     if status == "cancelled":
         return Decision(decision="reject", reason="cancelled by the client")
     if isinstance(payload, dict):

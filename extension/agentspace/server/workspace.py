@@ -8,7 +8,6 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..errors import SandboxError
-from ..events import Custom, custom
 from ..workspace import paths
 from .base import AgentspaceHandler, ApiError
 
@@ -82,6 +81,8 @@ class FilesHandler(AgentspaceHandler):
             written = paths.write_bytes(session.workspace, path, data)
         except OSError as exc:
             raise _fs_error(exc, path) from exc
+        from ..events import Custom, custom
+
         session.log.append(custom(Custom.FILES, {"paths": [written], "source": "api"}))
         self.reply({"path": written, "size": len(data)})
 
