@@ -31,8 +31,7 @@ def test_loading_the_extension_imports_nothing_heavy() -> None:
 
 def test_importing_agentspace_is_light() -> None:
     code = (
-        "import sys, agentspace;"
-        "print('litellm' in sys.modules, 'agentspace.engine' in sys.modules)"
+        "import sys, agentspace;print('litellm' in sys.modules, 'agentspace.engine' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
