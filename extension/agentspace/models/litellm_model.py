@@ -55,7 +55,15 @@ def load_litellm() -> None:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     # pydantic complains about a litellm TypedDict on first use; it is not ours to fix.
     warnings.filterwarnings("ignore", r"Item '\w+' on TypedDict class", UserWarning)
-    import litellm
+    # The import allocates ~500k objects: full collections during it would pause every
+    # thread (the server's event loop included) for 100-200 ms, five times over.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        import litellm
+    finally:
+        if enabled:
+            gc.enable()
 
     litellm.suppress_debug_info = True
     litellm.set_verbose = False
