@@ -89,11 +89,8 @@ class Engine:
     def model(self) -> Model:
         if self._model is None:
             from .models.litellm_model import LiteLLMModel
-            from .models.offloop import OffLoopModel
-
             limits = self.config.limits
-            litellm = LiteLLMModel(retries=limits.model_retries, backoff=limits.retry_backoff)
-            self._model = OffLoopModel(litellm)
+            self._model = LiteLLMModel(retries=limits.model_retries, backoff=limits.retry_backoff)
         return self._model
 
     async def context_window(self, model: str) -> int | None:
