@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import gc
 import json
-import os
 import sqlite3
 import statistics
 import subprocess
@@ -39,18 +38,9 @@ from agentspace.engine import Engine
 from agentspace.models.base import StreamPart, TextDelta
 from agentspace.models.litellm_model import LiteLLMModel
 from agentspace.testing import DirectModel, write_script
+from common import Report, pct
 
-RESULTS: list[tuple[str, str, str, str]] = []
-
-
-def report(name: str, value: str, baseline: str, target: str) -> None:
-    RESULTS.append((name, value, baseline, target))
-    print(f"  {name}: {value}  (baseline {baseline}; target {target})", flush=True)
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+report = Report()
 
 
 # -- 1. throughput -------------------------------------------------------------
@@ -284,11 +274,7 @@ async def main(quick: bool) -> None:
         per = await idle_memory(root, 200 if quick else 1000)
         report("idle loaded session", f"{per / 1024:.1f} KB", "-", "<= 100 KB")
 
-    print("\n| measure | result | baseline (same run) | target |")
-    print("|---|---|---|---|")
-    for row in RESULTS:
-        print("| " + " | ".join(row) + " |")
-    print(f"\n{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    report.table()
 
 
 if __name__ == "__main__":

@@ -59,6 +59,8 @@ from typing import Any
 
 import psutil
 
+from common import pct
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -76,11 +78,6 @@ def report(name: str, value: str, baseline: str, target: str, verdict: str = "")
 def note(text: str) -> None:
     NOTES.append(text)
     print(f"  note: {text}", flush=True)
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def met(ok: bool) -> str:

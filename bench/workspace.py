@@ -33,18 +33,9 @@ from agentspace.tools.processes import shell
 from agentspace.workspace.namespaces import system_mounts
 from agentspace.workspace.sandbox import SandboxKind, SandboxPolicy
 from agentspace.workspace.workspace import Workspace, make_sandbox
+from common import Report, pct
 
-ROWS: list[tuple[str, str, str, str]] = []
-
-
-def row(name: str, value: str, baseline: str, target: str) -> None:
-    ROWS.append((name, value, baseline, target))
-    print(f"  {name}: {value}  (baseline {baseline}; target {target})", flush=True)
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+row = Report()
 
 
 def new_workspace(root: Path, kind: SandboxKind) -> Workspace:
@@ -198,10 +189,7 @@ async def main(quick: bool) -> None:
         await cold_start(root, kinds, 10 if quick else 100)
         await concurrent(root, kinds, 50)
         await preview(root, kinds, 2 if quick else 5)
-    print("\n| measure | result | baseline (same run) | target |\n|---|---|---|---|")
-    for r in ROWS:
-        print("| " + " | ".join(r) + " |")
-    print(f"\n{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    row.table()
 
 
 if __name__ == "__main__":
