@@ -89,6 +89,7 @@ class Engine:
     def model(self) -> Model:
         if self._model is None:
             from .models.litellm_model import LiteLLMModel
+
             limits = self.config.limits
             self._model = LiteLLMModel(retries=limits.model_retries, backoff=limits.retry_backoff)
         return self._model
