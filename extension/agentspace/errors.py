@@ -22,7 +22,8 @@ are translated once, at the adapter, into this tree::
     │                               model calls per run); raise it and resume
     ├── ToolError                   a tool call failed; its message goes back to the
     │   ├── ToolArgumentsError      model, which can correct itself
-    │   └── PathEscapeError         a path outside the workspace was refused
+    │   ├── PathEscapeError         a path outside the workspace was refused
+    │   └── UnknownProcessError     no background process has that name
     ├── StoreError                  the state database failed (disk full, corrupt file)
     └── SandboxError                a sandbox could not start or died; says what to do
         └── SandboxUnavailableError no usable backend (names the ways out)
@@ -114,6 +115,10 @@ class ToolArgumentsError(ToolError):
 
 class PathEscapeError(ToolError):
     code = "path_escape"
+
+
+class UnknownProcessError(ToolError):
+    code = "not_found"
 
 
 class StoreError(AgentspaceError):

@@ -23,6 +23,7 @@ from ..errors import (
     QueueFullError,
     SandboxError,
     ToolError,
+    UnknownProcessError,
 )
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ STATUS: list[tuple[type[AgentspaceError], int]] = [
     (QueueFullError, 429),
     (PayloadTooLargeError, 413),
     (PathEscapeError, 403),
+    (UnknownProcessError, 404),
     (InputError, 400),
     (ToolError, 400),
     (SandboxError, 503),

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, TypeAdapter
 
-from ..errors import ToolError
+from ..errors import ToolError, UnknownProcessError
 from . import paths
 from .runner import LogWriter, drain, finish_draining, open_log
 from .sandbox import Execution, Sandbox
@@ -130,7 +130,7 @@ class ProcessManager:
         record = self.records.get(name)
         if record is None:
             known = ", ".join(self.records) or "none"
-            raise ToolError(f"No process named {name!r} (known: {known}).")
+            raise UnknownProcessError(f"No process named {name!r} (known: {known}).")
         return record
 
     def output(self, name: str, tail: int = 100) -> str:

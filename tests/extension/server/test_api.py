@@ -208,7 +208,7 @@ async def test_files_and_processes(api: Api) -> None:
     status, procs = await api("GET", f"sessions/{sid}/processes")
     assert status == 200 and procs == {"processes": []}
     status, err = await api("GET", f"sessions/{sid}/processes/nope/output")
-    assert status == 400 and "No process" in err["message"]
+    assert status == 404 and "No process" in err["message"]
 
 
 async def test_renaming_a_notebook_keeps_its_session(api: Api, jp_fetch: Any) -> None:
