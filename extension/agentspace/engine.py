@@ -197,8 +197,15 @@ class Engine:
         return len(moved)
 
     async def list(self) -> list[SessionInfo]:
+        await self.store.flush()
         rows = await self.store.query("SELECT id FROM sessions ORDER BY created")
-        return [await (await self.get(sid)).info() for (sid,) in rows]
+        waiting: dict[str, list[str]] = {}
+        for sid, call in await self.store.query(
+            "SELECT session_id, tool_call_id FROM approvals WHERE status = 'pending'"
+            " ORDER BY created"
+        ):
+            waiting.setdefault(sid, []).append(call)
+        return [await (await self.get(sid)).info(waiting.get(sid, [])) for (sid,) in rows]
 
     async def _load(self, key: str, *, by: str) -> Session | None:
         if by == "id" and key in self._sessions:

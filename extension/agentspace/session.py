@@ -91,8 +91,10 @@ class Session:
     def busy(self) -> bool:
         return self._serving is not None
 
-    async def info(self) -> SessionInfo:
-        pending = [p.tool_call_id for p in await self.pending() if p.status == "pending"]
+    async def info(self, pending: list[str] | None = None) -> SessionInfo:
+        """The session as listed; ``pending`` saves a read when the caller has it already."""
+        if pending is None:
+            pending = [p.tool_call_id for p in await self.pending() if p.status == "pending"]
         return SessionInfo(
             **self.record.model_dump(),
             queued=self.queued,
