@@ -157,11 +157,8 @@ async def _sessions(args: argparse.Namespace, engine: Engine) -> int:
 async def _events(args: argparse.Namespace, engine: Engine) -> int:
     session = await engine.find(args.key)
     printer = Printer(args.json)
-    after = args.after
-    while page := await session.log.read(after):
-        for stored in page:
-            printer(stored)
-        after = page[-1].seq
+    async for stored in session.log.stored(args.after):
+        printer(stored)
     return EXIT_OK
 
 

@@ -94,6 +94,13 @@ class EventLog:
         """Committed events after ``after`` (one page)."""
         return await self.store.read(partial(_read_after, self.session_id, after, limit))
 
+    async def stored(self, after: int = 0) -> AsyncIterator[StoredEvent]:
+        """Every committed event after ``after``, page by page, then stop (no live part)."""
+        while page := await self.read(after):
+            for event in page:
+                yield event
+            after = page[-1].seq
+
     async def subscribe(self, after: int = 0) -> AsyncIterator[StoredEvent]:
         """Every committed event after ``after``, then live ones; runs until closed."""
         subscriber = _Subscriber()

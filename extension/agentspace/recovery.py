@@ -37,18 +37,16 @@ async def close_dead_run(session: Session, run_id: str, first_seq: int, owner: s
     run.transcript = await s.store.read(lambda c: records.transcript(c, s.id))
     open_text: dict[str, list[str]] = {}
     after = first_seq - 1
-    while page := await s.log.read(after):
-        for stored in page:
-            if stored.type.startswith("TEXT_MESSAGE_"):
-                data = json.loads(stored.data)
-                mid = data["messageId"]
-                if stored.type == "TEXT_MESSAGE_START" and data.get("role") == "assistant":
-                    open_text[mid] = []
-                elif stored.type == "TEXT_MESSAGE_CONTENT" and mid in open_text:
-                    open_text[mid].append(data["delta"])
-                elif stored.type == "TEXT_MESSAGE_END":
-                    open_text.pop(mid, None)
-        after = page[-1].seq
+    async for stored in s.log.stored(after):
+        if stored.type.startswith("TEXT_MESSAGE_"):
+            data = json.loads(stored.data)
+            mid = data["messageId"]
+            if stored.type == "TEXT_MESSAGE_START" and data.get("role") == "assistant":
+                open_text[mid] = []
+            elif stored.type == "TEXT_MESSAGE_CONTENT" and mid in open_text:
+                open_text[mid].append(data["delta"])
+            elif stored.type == "TEXT_MESSAGE_END":
+                open_text.pop(mid, None)
     for mid, parts in open_text.items():
         run.emit(TextMessageEndEvent(message_id=mid))
         run.append({"role": "assistant", "content": "".join(parts), "id": mid})

@@ -114,6 +114,7 @@ class Store:
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
+        self._busy = False  # a batch is being committed
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -154,8 +155,6 @@ class Store:
         self._waiters.append(fut)
         self._wake.set()
         await fut
-
-    _busy = False
 
     async def _flush_loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -85,6 +85,13 @@ async def collect_run(session: Session, after: int) -> list[StoredEvent]:
     return events
 
 
+async def stored(session: Session) -> AsyncIterator[StoredEvent]:
+    """Every event committed so far (flushes first), without waiting for more."""
+    await session.store.flush()
+    async for event in session.log.stored():
+        yield event
+
+
 def text_of(events: list[StoredEvent], role: str = "assistant") -> str:
     """The concatenated text of ``role``'s streamed messages in ``events``."""
     ids: set[str] = set()

@@ -20,7 +20,7 @@ from agentspace.errors import (
     PayloadTooLargeError,
     QueueFullError,
 )
-from agentspace.testing import collect_run, text_of, turn, types_of
+from agentspace.testing import collect_run, stored, text_of, turn, types_of
 
 
 async def test_echo_run_streams_ag_ui_events_with_contiguous_seqs(engine: Engine) -> None:
@@ -64,7 +64,7 @@ async def test_messages_are_served_one_at_a_time_in_order(
     receipts = [await session.send(f"question {i}") for i in range(3)]
     assert [r.position for r in receipts] == [0, 1, 2]
     await session.wait()
-    events = [e async for e in _all(session)]
+    events = [e async for e in stored(session)]
     runs = [e.type for e in events if e.type in ("RUN_STARTED", "RUN_FINISHED")]
     assert runs == ["RUN_STARTED", "RUN_FINISHED"] * 3  # never two runs at once
     assert text_of(events, "user") == "question 0question 1question 2"
@@ -179,15 +179,15 @@ async def test_stop_cancels_within_200ms_and_keeps_partial_text(
     model = script(turn(long, delay_ms=10), turn("continued"))
     session = await engine.session("stop.ipynb", model=model)
     await session.send("talk")
-    async for stored in session.subscribe(0):
-        if stored.type == "TEXT_MESSAGE_CONTENT" and "w5" in stored.data:
+    async for event in session.subscribe(0):
+        if event.type == "TEXT_MESSAGE_CONTENT" and "w5" in event.data:
             break
     t0 = time.perf_counter()
     await session.stop()
     elapsed = time.perf_counter() - t0
     assert elapsed < 0.2, elapsed
     assert session.status == "stopped"
-    events = [e async for e in _all(session)]
+    events = [e async for e in stored(session)]
     finished = [json.loads(e.data) for e in events if e.type == "RUN_FINISHED"]
     assert finished[-1]["outcome"]["type"] == "cancelled"
     partial = (await session.transcript())[-1]
@@ -275,15 +275,6 @@ async def test_state_survives_restart(
         decision = json.loads(events[0].data)
         assert decision["name"] == "agentspace.decision" and events[0].seq == last + 1
         assert "RUN_STARTED" in types_of(events)
-
-
-async def _all(session: Any) -> Any:
-    await session.store.flush()
-    after = 0
-    while page := await session.log.read(after):
-        for e in page:
-            yield e
-        after = page[-1].seq
 
 
 async def test_many_subscribers_see_every_event_once_in_order(

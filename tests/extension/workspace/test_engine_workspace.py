@@ -11,7 +11,7 @@ from pathlib import Path
 from agentspace.approvals import Decision
 from agentspace.config import EngineConfig
 from agentspace.engine import Engine
-from agentspace.testing import collect_run, turn
+from agentspace.testing import collect_run, stored, turn
 
 
 def config(state_dir: Path, **kw: object) -> EngineConfig:
@@ -54,7 +54,7 @@ async def test_processes_emit_events_and_stop_with_the_server(
         await session.wait()
         runtime = await engine.workspaces.get(session)
         assert [r.status for r in runtime.processes.listing()] == ["running"]
-        events = [json.loads(e.data) async for e in _all(session)]
+        events = [json.loads(e.data) async for e in stored(session)]
         started = [e for e in events if e.get("name") == "agentspace.process"]
         assert started[0]["value"]["event"] == "started"
         assert started[0]["value"]["name"] == "sleeper"
@@ -104,15 +104,6 @@ async def _poll(make: Callable[[], object], tries: int = 200) -> str:
         except ToolError:
             await asyncio.sleep(0.025)  # the server is still starting: poll, bounded
     raise AssertionError("the server never answered")
-
-
-async def _all(session: object) -> object:
-    await session.store.flush()  # type: ignore[attr-defined]
-    after = 0
-    while page := await session.log.read(after):  # type: ignore[attr-defined]
-        for e in page:
-            yield e
-        after = page[-1].seq
 
 
 async def test_auto_never_falls_back_to_local(monkeypatch: object) -> None:
