@@ -134,6 +134,7 @@ class CellRun:
             raise
         finally:
             await events.aclose()
+            (OUT.get() or sys.stdout).flush()
         return self.view
 
     def keep_following(self) -> None:
@@ -190,10 +191,10 @@ class CellRun:
         self._say(self.printer.update(self.view))
 
     def _say(self, text: str) -> None:
+        """Write text; ipykernel sends it on its own flush interval, so a cell's stream
+        output stays a few messages, not one per token."""
         if text:
-            out = OUT.get() or sys.stdout
-            out.write(text)
-            out.flush()
+            (OUT.get() or sys.stdout).write(text)
 
     async def _show_pending(self, info: dict[str, Any], receipt: dict[str, Any]) -> None:
         waiting = ", ".join(info.get("pending_approvals") or []) or "an earlier call"

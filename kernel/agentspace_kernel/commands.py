@@ -129,8 +129,10 @@ def model(client: AgentClient, args: list[str]) -> str:
     if len(args) > 1:
         raise UsageError(f"%agent model takes one model name. {USAGE}")
     if args:
-        info = _wait(client.configure(model=args[0]))
-        return f"model: {info.get('effective_model') or args[0]}"
+        from .magics import resolve_model
+
+        _wait(client.configure(model=resolve_model(args[0])))
+        return f"model: {args[0]}"
     info = _wait(client.info())
     return f"model: {info.get('effective_model') or info.get('model')}"
 

@@ -165,7 +165,7 @@ class AgentMagics(Magics):
         if options["new"]:
             await loop.bridge(client.reset())
         if options["model"]:
-            await loop.bridge(client.configure(model=options["model"]))
+            await loop.bridge(client.configure(model=resolve_model(options["model"])))
         run = self._run(quiet=options["quiet"])
         view = await run.message(cell.strip())
         self._paused(run, view)
@@ -213,6 +213,20 @@ def _kernel_id() -> str:
     base = os.path.basename(connection)
     base = base.removesuffix(".json")
     return base.removeprefix("kernel-")
+
+
+def resolve_model(name: str) -> str:
+    """``scripted/<file>`` relative to the notebook's folder, made absolute.
+
+    The kernel runs in the notebook's folder, the server does not: a script
+    beside the notebook must be found by whichever process plays it.
+    """
+    prefix = "scripted/"
+    rest = name[len(prefix) :] if name.startswith(prefix) else ""
+    if not rest or rest == "echo" or rest.startswith("/"):
+        return name
+    candidate = os.path.abspath(rest)
+    return prefix + candidate if os.path.exists(candidate) else name
 
 
 def _agent_options(line: str) -> dict[str, Any]:

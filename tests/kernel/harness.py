@@ -151,10 +151,9 @@ class Server:
     @contextlib.contextmanager
     def kernel(self, notebook: str) -> Iterator[Kernel]:
         """A kernel the server starts for ``notebook``, as JupyterLab does when it opens one."""
-        session = self.call(
-            "POST", "api/sessions",
-            {"path": notebook, "name": notebook, "type": "notebook", "kernel": {"name": "python3"}},
-        )  # fmt: skip
+        # as JupyterLab sends it: the path, and the file name as "name"
+        body = {"path": notebook, "name": Path(notebook).name, "type": "notebook"}
+        session = self.call("POST", "api/sessions", {**body, "kernel": {"name": "python3"}})
         kernel_id = session["kernel"]["id"]
         client = BlockingKernelClient()
         client.load_connection_file(str(self.runtime / f"kernel-{kernel_id}.json"))

@@ -71,7 +71,11 @@ class AgentClient(abc.ABC):
 
     @abc.abstractmethod
     async def reset(self) -> dict[str, Any]:
-        """Delete this notebook's session (transcript and workspace); a new one starts."""
+        """Delete this notebook's session (transcript and workspace); a new one starts.
+
+        The new session keeps the old one's model and tool policies: a reset is
+        a new conversation, not new settings.
+        """
 
     # -- the workspace --------------------------------------------------------
     @abc.abstractmethod

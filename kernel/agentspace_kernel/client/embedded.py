@@ -151,12 +151,13 @@ class EmbeddedClient(AgentClient):
 
     async def reset(self) -> dict[str, Any]:
         engine = await self._engine()
-        model = None
-        if self._session is not None:
-            model = self._session.record.model
-            await self._guard(lambda: engine.delete(self.session_id, purge=True))
-            self._session, self.session_id = None, ""
-        return await self.open(model)
+        if self._session is None:
+            return await self.open()
+        old = self._session.record
+        await self._guard(lambda: engine.delete(self.session_id, purge=True))
+        self._session, self.session_id = None, ""
+        await self.open(old.model)
+        return await self.configure(policies=dict(old.policies))
 
     # -- the workspace --------------------------------------------------------
     async def files(self, path: str = ".") -> dict[str, Any]:

@@ -143,12 +143,15 @@ class RemoteClient(AgentClient):
         return result
 
     async def reset(self) -> dict[str, Any]:
-        model = None
-        if self.session_id:
-            model = (await self.info()).get("model")
-            await self._call("DELETE", self._session(), purge="true")
-            self.session_id = ""
-        return await self.open(model)
+        if not self.session_id:
+            return await self.open()
+        old = await self.info()
+        await self._call("DELETE", self._session(), purge="true")
+        self.session_id = ""
+        await self.open(old.get("model"))
+        if old.get("policies"):
+            return await self.configure(policies=old["policies"])
+        return await self.info()
 
     # -- the workspace --------------------------------------------------------
     async def files(self, path: str = ".") -> dict[str, Any]:
