@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["load_ipython_extension", "unload_ipython_extension"]
+__all__ = ["agent_tool", "load_ipython_extension", "unload_ipython_extension"]
+
+from .tools import agent_tool
 
 
 def load_ipython_extension(ip: Any) -> None:

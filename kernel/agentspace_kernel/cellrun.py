@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TextIO
@@ -32,6 +33,8 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 _background: set[asyncio.Task[None]] = set()  # followers that outlive their cell
 OUT: ContextVar[TextIO | None] = ContextVar("agentspace_out", default=None)
+PROBE: list[tuple[int, float]] | None = None
+"""bench/kernel.py sets a list here: (event timestamp ms, time.time() once drawn) per delta."""
 
 
 @contextlib.contextmanager
@@ -124,6 +127,13 @@ class CellRun:
                     if self.view.ended:
                         break
                 self.render(changed)
+                if PROBE is not None:
+                    drawn = time.time()
+                    PROBE.extend(
+                        (int(e.get("timestamp", 0)), drawn)
+                        for _, e in batch
+                        if e.get("type") == "TEXT_MESSAGE_CONTENT"
+                    )
                 if self.view.ended:
                     break
         except asyncio.CancelledError:  # the kernel was interrupted: stop the run too

@@ -35,6 +35,7 @@ ASYNC_LINES = ("reject", "agent resume")
 AGENT_USAGE = "usage: %%agent [--model MODEL] [--new] [--quiet], then your message in the cell"
 APPROVE_USAGE = "usage: %%approve [TOOL_CALL_ID], then the arguments as JSON (optional)"
 REJECT_USAGE = "usage: %reject TOOL_CALL_ID [REASON...]"
+AGENT_RUN_USAGE = "usage: %%agent_run TOOL_CALL_ID, then the code to run for the agent"
 
 _magics: AgentMagics | None = None
 
@@ -69,6 +70,7 @@ class AgentMagics(Magics):
         super().__init__(shell)
         self._client: AgentClient | None = None
         self._lock = threading.Lock()
+        self._tools_key: tuple[str, str] | None = None
 
     # -- the client -----------------------------------------------------------
     def client(self) -> AgentClient:
@@ -134,6 +136,8 @@ class AgentMagics(Magics):
         try:
             if name == "agent":
                 await self._agent(line, cell)
+            elif name == "agent_run":
+                await self._agent_run(line, cell)
             else:
                 await self._approve(line, cell)
         except ClientError as exc:
@@ -144,7 +148,7 @@ class AgentMagics(Magics):
             if name == "reject":
                 await self._reject(line)
             else:
-                await self._run().resumed()
+                await self._resume()
         except ClientError as exc:
             print(exc.message)
 
@@ -166,9 +170,62 @@ class AgentMagics(Magics):
             await loop.bridge(client.reset())
         if options["model"]:
             await loop.bridge(client.configure(model=resolve_model(options["model"])))
+        await self._sync_tools()
         run = self._run(quiet=options["quiet"])
+        if await self._kernel_calls_first(run):
+            return
         view = await run.message(cell.strip())
-        self._paused(run, view)
+        await self._paused(run, view)
+
+    async def _sync_tools(self) -> None:
+        """Offer the notebook's @agent_tool functions and run_cell (only when they changed)."""
+        from . import loop, tools
+
+        specs = tools.specs()
+        key = json.dumps(specs, sort_keys=True)
+        client = self.client()
+        if self._tools_key == (client.session_id, key):
+            return
+        await loop.bridge(client.set_kernel_tools(specs, run_cell=True))
+        self._tools_key = (client.session_id, key)
+
+    async def _kernel_calls_first(self, run: Any) -> bool:
+        """Calls waiting for this kernel (made while no cell ran) run before a new message."""
+        from . import loop
+
+        info = await loop.bridge(run.client.info())
+        waiting = [p for p in info.get("pending") or [] if _runs_here(p)]
+        if not waiting:
+            return False
+        for p in waiting:
+            run.view.seed(p["tool_call_id"], p["tool"], json.dumps(p.get("arguments", {})))
+        view = await self._run_kernel_calls(run, run.view)
+        await self._paused(run, view)
+        return True
+
+    async def _resume(self) -> None:
+        run = self._run()
+        if not await self._kernel_calls_first(run):
+            await self._paused(run, await run.resumed())
+
+    async def _agent_run(self, line: str, cell: str) -> None:
+        """Run the agent's proposed code (as edited in the cell); its output is the result."""
+        from . import loop
+        from .execute import run_code
+
+        client = self.client()
+        call_id = line.strip()
+        if not call_id or len(call_id.split()) != 1:
+            raise UsageError(AGENT_RUN_USAGE)
+        original = await loop.bridge(_original_arguments(client, call_id))
+        if self.shell is None:
+            raise UsageError("%%agent_run needs an IPython kernel.")
+        output, failed = await run_code(self.shell, cell)
+        decision: dict[str, Any] = {"decision": "result", "output": output, "is_error": failed}
+        if isinstance(original, dict) and original.get("code", "").strip() != _code(cell).strip():
+            decision["arguments"] = {"code": _code(cell)}
+        run = self._run()
+        await self._paused(run, await run.decision(call_id, decision))
 
     async def _approve(self, line: str, cell: str) -> None:
         from . import loop
@@ -182,7 +239,7 @@ class AgentMagics(Magics):
             if original is None or arguments != original:
                 decision = {"decision": "edit", "arguments": arguments}
         run = self._run()
-        self._paused(run, await run.decision(call_id, decision))
+        await self._paused(run, await run.decision(call_id, decision))
 
     async def _reject(self, line: str) -> None:
         words = line.strip().split(None, 1)
@@ -190,10 +247,23 @@ class AgentMagics(Magics):
             raise UsageError(REJECT_USAGE)
         reason = words[1].strip() if len(words) > 1 else None
         run = self._run()
-        self._paused(run, await run.decision(words[0], {"decision": "reject", "reason": reason}))
+        view = await run.decision(words[0], {"decision": "reject", "reason": reason})
+        await self._paused(run, view)
 
-    def _paused(self, run: Any, view: RunView) -> None:
-        """A run paused on a call: insert the cell that approves it, keep the widget live."""
+    async def _run_kernel_calls(self, run: Any, view: RunView) -> RunView:
+        """Run the calls this kernel answers without asking (@agent_tool functions), in order."""
+        from . import tools
+
+        while view.state == "paused" and view.pending and _runs_here_block(view.pending[0]):
+            block = view.pending[0]
+            output, failed = tools.call(block.name, block.parsed_arguments)
+            decision = {"decision": "result", "output": output, "is_error": failed}
+            view = await run.decision(block.id, decision)
+        return view
+
+    async def _paused(self, run: Any, view: RunView) -> None:
+        """A run paused: answer kernel calls, insert the cell that approves the next one."""
+        view = await self._run_kernel_calls(run, view)
         if view.state != "paused" or not view.pending:
             return
         from .cells import approval_cell
@@ -202,6 +272,24 @@ class AgentMagics(Magics):
         if self.shell is not None:
             self.shell.set_next_input(approval_cell(first), replace=False)
         run.keep_following()
+
+
+def _runs_here(pending: dict[str, Any]) -> bool:
+    """A pending call this kernel runs without asking (an allowed @agent_tool)."""
+    return pending.get("reason") == "kernel_tool" and not pending.get("needs_approval")
+
+
+def _runs_here_block(block: Any) -> bool:
+    meta = (block.interrupt or {}).get("metadata") or {}
+    return bool(block.kernel_tool and not meta.get("needs_approval"))
+
+
+def _code(cell: str) -> str:
+    """The cell's code without the comment lines the inserted cell starts with."""
+    lines = cell.splitlines()
+    while lines and lines[0].startswith("# "):
+        lines.pop(0)
+    return "\n".join(lines)
 
 
 def _kernel_id() -> str:
