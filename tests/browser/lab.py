@@ -25,8 +25,10 @@ from typing import Any
 from playwright.sync_api import Locator, Page, expect
 
 CHROMIUM = "/usr/bin/chromium"
-# Measured on these machines (shared/DESIGN.md): Debian's chromium runs headless as root only
-# without its sandbox; the rest keeps it off the network and quiet.
+# Measured on these machines (shared/DESIGN.md): as root, chromium refuses to start with its
+# sandbox ("Running as root without --no-sandbox is not supported"); Playwright passes
+# --no-sandbox by default too, said here so the flags stand on their own. The rest keeps the
+# browser off the network and quiet.
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
