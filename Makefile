@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 STATE  ?= .state
 PROMPT ?= Write a small Python script that prints a greeting, then read it back.
 
-.PHONY: setup run demo test lint typecheck unit notebooks-check notebooks bench dockerd clean
+.PHONY: setup run demo test lint typecheck unit notebooks-check notebooks browser bench dockerd clean
 
 setup: $(STAMP)
 
@@ -36,7 +36,7 @@ typecheck: setup
 
 # Two runs: the server tests use pytest-jupyter's event loop, the others pytest-asyncio's.
 unit: setup
-	$(VENV)/bin/pytest -q --ignore=tests/extension/server
+	$(VENV)/bin/pytest -q --ignore=tests/extension/server --ignore=tests/browser
 	$(VENV)/bin/pytest -q -p no:asyncio -W ignore::pytest.PytestConfigWarning tests/extension/server
 
 # The example notebooks, executed by nbval against their saved outputs (embedded mode,
@@ -48,7 +48,12 @@ notebooks-check: setup
 notebooks: setup
 	$(PY) scripts/notebooks.py
 
-test: lint typecheck unit notebooks-check
+# JupyterLab in headless chromium (Playwright's sync API, whose loop pytest-asyncio's would trip
+# over: a run of its own). Screenshots land in test-artifacts/browser/.
+browser: setup
+	$(VENV)/bin/pytest -q -p no:asyncio -W ignore::pytest.PytestConfigWarning tests/browser
+
+test: lint typecheck unit notebooks-check browser
 
 bench: setup
 	$(PY) bench/engine.py
@@ -60,4 +65,4 @@ dockerd:
 	scripts/dockerd.sh image
 
 clean:
-	rm -rf $(VENV) $(STATE) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(STATE) .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -194,7 +194,7 @@ class AgentMagics(Magics):
         from . import loop
 
         info = await loop.bridge(run.client.info())
-        waiting = [p for p in info.get("pending") or [] if _runs_here(p)]
+        waiting = [p for p in info.get("pending_calls") or [] if _runs_here(p)]
         if not waiting:
             return False
         for p in waiting:

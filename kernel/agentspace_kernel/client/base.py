@@ -70,6 +70,10 @@ class AgentClient(abc.ABC):
     ) -> dict[str, Any]: ...
 
     @abc.abstractmethod
+    async def set_kernel_tools(self, tools: list[dict[str, Any]], run_cell: bool) -> None:
+        """Offer the model these kernel-run tools (``@agent_tool`` specs) and ``run_cell``."""
+
+    @abc.abstractmethod
     async def reset(self) -> dict[str, Any]:
         """Delete this notebook's session (transcript and workspace); a new one starts.
 

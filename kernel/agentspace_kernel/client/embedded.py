@@ -149,6 +149,18 @@ class EmbeddedClient(AgentClient):
 
         return await self._guard(work)
 
+    async def set_kernel_tools(self, tools: list[dict[str, Any]], run_cell: bool) -> None:
+        from agentspace.kerneltools import KernelTool
+        from pydantic import ValidationError
+
+        session = await self._current()
+        try:
+            specs = [KernelTool.model_validate(t) for t in tools]
+        except ValidationError as exc:
+            message = "; ".join(e["msg"] for e in exc.errors())
+            raise ClientError(f"An @agent_tool is invalid: {message}", "invalid_tool") from exc
+        await self._guard(_async_call(lambda: session.set_kernel_tools(specs, run_cell)))
+
     async def reset(self) -> dict[str, Any]:
         engine = await self._engine()
         if self._session is None:
@@ -189,6 +201,13 @@ class EmbeddedClient(AgentClient):
 
     def preview_url(self, port: int) -> str | None:
         return None
+
+
+def _async_call(fn: Callable[[], T]) -> Callable[[], Awaitable[T]]:
+    async def run() -> T:
+        return fn()
+
+    return run
 
 
 async def _async(fn: Callable[..., T], *args: Any) -> T:

@@ -142,6 +142,9 @@ class RemoteClient(AgentClient):
         result: dict[str, Any] = await self._call("PATCH", self._session(), body)
         return result
 
+    async def set_kernel_tools(self, tools: list[dict[str, Any]], run_cell: bool) -> None:
+        await self._call("PUT", self._session("/tools"), {"tools": tools, "run_cell": run_cell})
+
     async def reset(self) -> dict[str, Any]:
         if not self.session_id:
             return await self.open()
