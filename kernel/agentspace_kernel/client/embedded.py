@@ -136,7 +136,7 @@ class EmbeddedClient(AgentClient):
 
     async def history(self, limit: int) -> list[dict[str, Any]]:
         session = await self._current()
-        return (await session.transcript())[-limit:] if limit > 0 else []
+        return await session.transcript(limit) if limit > 0 else []
 
     async def configure(
         self, *, model: str | None = None, policies: dict[str, str] | None = None
@@ -215,5 +215,4 @@ async def _async(fn: Callable[..., T], *args: Any) -> T:
 
 
 async def _info(session: Session) -> dict[str, Any]:
-    pending = [p.tool_call_id for p in await session.pending() if p.status == "pending"]
-    return (await session.info(pending)).model_dump(mode="json")
+    return (await session.info()).model_dump(mode="json")
