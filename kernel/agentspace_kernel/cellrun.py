@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -66,6 +66,9 @@ class CellRun:
         self.widget: RunWidget | None = None
         self.printer = TextPrinter()
         self.display_id = ""
+        # Widget clicks may be dispatched on another thread (an ipykernel subshell):
+        # background work is always started on the loop of the cell that made the view.
+        self.home = asyncio.get_running_loop()
         if widgets:
             from .widget import RunWidget
 
@@ -151,9 +154,7 @@ class CellRun:
         """After the cell returns on a pause: follow decisions made anywhere (widgets only)."""
         if self.widget is None or not self.view.pending:
             return
-        task = asyncio.get_running_loop().create_task(self._watch_decisions())
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+        self._spawn(self._watch_decisions)
 
     async def _watch_decisions(self) -> None:
         """Mark cards decided elsewhere; stop once nothing in this view waits."""
@@ -216,10 +217,18 @@ class CellRun:
         self.view.state = "paused"
 
     # -- widget callbacks (kernel loop, from comm messages) --------------------
+    def _spawn(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``work()`` as a task on the home loop, from whatever thread calls this."""
+
+        def start() -> None:
+            task = self.home.create_task(work())
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+
+        self.home.call_soon_threadsafe(start)
+
     def _decide_clicked(self, tool_call_id: str, decision: dict[str, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(self._decide(tool_call_id, decision))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+        self._spawn(lambda: self._decide(tool_call_id, decision))
 
     async def _decide(self, tool_call_id: str, decision: dict[str, Any]) -> None:
         try:

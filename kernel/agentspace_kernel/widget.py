@@ -76,7 +76,7 @@ class ToolCard(w.VBox):
         return (self.head, self.status, *extra)
 
     # -- controls -------------------------------------------------------------
-    def _send(self, decision: dict[str, Any]) -> None:
+    def _submit(self, decision: dict[str, Any]) -> None:
         for b in self.buttons:
             b.disabled = True
         self.decide(self.call_id, decision)
@@ -91,7 +91,7 @@ class ToolCard(w.VBox):
         if self.editor.layout.display != "none":
             self._edited()
             return
-        self._send({"decision": "approve"})
+        self._submit({"decision": "approve"})
 
     def _edited(self) -> None:
         try:
@@ -99,17 +99,17 @@ class ToolCard(w.VBox):
         except ValueError as exc:
             self.failed(f"The edited arguments are not JSON: {exc}")
             return
-        self._send({"decision": "edit", "arguments": arguments})
+        self._submit({"decision": "edit", "arguments": arguments})
 
     def _reject(self) -> None:
-        self._send({"decision": "reject", "reason": self.reason.value.strip() or None})
+        self._submit({"decision": "reject", "reason": self.reason.value.strip() or None})
 
     def _edit(self) -> None:
         self.editor.layout.display = None
         self.buttons[0].description = "Approve edited"
 
     def _always(self) -> None:
-        self._send({"decision": "approve", "remember": True})
+        self._submit({"decision": "approve", "remember": True})
 
 
 class RunWidget(w.VBox):

@@ -88,6 +88,19 @@ class Kernel:
         out.payloads = list(reply["content"].get("payload") or [])
         return out
 
+    def wait_for_display(self, text: str, timeout: float = 60) -> str:
+        """The first display update (from any cell) whose text/plain contains ``text``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                msg = self.client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+            except Empty as exc:
+                raise AssertionError(f"no display showed {text!r} in {timeout} s") from exc
+            if msg["msg_type"] in ("update_display_data", "display_data"):
+                plain = str(msg["content"]["data"].get("text/plain", ""))
+                if text in plain:
+                    return plain
+
     def click(self, comm_id: str) -> None:
         """Send a widget button click, as a frontend does."""
         content = {"comm_id": comm_id, "data": {"method": "custom", "content": {"event": "click"}}}

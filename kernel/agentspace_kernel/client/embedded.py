@@ -150,8 +150,9 @@ class EmbeddedClient(AgentClient):
         return await self._guard(work)
 
     async def set_kernel_tools(self, tools: list[dict[str, Any]], run_cell: bool) -> None:
-        from agentspace.kerneltools import KernelTool
         from pydantic import ValidationError
+
+        from agentspace.kerneltools import KernelTool
 
         session = await self._current()
         try:
