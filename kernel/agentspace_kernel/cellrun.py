@@ -62,7 +62,7 @@ class CellRun:
     def __init__(self, client: AgentClient, widgets: bool, quiet: bool = False) -> None:
         self.client = client
         self.quiet = quiet
-        self.view = RunView()
+        self.view = RunView(kernel_here=True)  # until the cell returns
         self.widget: RunWidget | None = None
         self.printer = TextPrinter()
         self.display_id = ""
@@ -117,6 +117,8 @@ class CellRun:
     async def follow(self, after: int, start: Start | None) -> RunView:
         """Apply events after ``after`` from the first ``start`` match until the run ends."""
         started = start is None
+        if self.view.ended:  # following the next run: until it starts, nothing has ended
+            self.view.state = "waiting"
         events: Any = loop.relay(self.client.events(after))
         try:
             async for batch in events:
@@ -152,8 +154,10 @@ class CellRun:
 
     def keep_following(self) -> None:
         """After the cell returns on a pause: follow decisions made anywhere (widgets only)."""
+        self.view.kernel_here = False  # no cell runs now: kernel calls wait, shown so
         if self.widget is None or not self.view.pending:
             return
+        self.render([self.view.blocks.index(b) for b in self.view.pending] + [-1])
         self._spawn(self._watch_decisions)
 
     async def _watch_decisions(self) -> None:

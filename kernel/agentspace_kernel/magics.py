@@ -197,8 +197,7 @@ class AgentMagics(Magics):
         waiting = [p for p in info.get("pending_calls") or [] if _runs_here(p)]
         if not waiting:
             return False
-        for p in waiting:
-            run.view.seed(p["tool_call_id"], p["tool"], json.dumps(p.get("arguments", {})))
+        run.view.seed_pending(waiting)
         view = await self._run_kernel_calls(run, run.view)
         await self._paused(run, view)
         return True

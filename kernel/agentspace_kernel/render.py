@@ -125,7 +125,7 @@ class TextPrinter:
     def __init__(self) -> None:
         self.printed: dict[str, Any] = {}  # block id -> chars printed (text) or last status line
         self.open_text: str | None = None
-        self.ended = False
+        self.footed = False  # the footer of the current pause or end is printed
 
     def update(self, view: RunView, final: bool = False) -> str:
         out: list[str] = []
@@ -145,14 +145,19 @@ class TextPrinter:
                     out.append(f"→ {block.name} {arguments_text(block)}\n")
                     self.printed[block.id] = ""
                 # "running" is not printed: whether it shows would depend on timing
-                line = status_line(block) if block.status != "called" else ""
+                quiet = block.status == "called" or view.answers(block)
+                line = "" if quiet else status_line(block)
                 if line and seen != line:
                     out.append(f"  {line}\n")
                     self.printed[block.id] = line
-        if (final or view.ended) and not self.ended:
+        if not view.ended:
+            self.footed = False
+        elif view.state == "paused" and not view.needs_user:
+            pass  # this cell answers the kernel calls itself: no pause to report
+        elif not self.footed or final:
             out.append(self._break())
             out.append(footer(view) + "\n")
-            self.ended = view.ended
+            self.footed = True
         return "".join(out)
 
     def _break(self) -> str:

@@ -62,6 +62,7 @@ class RunView:
     usage: dict[str, int] = field(default_factory=dict)
     previews: dict[int, str] = field(default_factory=dict)
     last_seq: int = 0
+    kernel_here: bool = False  # a cell follows: it runs allowed kernel calls itself
     _index: dict[str, int] = field(default_factory=dict)
 
     # -- queries --------------------------------------------------------------
@@ -76,6 +77,17 @@ class RunView:
         waiting = ("awaiting_approval", "waiting_kernel")
         return [b for b in self.blocks if isinstance(b, ToolBlock) and b.status in waiting]
 
+    def answers(self, block: ToolBlock) -> bool:
+        """Whether this view's cell runs ``block`` itself (an allowed @agent_tool call)."""
+        meta = (block.interrupt or {}).get("metadata") or {}
+        waiting = block.status == "waiting_kernel" and not meta.get("needs_approval")
+        return self.kernel_here and waiting
+
+    @property
+    def needs_user(self) -> bool:
+        """Whether something pending waits for a person (not for this cell)."""
+        return any(not self.answers(b) for b in self.pending)
+
     @property
     def text(self) -> str:
         return "\n\n".join(b.text for b in self.blocks if isinstance(b, TextBlock) and b.text)
@@ -87,6 +99,18 @@ class RunView:
     def seed(self, tool_call_id: str, name: str, arguments: str) -> None:
         """Show a call made in an earlier run (a cell that decides it)."""
         self._add(ToolBlock(tool_call_id, name, arguments, status="called"))
+
+    def seed_pending(self, calls: list[dict[str, Any]]) -> None:
+        """Show calls a session lists as pending (``pending_calls``), paused on them."""
+        for p in calls:
+            block = ToolBlock(p["tool_call_id"], p["tool"], json.dumps(p.get("arguments", {})))
+            meta = {"tool": p["tool"], "needs_approval": p.get("needs_approval", True)}
+            block.interrupt = {"id": block.id, "reason": p.get("reason"), "metadata": meta}
+            kernel = p.get("reason") == "kernel_tool"
+            block.status = "waiting_kernel" if kernel else "awaiting_approval"
+            self._add(block)
+        if calls:
+            self.state = "paused"
 
     # -- folding --------------------------------------------------------------
     def _add(self, block: Block) -> int:
