@@ -76,7 +76,7 @@ class KernelTool(BaseModel):
         }
 
 
-RUN_CELL_TOOL = KernelTool(
+RUN_CELL_TOOL = KernelTool.model_construct(  # no validation at import: jsonschema costs ~1 s
     name=RUN_CELL,
     description=(
         "Run Python code in the user's notebook kernel, in the user's namespace: their "

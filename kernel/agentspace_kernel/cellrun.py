@@ -144,8 +144,7 @@ class CellRun:
         except asyncio.CancelledError:  # the kernel was interrupted: stop the run too
             with contextlib.suppress(Exception):
                 loop.call(self.client.stop(), timeout=5)
-            self.view.state = "stopped"
-            self.render([-1])
+            self.render(self.view.stopped())
             raise
         finally:
             await events.aclose()

@@ -37,6 +37,20 @@ def markdown_html(text: str) -> str:
     return _markdown().render(text)
 
 
+def settled(text: str) -> int:
+    """Where the finished part of streaming markdown ends: after its last blank line
+    outside a code fence. What is before it will not render differently as text is
+    added, so a view draws it once and redraws only the rest."""
+    end, fenced, offset = 0, False, 0
+    for line in text.splitlines(keepends=True):
+        offset += len(line)
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        elif not fenced and not line.strip() and offset < len(text):
+            end = offset
+    return end
+
+
 def clip(text: str, lines: int = RESULT_LINES, chars: int = RESULT_CHARS) -> str:
     """The head of ``text``, saying how much was left out."""
     kept = text.splitlines()
@@ -125,7 +139,7 @@ class TextPrinter:
     def __init__(self) -> None:
         self.printed: dict[str, Any] = {}  # block id -> chars printed (text) or last status line
         self.open_text: str | None = None
-        self.footed = False  # the footer of the current pause or end is printed
+        self.footed = 0  # how many of the view's endings have their footer printed
 
     def update(self, view: RunView, final: bool = False) -> str:
         out: list[str] = []
@@ -150,14 +164,14 @@ class TextPrinter:
                 if line and seen != line:
                     out.append(f"  {line}\n")
                     self.printed[block.id] = line
-        if not view.ended:
-            self.footed = False
+        if not view.ended or (self.footed >= view.endings and not final):
+            pass
         elif view.state == "paused" and not view.needs_user:
-            pass  # this cell answers the kernel calls itself: no pause to report
-        elif not self.footed or final:
+            self.footed = view.endings  # this cell answers the kernel calls itself: no pause
+        else:
             out.append(self._break())
             out.append(footer(view) + "\n")
-            self.footed = True
+            self.footed = view.endings
         return "".join(out)
 
     def _break(self) -> str:

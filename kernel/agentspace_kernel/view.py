@@ -61,7 +61,9 @@ class RunView:
     queued: int | None = None  # position while the message waits behind other runs
     usage: dict[str, int] = field(default_factory=dict)
     previews: dict[int, str] = field(default_factory=dict)
+    processes: dict[str, str] = field(default_factory=dict)  # name -> status
     last_seq: int = 0
+    endings: int = 0  # runs seen to end or pause (a renderer prints one footer for each)
     kernel_here: bool = False  # a cell follows: it runs allowed kernel calls itself
     _index: dict[str, int] = field(default_factory=dict)
 
@@ -111,6 +113,12 @@ class RunView:
             self._add(block)
         if calls:
             self.state = "paused"
+
+    def stopped(self) -> list[int]:
+        """The run was stopped from here (the kernel's interrupt) before its end arrived."""
+        self.state = "stopped"
+        self.endings += 1
+        return [-1]
 
     # -- folding --------------------------------------------------------------
     def _add(self, block: Block) -> int:
@@ -177,6 +185,7 @@ class RunView:
     def _run_finished(self, e: dict[str, Any]) -> list[int]:
         outcome = e.get("outcome") or {"type": "success"}
         changed = [-1]
+        self.endings += 1
         if outcome.get("type") == "interrupt":
             self.state = "paused"
             for interrupt in outcome.get("interrupts", []):
@@ -201,6 +210,7 @@ class RunView:
         return changed
 
     def _run_error(self, e: dict[str, Any]) -> list[int]:
+        self.endings += 1
         self.state = "failed"
         self.error = str(e.get("message", "the run failed"))
         return [-1]
@@ -217,6 +227,9 @@ class RunView:
             if block.status in ("awaiting_approval", "waiting_kernel"):
                 block.status = "called"
             return [self._index[block.id]]
+        if name == "agentspace.process" and "name" in value:
+            self.processes[str(value["name"])] = str(value.get("status", ""))
+            return [-1]
         if name == "agentspace.preview" and "port" in value:
             self.previews[int(value["port"])] = str(value.get("url", ""))
             return [-1]

@@ -43,7 +43,7 @@ def test_a_tool_runs_in_the_kernel_while_the_cell_runs(kernel: Kernel, tmp_path:
     )  # fmt: skip
     out = kernel.run(f"%%agent --new --model {model}\ndouble 21")
     assert out.errors == []
-    assert "→ double {\"n\": 21}\n  ✓ 42\n" in out.text
+    assert '→ double {"n": 21}\n  ✓ 42\n' in out.text
     raised = "explode raised ValueError: boom (in explode, line 11: raise ValueError(reason))"
     assert f"✗ Error: {raised}" in out.text
     assert "waiting" not in out.text  # this cell answered the calls itself
@@ -52,9 +52,7 @@ def test_a_tool_runs_in_the_kernel_while_the_cell_runs(kernel: Kernel, tmp_path:
     assert "tool (call_0_0): 42" in history
 
 
-def test_bad_arguments_go_back_to_the_model_without_running(
-    kernel: Kernel, tmp_path: Path
-) -> None:
+def test_bad_arguments_go_back_to_the_model_without_running(kernel: Kernel, tmp_path: Path) -> None:
     model = write_script(
         tmp_path / "bad.json",
         {"text": "Oops.", "tool_calls": [{"name": "double", "arguments": {"n": "many"}}]},

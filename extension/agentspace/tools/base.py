@@ -52,10 +52,13 @@ class ToolContext:
 
 @dataclass
 class ToolOutput:
-    """A tool's result: ``text`` for the model, ``changed_paths`` for a "files changed" event."""
+    """A tool's result: ``text`` for the model, ``changed_paths`` for a "files changed" event,
+    ``custom`` for events views show (a process started, a preview opened)."""
 
     text: str
     changed_paths: list[str] = field(default_factory=list)
+    custom: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """CUSTOM events (name, value) the run emits after the result: process and preview."""
 
 
 class Tool:
