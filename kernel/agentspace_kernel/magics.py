@@ -127,7 +127,14 @@ class AgentMagics(Magics):
                 return
             from .commands import COMMANDS
 
-            print(COMMANDS[name](self.client(), args))
+            text = COMMANDS[name](self.client(), args)
+            if name == "preview" and text.startswith("/"):  # a link the browser can open
+                from IPython.display import display
+
+                link = f'<a href="{text}" target="_blank" rel="noopener">{text}</a>'
+                display({"text/plain": text, "text/html": link}, raw=True)
+                return
+            print(text)
         except ClientError as exc:
             print(exc.message)
 

@@ -81,6 +81,9 @@ def waiting_hint(block: ToolBlock) -> str:
     )
 
 
+DECIDED = {"approve": "approved", "edit": "edited", "result": "answered", "reject": "rejected"}
+
+
 def status_line(block: ToolBlock) -> str:
     decision = block.decision or {}
     if block.status == "awaiting_approval" or block.status == "waiting_kernel":
@@ -92,7 +95,8 @@ def status_line(block: ToolBlock) -> str:
         mark = "✓" if block.status == "done" else "✗"
         return mark + " " + clip(block.result).replace("\n", "\n  ")
     if decision:
-        return "… " + str(decision.get("decision", "decided")) + "d, running"
+        done = DECIDED.get(str(decision.get("decision")), "decided")
+        return f"… {done}, running"
     return "… running"
 
 

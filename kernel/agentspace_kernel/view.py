@@ -224,7 +224,9 @@ class RunView:
             block.decision = value
             if value.get("decision") == "edit" and "arguments" in value:
                 block.arguments = json.dumps(value["arguments"], ensure_ascii=False)
-            if block.status in ("awaiting_approval", "waiting_kernel"):
+            if value.get("decision") == "reject":
+                block.status = "rejected"
+            elif block.status in ("awaiting_approval", "waiting_kernel"):
                 block.status = "called"
             return [self._index[block.id]]
         if name == "agentspace.process" and "name" in value:

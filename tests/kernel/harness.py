@@ -101,6 +101,19 @@ class Kernel:
                 if text in plain:
                     return plain
 
+    def wait_for_state(self, text: str, timeout: float = 60) -> None:
+        """Wait until a widget's state update (a comm message) contains ``text``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                msg = self.client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+            except Empty as exc:
+                raise AssertionError(f"no widget showed {text!r} in {timeout} s") from exc
+            if msg["msg_type"] == "comm_msg" and text in json.dumps(
+                msg["content"].get("data", {}), ensure_ascii=False
+            ):
+                return
+
     def click(self, comm_id: str) -> None:
         """Send a widget button click, as a frontend does."""
         content = {"comm_id": comm_id, "data": {"method": "custom", "content": {"event": "click"}}}

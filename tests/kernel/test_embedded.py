@@ -129,3 +129,15 @@ def test_interrupting_the_kernel_stops_the_run(kernel: Kernel, tmp_path: Path) -
     assert "[stopped: `%agent resume` continues]" in out.text
     assert "w199" not in out.text
     assert "status:   stopped" in kernel.run("%agent status").text
+
+
+def test_load_ext_imports_nothing_heavy(tmp_path: Path) -> None:
+    """%load_ext must stay fast: no engine, litellm, server, HTTP client or widgets yet."""
+    with embedded_kernel(tmp_path) as k:
+        code = (
+            "import sys\n%load_ext agentspace\n"
+            "heavy = ['litellm', 'jupyter_server', 'httpx', 'agentspace.engine', 'ipywidgets',"
+            " 'markdown_it', 'pydantic']\n"
+            "print([m for m in heavy if m in sys.modules])"
+        )
+        assert k.run(code).text.strip() == "[]"
