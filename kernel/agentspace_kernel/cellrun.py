@@ -131,6 +131,10 @@ class CellRun:
                     changed += self.view.apply(event, seq)
                     if self.view.ended:
                         break
+                if self.view.ended:  # the session's spend so far, for the footer
+                    with contextlib.suppress(ClientError):
+                        usage = (await loop.bridge(self.client.info())).get("usage") or {}
+                        self.view.cost = float(usage.get("cost") or 0.0)
                 self.render(changed)
                 if PROBE is not None:
                     drawn = time.time()

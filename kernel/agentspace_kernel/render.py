@@ -105,6 +105,8 @@ def footer(view: RunView) -> str:
     if view.usage:
         tokens_in, tokens_out = view.usage.get("inputTokens", 0), view.usage.get("outputTokens", 0)
         usage = f" · {tokens_in} tokens in, {tokens_out} out"
+    if view.cost is not None:
+        usage += f" · session cost ${view.cost:.4f}"
     if view.state == "failed":
         return f"[error: {view.error}]{usage}"
     if view.state == "paused":

@@ -60,6 +60,7 @@ class RunView:
     error: str | None = None
     queued: int | None = None  # position while the message waits behind other runs
     usage: dict[str, int] = field(default_factory=dict)
+    cost: float | None = None  # the session's total spend (USD), read when a run ends
     previews: dict[int, str] = field(default_factory=dict)
     processes: dict[str, str] = field(default_factory=dict)  # name -> status
     last_seq: int = 0

@@ -35,7 +35,7 @@ def test_a_message_streams_the_answer_as_text(kernel: Kernel) -> None:
     out = kernel.run("%%agent --new --model scripted/echo\nhello there")
     assert out.errors == []
     assert out.text.startswith("You said: hello there\n")
-    assert out.text.rstrip().endswith("[done] · 28 tokens in, 4 out")
+    assert out.text.rstrip().endswith("[done] · 28 tokens in, 4 out · session cost $0.0000")
     assert out.widgets == []  # no widget frontend here: text only
 
 

@@ -130,3 +130,13 @@ def test_a_decision_made_elsewhere_updates_the_widget(
     kernel.wait_for_state("✗ rejected: from the REST API", timeout=60)
     again = kernel.run("%reject call_0_0 twice")
     assert "was already decided" in again.text
+
+
+def test_remote_mode_never_imports_the_engine_or_litellm(kernel: Kernel) -> None:
+    kernel.run("%%agent --new --model scripted/echo\nhi")
+    code = (
+        "import sys\n"
+        "heavy = ['litellm', 'jupyter_server', 'agentspace.engine', 'agentspace.session']\n"
+        "print([m for m in heavy if m in sys.modules])"
+    )
+    assert kernel.run(code).text.strip() == "[]"
