@@ -61,6 +61,21 @@ class ToolOutput:
     """CUSTOM events (name, value) the run emits after the result: process and preview."""
 
 
+def openai_function(name: str, description: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """A function description in the OpenAI ``tools`` format (what litellm expects).
+
+    The schema is copied, so callers may edit what they get.
+    """
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": description,
+            "parameters": json.loads(json.dumps(parameters)),
+        },
+    }
+
+
 class Tool:
     """A named, documented, typed callable with a default approval policy."""
 
@@ -89,14 +104,7 @@ class Tool:
 
     def openai_schema(self) -> dict[str, Any]:
         """The function description in the OpenAI ``tools`` format (what litellm expects)."""
-        return {
-            "type": "function",
-            "function": {
-                "name": self.name,
-                "description": self.description,
-                "parameters": json.loads(json.dumps(self._parameters)),  # a copy callers may edit
-            },
-        }
+        return openai_function(self.name, self.description, self._parameters)
 
     def parse_arguments(self, raw: str | dict[str, Any] | None) -> BaseModel:
         """Validate the model's arguments; every problem is listed so the model can fix them all."""
