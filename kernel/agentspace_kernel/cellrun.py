@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from . import loop
 from .errors import ClientError
-from .render import TextPrinter, plain, plain_quiet
+from .render import TextPrinter, plain, plain_quiet, static_html
 from .view import RunView
 
 if TYPE_CHECKING:
@@ -190,14 +190,18 @@ class CellRun:
         self.display_id = handle.display_id if handle is not None else ""
 
     def _bundle(self) -> dict[str, Any]:
+        """The widget while something can still happen; once the run is over, static HTML
+        and text, which a saved and reopened notebook (or nbconvert) still shows."""
         assert self.widget is not None
+        if self.view.ended and self.view.state != "paused":
+            return {"text/plain": plain(self.view), "text/html": static_html(self.view)}
         view = {"version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}
         return {"text/plain": plain(self.view), WIDGET_MIME: view}
 
     def render(self, changed: list[int]) -> None:
         if self.widget is not None:
             self.widget.update(self.view, changed)
-            if self.view.ended and self.display_id:  # a saved notebook keeps the text too
+            if self.view.ended and self.display_id:
                 from IPython.display import update_display
 
                 update_display(self._bundle(), raw=True, display_id=self.display_id)

@@ -87,7 +87,7 @@ DECIDED = {"approve": "approved", "edit": "edited", "result": "answered", "rejec
 def status_line(block: ToolBlock) -> str:
     decision = block.decision or {}
     if block.status == "awaiting_approval" or block.status == "waiting_kernel":
-        return "⏸ " + waiting_hint(block)
+        return "‖ " + waiting_hint(block)
     if block.status == "rejected":
         reason = decision.get("reason")
         return "✗ rejected" + (f": {reason}" if reason else "")
@@ -129,7 +129,7 @@ def plain(view: RunView) -> str:
 def plain_quiet(view: RunView) -> str:
     """``--quiet``: the answer's text, and what waits for the user, without tool details."""
     lines = [view.text] if view.text else []
-    lines += [f"⏸ {b.name}: {waiting_hint(b)}" for b in view.pending]
+    lines += [f"‖ {b.name}: {waiting_hint(b)}" for b in view.pending]
     if view.state == "failed":
         lines.append(f"[error: {view.error}]")
     return "\n".join(lines) + "\n" if lines else ""
@@ -189,3 +189,30 @@ class TextPrinter:
 
 def escape(text: str) -> str:
     return html.escape(text, quote=True)
+
+
+def static_html(view: RunView) -> str:
+    """The finished view as plain HTML: what a saved notebook keeps in place of the widget.
+
+    A widget needs its live kernel (a reopened notebook would say "model not found"), so
+    a cell whose run has ended swaps its widget for this: the same markdown (raw HTML
+    refused), tool cards with their results, the footer and preview links.
+    """
+    parts: list[str] = []
+    for block in view.blocks:
+        if isinstance(block, TextBlock):
+            parts.append(markdown_html(block.text))
+            continue
+        parts.append(
+            "<div class='agentspace-tool' style='border:1px solid #d0d7de;padding:4px 8px;"
+            "margin:4px 0'>"
+            f"<b>{escape(block.name)}</b> <code>{escape(arguments_text(block, 2000))}</code>"
+            f"<pre style='margin:2px 0'>{escape(status_line(block))}</pre></div>"
+        )
+    links = " ".join(
+        f"<a href='{escape(url)}' target='_blank' rel='noopener'>preview :{port}</a>"
+        for port, url in sorted(view.previews.items())
+        if url.startswith("/")
+    )
+    parts.append(f"<p>{escape(footer(view))} {links}</p>")
+    return "<div class='agentspace-view'>" + "".join(parts) + "</div>"

@@ -93,7 +93,7 @@ def test_streamed_text_does_not_depend_on_how_events_are_batched(batch: int) -> 
     assert "".join(out) == (
         "Let me look.\n"
         '→ shell {"command": "ls"}\n'
-        "  ⏸ approve: run the cell below (%%approve c1; edit the arguments first if you like)"
+        "  ‖ approve: run the cell below (%%approve c1; edit the arguments first if you like)"
         " · reject: %reject c1 REASON\n"
         "[waiting for a decision] · 10 tokens in, 4 out\n"
         "  ✓ exit code: 0\n"
