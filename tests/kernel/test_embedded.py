@@ -141,3 +141,22 @@ def test_load_ext_imports_nothing_heavy(tmp_path: Path) -> None:
             "print([m for m in heavy if m in sys.modules])"
         )
         assert k.run(code).text.strip() == "[]"
+
+
+def test_quiet_prints_only_the_answer(kernel: Kernel, page_script: str) -> None:
+    out = kernel.run(f"%%agent --new --quiet --model {page_script}\nmake a page")
+    assert out.text == (
+        "Writing the page.\n"
+        "‖ write_file: approve: run the cell below (%%approve call_0_0; edit the arguments"
+        " first if you like) · reject: %reject call_0_0 REASON\n"
+    )
+
+
+def test_with_autoawait_off_the_magic_still_runs(kernel: Kernel) -> None:
+    kernel.run("%autoawait off")
+    try:
+        out = kernel.run("%%agent --new --model scripted/echo\nsync please")
+    finally:
+        kernel.run("%autoawait on")
+    assert out.errors == []
+    assert out.text.startswith("You said: sync please\n[done]")
