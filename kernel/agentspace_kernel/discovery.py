@@ -29,6 +29,7 @@ class ServerInfo:
     root_dir: str
     pid: int
     sock: str = ""  # a unix socket, when the server listens on one
+    password: bool = False  # the server has a password (so an empty token is no way in)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ def server_for_pid(pid: int, dirs: list[Path] | None = None) -> ServerInfo | Non
             root_dir=str(info.get("root_dir", "")),
             pid=int(info.get("pid", pid)),
             sock=str(info.get("sock") or ""),
+            password=bool(info.get("password")),
         )
     return None
 
@@ -87,7 +89,7 @@ def locate(user_ns: dict[str, Any] | None = None, kernel_id: str = "") -> Locati
     forced = env.get("AGENTSPACE_MODE", "").lower()
     session_name = env.get("JPY_SESSION_NAME", "")
     server = None if forced == "embedded" else server_for_pid(os.getppid())
-    if server is not None and not server.token:
+    if server is not None and not server.token and server.password:
         why = (
             f"the Jupyter server (pid {server.pid}) uses password login only, so the kernel"
             " has no token to call it with; running the agent inside the kernel"

@@ -35,7 +35,7 @@ class RemoteClient(AgentClient):
         transport = httpx.AsyncHTTPTransport(uds=server.sock) if server.sock else None
         self.http = httpx.AsyncClient(
             base_url=base + "agentspace/api/",
-            headers={"Authorization": f"token {server.token}"},
+            headers={"Authorization": f"token {server.token}"} if server.token else {},
             timeout=httpx.Timeout(30.0, read=None),
             transport=transport,
         )
