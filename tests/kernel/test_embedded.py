@@ -144,6 +144,7 @@ def test_load_ext_imports_nothing_heavy(tmp_path: Path) -> None:
 
 
 def test_quiet_prints_only_the_answer(kernel: Kernel, page_script: str) -> None:
+    kernel.run("%agent policy write_file ask")  # --new keeps policies set earlier
     out = kernel.run(f"%%agent --new --quiet --model {page_script}\nmake a page")
     assert out.text == (
         "Writing the page.\n"
