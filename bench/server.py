@@ -63,7 +63,7 @@ from common import pct
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
-VENV_BIN = ROOT / ".venv" / "bin"
+VENV_BIN = Path(sys.executable).parent  # the venv running the bench (a worktree may have none)
 API = "agentspace/api"
 
 RESULTS: list[tuple[str, str, str, str, str]] = []
@@ -130,7 +130,9 @@ class Server:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER_")}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH), env.get("PYTHONPATH")]))
+        # This checkout's code, even where the venv has another checkout installed editable.
+        paths = [str(BENCH), str(ROOT / "extension"), str(ROOT / "kernel"), env.get("PYTHONPATH")]
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
         env["JUPYTER_NO_CONFIG"] = "1"  # only our config file: no user or venv extensions
         env["JUPYTER_DATA_DIR"] = str(self.dir / "data")
         env["JUPYTER_RUNTIME_DIR"] = str(self.dir / "runtime")
@@ -430,6 +432,8 @@ def worst_text(stats: dict[str, Any], t0: float) -> str:
             text += f", GC {w['gc_ms']:.0f} ms"
         if w["callbacks"]:
             text += f", {w['callbacks']} callbacks {w['callbacks_ms']:.0f} ms"
+            top = ", ".join(f"{name} {n}x {ms:.0f} ms" for name, n, ms in w["top"][:3])
+            text += f": {top}"
         parts.append(text + ")")
     return f"{', '.join(parts)}; {gc_text(stats, t0)}"
 
@@ -544,6 +548,7 @@ async def first_use(server: Server, conn: Conn) -> None:
         met(stats["max_ms"] <= 20),
     )
     note(f"first-use worst loop stalls: {worst_text(stats, t0)}")
+    note(f"the server ran agentspace from {stats.get('agentspace')}")
 
 
 async def idle_lag(conn: Conn, seconds: float) -> dict[str, Any]:
@@ -665,6 +670,9 @@ async def burst(
     subs = await asyncio.gather(*(subscribe(server, sid) for sid in ids))
     await asyncio.wait_for(asyncio.gather(*(s.ready for s in subs)), 60)
     await asyncio.sleep(0.5)
+    if PROFILE["stacks"]:  # diagnosis: what a full garbage collection would walk now
+        _, heap = await conn.request("GET", "looplag?heap=1")
+        print(f"   heap before {tag}: {json.dumps(heap)}", flush=True)
     proc = psutil.Process(server.proc.pid) if server.proc else None
     async with profiled(server, tag):
         await lag(conn, reset=True)
