@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 STATE  ?= .state
 PROMPT ?= Write a small Python script that prints a greeting, then read it back.
 
-.PHONY: setup run demo test lint typecheck unit bench dockerd clean
+.PHONY: setup run demo test lint typecheck unit notebooks-check notebooks browser bench dockerd clean
 
 setup: $(STAMP)
 
@@ -28,18 +28,32 @@ demo: setup
 	$(VENV)/bin/agentspace sessions --state-dir "$(STATE)/demo"
 
 lint: setup
-	$(VENV)/bin/ruff check extension kernel tests bench
-	$(VENV)/bin/ruff format --check extension kernel tests bench
+	$(VENV)/bin/ruff check extension kernel tests bench scripts
+	$(VENV)/bin/ruff format --check extension kernel tests bench scripts
 
 typecheck: setup
 	$(VENV)/bin/mypy
 
 # Two runs: the server tests use pytest-jupyter's event loop, the others pytest-asyncio's.
 unit: setup
-	$(VENV)/bin/pytest -q --ignore=tests/extension/server
+	$(VENV)/bin/pytest -q --ignore=tests/extension/server --ignore=tests/browser
 	$(VENV)/bin/pytest -q -p no:asyncio -W ignore::pytest.PytestConfigWarning tests/extension/server
 
-test: lint typecheck unit
+# The example notebooks, executed by nbval against their saved outputs (embedded mode,
+# a throwaway Jupyter data dir). `make notebooks` re-runs them to refresh those outputs.
+notebooks-check: setup
+	JUPYTER_DATA_DIR="$$(mktemp -d)" $(VENV)/bin/pytest -q --nbval notebooks \
+		--nbval-sanitize-with notebooks/nbval.cfg
+
+notebooks: setup
+	$(PY) scripts/notebooks.py
+
+# JupyterLab in headless chromium (Playwright's sync API, whose loop pytest-asyncio's would trip
+# over: a run of its own). Screenshots land in test-artifacts/browser/.
+browser: setup
+	$(VENV)/bin/pytest -q -p no:asyncio -W ignore::pytest.PytestConfigWarning tests/browser
+
+test: lint typecheck unit notebooks-check browser
 
 bench: setup
 	$(PY) bench/engine.py
@@ -51,4 +65,4 @@ dockerd:
 	scripts/dockerd.sh image
 
 clean:
-	rm -rf $(VENV) $(STATE) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(STATE) .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create the virtualenv and install agentspace (editable) with its test tools.
-# Needs: python3 (3.10+) with venv, access to PyPI, and bubblewrap for the sandbox
-# (installed here with apt-get when run as root; otherwise it says what to install).
+# Needs: python3 (3.10+) with venv, access to PyPI, bubblewrap for the sandbox and chromium for
+# the browser tests (installed here with apt-get when run as root; otherwise it says what to
+# install).
 set -euo pipefail
 VENV="${1:-.venv}"
 cd "$(dirname "$0")/.."
@@ -15,14 +16,31 @@ if [ ! -x "$VENV/bin/python" ]; then
         exit 1
     }
 fi
+# apt_install PACKAGE: as root with apt-get; `apt-get update` only when the install fails
+# (a fresh image has no package lists; a warm one needs no network round trip).
+apt_install() {
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null ||
+        { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null; }
+}
+can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
 if ! command -v bwrap >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    if can_apt; then
         echo "installing bubblewrap (the default sandbox)..." >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null ||
-            { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; }
+        apt_install bubblewrap
     else
         echo "bubblewrap is missing: install it (Debian/Ubuntu: sudo apt-get install bubblewrap)," >&2
         echo "or run agentspace with sandbox='docker' or sandbox='local'." >&2
+    fi
+fi
+# The browser tests (tests/browser) drive Debian's chromium through Playwright; Playwright's own
+# browser download (`playwright install`) is never used.
+if [ ! -x /usr/bin/chromium ]; then
+    if can_apt; then
+        echo "installing chromium (the browser tests)..." >&2
+        apt_install chromium
+    else
+        echo "chromium is missing: the browser tests need /usr/bin/chromium" >&2
+        echo "(Debian: sudo apt-get install chromium)." >&2
     fi
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip

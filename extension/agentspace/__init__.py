@@ -38,7 +38,9 @@ __all__ = [
     "ToolContext",
     "ToolOutput",
     "__version__",
+    "load_ipython_extension",
     "tool",
+    "unload_ipython_extension",
 ]
 
 if TYPE_CHECKING:
@@ -56,6 +58,19 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from .app import AgentspaceApp
 
     return [{"module": "agentspace.app", "app": AgentspaceApp}]
+
+
+def load_ipython_extension(ip: Any) -> None:
+    """``%load_ext agentspace``: the kernel side (magics), without importing the engine."""
+    from agentspace_kernel import load_ipython_extension as load
+
+    load(ip)
+
+
+def unload_ipython_extension(ip: Any) -> None:
+    from agentspace_kernel import unload_ipython_extension as unload
+
+    unload(ip)
 
 
 def __getattr__(name: str) -> Any:

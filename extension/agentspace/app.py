@@ -11,7 +11,6 @@ or ``--AgentspaceApp.model=...`` on the command line.
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import TYPE_CHECKING, Any
 
 from jupyter_server.extension.application import ExtensionApp
@@ -20,12 +19,6 @@ from traitlets import Bool, Dict, Enum, Float, Int, Unicode, default
 if TYPE_CHECKING:
     from .config import EngineConfig
     from .engine import Engine
-
-PROVIDER_DEFAULTS = (
-    ("OPENAI_API_KEY", "openai/gpt-4o-mini"),
-    ("ANTHROPIC_API_KEY", "anthropic/claude-3-5-haiku-latest"),
-    ("GEMINI_API_KEY", "gemini/gemini-2.0-flash"),
-)
 
 
 class AgentspaceApp(ExtensionApp):
@@ -99,10 +92,9 @@ class AgentspaceApp(ExtensionApp):
 
     @default("model")
     def _default_model(self) -> str:
-        for variable, model in PROVIDER_DEFAULTS:
-            if os.environ.get(variable):
-                return model
-        return "scripted/echo"
+        from .defaults import default_model
+
+        return default_model()
 
     def initialize_settings(self) -> None:
         self.settings["agentspace"] = ServerState(self)

@@ -17,7 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .config import Policy
 
-DecisionKind = Literal["approve", "reject", "edit"]
+RUN_CELL = "run_cell"
+"""The built-in kernel tool: code the user's kernel runs after the user approves it."""
+
+DecisionKind = Literal["approve", "reject", "edit", "result"]
+Executor = Literal["sandbox", "kernel"]
 
 
 class Decision(BaseModel):
@@ -27,15 +31,27 @@ class Decision(BaseModel):
 
     decision: DecisionKind
     arguments: dict[str, Any] | None = Field(
-        None, description="New arguments (required with 'edit'); validated against the tool."
+        None,
+        description="New arguments (required with 'edit'; validated against the tool). With "
+        "'result': the arguments the kernel actually ran, if the user changed them.",
     )
     reason: str | None = Field(None, max_length=4000, description="Shown to the model on reject.")
     remember: bool = Field(False, description="Always allow this tool in this session.")
+    output: str | None = Field(
+        None,
+        description="The tool's result text (required with 'result', kernel tools only); "
+        "longer than the engine's tool-result limit, it is cut (head and tail kept).",
+    )
+    is_error: bool = Field(False, strict=True, description="With 'result': the kernel call failed.")
 
     @model_validator(mode="after")
-    def _edit_needs_arguments(self) -> Decision:
+    def _fields_fit_the_kind(self) -> Decision:
         if self.decision == "edit" and self.arguments is None:
             raise ValueError("an 'edit' decision needs 'arguments' (the new tool arguments)")
+        if self.decision == "result" and self.output is None:
+            raise ValueError("a 'result' decision needs 'output' (the tool's result text)")
+        if self.decision != "result" and (self.output is not None or self.is_error):
+            raise ValueError("only a 'result' decision carries 'output' and 'is_error'")
         return self
 
 
@@ -44,8 +60,25 @@ def _decision_schema() -> dict[str, Any]:
     return Decision.model_json_schema()
 
 
+class PendingInfo(BaseModel):
+    """A pending call as a session lists it: what its Interrupt says, flat."""
+
+    tool_call_id: str
+    tool: str
+    arguments: Any = Field(description="The call's arguments (the raw text if not JSON).")
+    reason: Literal["tool_approval", "kernel_tool"]
+    message: str
+    executor: Executor
+    needs_approval: bool
+
+
 class PendingCall(BaseModel):
-    """A tool call held for approval (one row of the approvals table)."""
+    """A tool call held for a decision (one row of the approvals table).
+
+    ``executor`` and ``needs_approval`` are stored with the row, not looked up
+    again: a kernel call stays a kernel call even if the kernel's tool set
+    changes (or the server restarts) before its result comes back.
+    """
 
     tool_call_id: str
     run_id: str
@@ -53,20 +86,53 @@ class PendingCall(BaseModel):
     arguments: str
     status: Literal["pending", "decided"] = "pending"
     decision: Decision | None = None
+    executor: Executor = "sandbox"
+    needs_approval: bool = True
+
+    @property
+    def parsed_arguments(self) -> Any:
+        try:
+            return json.loads(self.arguments)
+        except ValueError:
+            return self.arguments
+
+    def _message(self) -> str:
+        if self.executor == "sandbox":
+            return f"Approve the call to {self.name}?"
+        if self.name == RUN_CELL:
+            return (
+                f"Run the cell `%%agent_run {self.tool_call_id}` to approve and run this code "
+                "in your kernel"
+            )
+        if self.needs_approval:
+            return f"Approve the call to {self.name}? It runs in your notebook's kernel"
+        return f"Waiting for the notebook's kernel to run {self.name}"
 
     def interrupt(self) -> Interrupt:
-        """The AG-UI Interrupt a client shows as an approvable card."""
-        try:
-            args: Any = json.loads(self.arguments)
-        except ValueError:
-            args = self.arguments
+        """The AG-UI Interrupt a client shows as an approvable card (or a kernel's to-do)."""
         return Interrupt(
             id=self.tool_call_id,
-            reason="tool_approval",
-            message=f"Approve the call to {self.name}?",
+            reason="kernel_tool" if self.executor == "kernel" else "tool_approval",
+            message=self._message(),
             tool_call_id=self.tool_call_id,
             response_schema=_decision_schema(),
-            metadata={"tool": self.name, "arguments": args},
+            metadata={
+                "tool": self.name,
+                "arguments": self.parsed_arguments,
+                "executor": self.executor,
+                "needs_approval": self.needs_approval,
+            },
+        )
+
+    def info(self) -> PendingInfo:
+        return PendingInfo(
+            tool_call_id=self.tool_call_id,
+            tool=self.name,
+            arguments=self.parsed_arguments,
+            reason="kernel_tool" if self.executor == "kernel" else "tool_approval",
+            message=self._message(),
+            executor=self.executor,
+            needs_approval=self.needs_approval,
         )
 
 

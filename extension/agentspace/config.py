@@ -13,12 +13,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .defaults import DEFAULT_MODEL, default_model
 from .workspace.sandbox import SandboxPolicy
 
 Policy = Literal["allow", "ask", "deny"]
 SandboxChoice = Literal["auto", "bubblewrap", "docker", "local"]
 
-DEFAULT_MODEL = "scripted/echo"
+__all__ = ["DEFAULT_MODEL", "EngineConfig", "Limits", "Policy", "default_model"]
 
 
 def default_state_dir() -> Path:

@@ -199,12 +199,7 @@ class Engine:
     async def list(self) -> list[SessionInfo]:
         await self.store.flush()
         rows = await self.store.query("SELECT id FROM sessions ORDER BY created")
-        waiting: dict[str, list[str]] = {}
-        for sid, call in await self.store.query(
-            "SELECT session_id, tool_call_id FROM approvals WHERE status = 'pending'"
-            " ORDER BY created"
-        ):
-            waiting.setdefault(sid, []).append(call)
+        waiting = await self.store.read(records.pending_by_session)
         return [await (await self.get(sid)).info(waiting.get(sid, [])) for (sid,) in rows]
 
     async def _load(self, key: str, *, by: str) -> Session | None:

@@ -14,10 +14,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
-from .approvals import Decision, PendingCall
+from .approvals import Decision, PendingCall, PendingInfo
 from .config import Policy
+from .kerneltools import KernelTool
 
 Status = Literal["idle", "running", "awaiting_approval", "stopped", "failed", "interrupted"]
 
@@ -28,6 +29,7 @@ class UsageTotals(BaseModel):
     cost: float = 0.0
     model_calls: int = 0
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
@@ -49,6 +51,10 @@ class SessionRecord(BaseModel):
     sandbox: dict[str, Any] = Field(
         default_factory=dict, description="Overrides of the server's sandbox policy."
     )
+    kernel_tools: list[KernelTool] = Field(
+        default_factory=list, description="Tools the notebook's kernel runs (set by the kernel)."
+    )
+    run_cell: bool = Field(False, description="Whether the model is offered run_cell.")
 
 
 class SessionInfo(SessionRecord):
@@ -56,6 +62,9 @@ class SessionInfo(SessionRecord):
 
     queued: int = 0
     pending_approvals: list[str] = Field(default_factory=list)
+    pending_calls: list[PendingInfo] = Field(
+        default_factory=list, description="The calls waiting for a decision, as interrupts say."
+    )
     last_seq: int = 0
     effective_model: str = ""
     sandbox_backend: str = ""
@@ -109,8 +118,24 @@ INSERT_INBOX = (
 DELETE_INBOX = "DELETE FROM inbox WHERE id = ?"
 INSERT_APPROVAL = (
     "INSERT OR REPLACE INTO approvals (session_id, tool_call_id, run_id, name, arguments, status,"
-    " decision, created) VALUES (?, ?, ?, ?, ?, 'pending', NULL, ?)"
+    " decision, created, executor, needs_approval) VALUES (?, ?, ?, ?, ?, 'pending', NULL, ?, ?, ?)"
 )
+
+
+def approval_row(session_id: str, run_id: str, p: PendingCall) -> tuple[Any, ...]:
+    """The parameters of ``INSERT_APPROVAL`` for a call held in run ``run_id``."""
+    return (
+        session_id,
+        p.tool_call_id,
+        run_id,
+        p.name,
+        p.arguments,
+        time.time(),
+        p.executor,
+        int(p.needs_approval),
+    )
+
+
 DECIDE_APPROVAL = "UPDATE approvals SET status = 'decided', decision = ? WHERE session_id = ? AND tool_call_id = ?"  # noqa: E501
 INSERT_RUN = (
     "INSERT INTO runs (session_id, run_id, started, owner, first_seq) VALUES (?, ?, ?, ?, ?)"
@@ -129,10 +154,19 @@ def load_session(conn: sqlite3.Connection, *, key: str, by: str) -> tuple[Any, .
     return data, owner, last or 0, queued
 
 
-def transcript(conn: sqlite3.Connection, session_id: str) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        "SELECT data FROM messages WHERE session_id = ? ORDER BY idx", (session_id,)
-    ).fetchall()
+def transcript(
+    conn: sqlite3.Connection, session_id: str, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """The session's messages in order; with ``limit``, only the last ``limit`` of them."""
+    if limit is None:
+        rows = conn.execute(
+            "SELECT data FROM messages WHERE session_id = ? ORDER BY idx", (session_id,)
+        ).fetchall()
+    else:
+        rows = conn.execute(
+            "SELECT data FROM messages WHERE session_id = ? ORDER BY idx DESC LIMIT ?",
+            (session_id, limit),
+        ).fetchall()[::-1]
     return [json.loads(data) for (data,) in rows]
 
 
@@ -147,23 +181,42 @@ def next_inbox(conn: sqlite3.Connection, session_id: str) -> InboxItem | None:
     return InboxItem(row=row[0], message_id=row[1], text=row[2], sender=row[3], run_id=row[4])
 
 
+_APPROVAL_COLUMNS = (
+    "tool_call_id, run_id, name, arguments, status, decision, executor, needs_approval"
+)
+
+
+def _pending_call(r: tuple[Any, ...]) -> PendingCall:
+    return PendingCall(
+        tool_call_id=r[0],
+        run_id=r[1],
+        name=r[2],
+        arguments=r[3],
+        status=r[4],
+        decision=Decision.model_validate_json(r[5]) if r[5] else None,
+        executor=r[6],
+        needs_approval=bool(r[7]),
+    )
+
+
 def approvals(conn: sqlite3.Connection, session_id: str) -> list[PendingCall]:
     rows = conn.execute(
-        "SELECT tool_call_id, run_id, name, arguments, status, decision FROM approvals"
-        " WHERE session_id = ? ORDER BY created",
+        f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE session_id = ? ORDER BY created",
         (session_id,),
     ).fetchall()
-    return [
-        PendingCall(
-            tool_call_id=r[0],
-            run_id=r[1],
-            name=r[2],
-            arguments=r[3],
-            status=r[4],
-            decision=Decision.model_validate_json(r[5]) if r[5] else None,
-        )
-        for r in rows
-    ]
+    return [_pending_call(r) for r in rows]
+
+
+def pending_by_session(conn: sqlite3.Connection) -> dict[str, list[PendingCall]]:
+    """Every session's undecided calls, in one query (for listing sessions)."""
+    rows = conn.execute(
+        f"SELECT session_id, {_APPROVAL_COLUMNS} FROM approvals WHERE status = 'pending'"
+        " ORDER BY created"
+    ).fetchall()
+    found: dict[str, list[PendingCall]] = {}
+    for r in rows:
+        found.setdefault(r[0], []).append(_pending_call(r[1:]))
+    return found
 
 
 def open_runs(conn: sqlite3.Connection, session_id: str) -> list[tuple[str, str | None, int]]:

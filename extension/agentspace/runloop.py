@@ -37,8 +37,8 @@ from ag_ui.core import (
     ToolCallStartEvent,
 )
 
-from . import records
-from .approvals import DENIED_TEXT, PendingCall, rejection_text, resolve_policy
+from . import kerneltools, records
+from .approvals import DENIED_TEXT, PendingCall, rejection_text
 from .errors import AgentspaceError, LimitExceededError, SandboxError, ToolError
 from .events import Custom, custom
 from .history import build_prompt
@@ -213,7 +213,8 @@ class Run:
         completion: Completion | None = None
         self._text = []
         params = {**engine.config.model_params, **s.record.model_params}
-        stream = engine.model.stream(prompt, engine.tools.schemas(), model=model, params=params)
+        tools = kerneltools.schemas(s)
+        stream = engine.model.stream(prompt, tools, model=model, params=params)
         async for part in stream:
             if isinstance(part, TextDelta):
                 if self._message_id is None:
@@ -288,6 +289,8 @@ class Run:
                 d = approval.decision
                 if d.decision == "reject":
                     self.result(call_id, rejection_text(name, d.reason))
+                elif d.decision == "result":  # a kernel tool: the kernel ran it already
+                    self.result(call_id, kerneltools.result_text(approval, d))
                 elif d.decision == "edit":
                     edited = json.dumps(d.arguments)
                     note = f"Note: the user edited the arguments of this call to {edited}.\n"
@@ -295,19 +298,29 @@ class Run:
                 else:
                     await self._execute(call_id, name, arguments)
                 continue
-            try:
-                s.engine.tools.get(name)
-            except ToolError as exc:  # unknown tool: nothing to approve, tell the model
-                self.result(call_id, f"Error: {exc.message}")
+            kernel = kerneltools.find(s, name)
+            if approval is None and kernel is None and name not in s.engine.tools:
+                # an unknown tool: nothing to approve, tell the model
+                self.result(call_id, kerneltools.unknown_tool_text(s, name))
                 continue
-            policy = resolve_policy(
-                name, s.engine.default_policy(name), s.engine.config.policies, s.record.policies
-            )
-            if approval is not None or (policy == "ask"):
+            if kernel is not None and approval is None:
+                try:  # the model can fix its arguments without bothering the kernel
+                    kerneltools.check_arguments(kernel, arguments)
+                except ToolError as exc:
+                    self.result(call_id, f"Error: {exc.message}")
+                    continue
+            policy = kerneltools.policy_of(s, name)
+            # A kernel tool is always held (the kernel runs it); "ask" also needs the user.
+            if approval is not None or policy == "ask" or (kernel is not None and policy != "deny"):
                 held.append(
                     approval
                     or PendingCall(
-                        tool_call_id=call_id, run_id=self.run_id, name=name, arguments=arguments
+                        tool_call_id=call_id,
+                        run_id=self.run_id,
+                        name=name,
+                        arguments=arguments,
+                        executor="sandbox" if kernel is None else "kernel",
+                        needs_approval=policy == "ask",
                     )
                 )
             elif held:
@@ -319,10 +332,7 @@ class Run:
         if not held:
             return "success"
         for p in held:
-            s.store.write(
-                records.INSERT_APPROVAL,
-                (s.id, p.tool_call_id, self.run_id, p.name, p.arguments, time.time()),
-            )
+            s.store.write(records.INSERT_APPROVAL, records.approval_row(s.id, self.run_id, p))
         interrupts = [p.interrupt() for p in held]
         self.emit(
             RunFinishedEvent(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ag_ui.core import MessagesSnapshotEvent
 from pydantic import BaseModel
 
-from . import records
+from . import kerneltools, records
 from .approvals import Decision, PendingCall
 from .config import Policy
 from .errors import (
@@ -34,6 +34,7 @@ from .errors import (
 )
 from .eventlog import EventLog
 from .events import Custom, StoredEvent, custom, messages_snapshot
+from .kerneltools import KernelTool, ToolListing
 from .models.base import Usage
 from .records import SessionInfo, SessionRecord, Status
 from .recovery import close_dead_run
@@ -91,14 +92,16 @@ class Session:
     def busy(self) -> bool:
         return self._serving is not None
 
-    async def info(self, pending: list[str] | None = None) -> SessionInfo:
+    async def info(self, pending: list[PendingCall] | None = None) -> SessionInfo:
         """The session as listed; ``pending`` saves a read when the caller has it already."""
         if pending is None:
-            pending = [p.tool_call_id for p in await self.pending() if p.status == "pending"]
+            pending = await self.pending()
+        waiting = [p for p in pending if p.status == "pending"]
         return SessionInfo(
             **self.record.model_dump(),
             queued=self.queued,
-            pending_approvals=pending,
+            pending_approvals=[p.tool_call_id for p in waiting],
+            pending_calls=[p.info() for p in waiting],
             last_seq=self.log.last_seq,
             effective_model=self.effective_model,
             sandbox_backend=self.engine.workspaces.describe(self.id),
@@ -107,9 +110,10 @@ class Session:
     async def pending(self) -> list[PendingCall]:
         return await self.store.read(lambda c: records.approvals(c, self.id))
 
-    async def transcript(self) -> list[dict[str, Any]]:
+    async def transcript(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The stored messages (OpenAI-style dicts); with ``limit``, the last ``limit``."""
         await self.store.flush()
-        return await self.store.read(lambda c: records.transcript(c, self.id))
+        return await self.store.read(lambda c: records.transcript(c, self.id, limit))
 
     async def snapshot(self) -> MessagesSnapshotEvent:
         """A MESSAGES_SNAPSHOT of the transcript (not stored: it is derived)."""
@@ -129,6 +133,7 @@ class Session:
         if params is not None:
             self.record.model_params = dict(params)
         if policies is not None:
+            kerneltools.check_policies(policies)
             self.record.policies.update(policies)
         if sandbox is not None:
             from .workspace.sandbox import SandboxPolicy
@@ -137,6 +142,21 @@ class Session:
             SandboxPolicy.model_validate(merged)  # refuse bad values now, with field names
             self.record.sandbox.update(sandbox)
         self.save()
+
+    def set_kernel_tools(self, tools: list[KernelTool], run_cell: bool) -> None:
+        """Replace the tools the notebook's kernel runs (and whether run_cell is offered)."""
+        kerneltools.check_tool_set(self, tools)
+        self.record.kernel_tools = list(tools)
+        self.record.run_cell = run_cell
+        self.save()
+
+    def kernel_tools(self) -> list[KernelTool]:
+        """The kernel tools the model is offered: run_cell first (if enabled), then the user's."""
+        return kerneltools.kernel_tools(self)
+
+    def tools(self) -> ToolListing:
+        """Every tool the model is offered, with its effective policy and executor."""
+        return kerneltools.listing(self)
 
     def subscribe(self, after: int = 0) -> AsyncIterator[StoredEvent]:
         """Every committed event after ``after``, then live ones (see ``EventLog``)."""
@@ -260,6 +280,8 @@ class Session:
             )
         if call.status != "pending":
             raise ConflictError(f"The tool call {tool_call_id!r} was already decided.")
+        limit = self.engine.config.limits.max_tool_result_chars
+        decision = kerneltools.check_decision(call, decision, limit)
         if decision.decision == "edit":
             try:
                 self.engine.tools.get(call.name).parse_arguments(decision.arguments)

@@ -69,6 +69,8 @@ CREATE TABLE IF NOT EXISTS approvals (
     status TEXT NOT NULL,
     decision TEXT,
     created REAL NOT NULL,
+    executor TEXT NOT NULL DEFAULT 'sandbox',
+    needs_approval INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (session_id, tool_call_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs (
@@ -84,6 +86,27 @@ CREATE TABLE IF NOT EXISTS runs (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS runs_open ON runs (ended) WHERE ended IS NULL;
 """
+
+
+# Columns added after a table was first shipped: (table, column, declaration). A database
+# made by an older version gets them on open; CREATE TABLE above already has them.
+ADDED_COLUMNS = [
+    ("approvals", "executor", "TEXT NOT NULL DEFAULT 'sandbox'"),
+    ("approvals", "needs_approval", "INTEGER NOT NULL DEFAULT 1"),
+]
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Create the tables, then add the columns an older database lacks."""
+    conn.executescript(SCHEMA)
+    for table, column, declaration in ADDED_COLUMNS:
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            try:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            except sqlite3.OperationalError as exc:  # another process added it just now
+                if "duplicate column" not in str(exc):
+                    raise
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -123,7 +146,7 @@ class Store:
         loop = asyncio.get_running_loop()
         try:
             self._wconn = await loop.run_in_executor(self._writer, _connect, path)
-            await loop.run_in_executor(self._writer, self._wconn.executescript, SCHEMA)
+            await loop.run_in_executor(self._writer, _migrate, self._wconn)
             self._rconn = await loop.run_in_executor(self._reader, _connect, path)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the state database {path}: {exc}") from exc

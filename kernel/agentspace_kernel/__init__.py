@@ -1,3 +1,27 @@
-"""Kernel side of agentspace: magics, widgets and the client (a later issue fills this in)."""
+"""Kernel side of agentspace: ``%load_ext agentspace`` gives this notebook its agent.
 
-__all__: list[str] = []
+Importing this package (and ``%load_ext``) loads only IPython's magic
+machinery: the client, httpx, the widgets and (in embedded mode) the engine
+and litellm are imported at the first ``%%agent`` cell, so loading stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["agent_tool", "load_ipython_extension", "unload_ipython_extension"]
+
+from .tools import agent_tool
+
+
+def load_ipython_extension(ip: Any) -> None:
+    """``%load_ext agentspace`` (or ``agentspace_kernel``): register the magics."""
+    from .magics import register
+
+    register(ip)
+
+
+def unload_ipython_extension(ip: Any) -> None:
+    from .transform import uninstall
+
+    uninstall(ip)

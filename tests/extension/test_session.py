@@ -105,7 +105,10 @@ async def test_tool_calls_approval_flow(engine: Engine, script: Callable[..., st
     assert interrupt["metadata"] == {
         "tool": "write_file",
         "arguments": {"path": "a.txt", "content": "hi"},
+        "executor": "sandbox",
+        "needs_approval": True,
     }
+    assert interrupt["reason"] == "tool_approval"
     assert "TOOL_CALL_RESULT" in types_of(events)  # list_files ran without asking
     await session.wait()
     assert session.status == "awaiting_approval"

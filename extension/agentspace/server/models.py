@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
+
+from ..config import Policy
+from ..kerneltools import KernelTool
 
 
 class CreateSession(BaseModel):
@@ -16,3 +21,33 @@ class SendMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(..., min_length=1, description="The user's message.")
+
+
+class ConfigureSession(BaseModel):
+    """PATCH sessions/{id}: what to change; absent fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, min_length=1, max_length=512, description="litellm model.")
+    policies: dict[str, Policy] | None = Field(
+        None,
+        max_length=256,
+        description="Approval policy per tool name, over the server's and the tool's own.",
+    )
+
+
+class SetTools(BaseModel):
+    """PUT sessions/{id}/tools: the kernel's tools (replacing the previous set)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tools: list[KernelTool] = Field(..., max_length=100, description="The user's kernel tools.")
+    run_cell: bool = Field(
+        False, strict=True, description="Offer run_cell (code the user approves)."
+    )
+
+
+class Messages(BaseModel):
+    messages: list[dict[str, Any]] = Field(
+        ..., description="Transcript messages (OpenAI style, as stored), oldest first."
+    )

@@ -149,13 +149,17 @@ def document(base_url: str = "/") -> dict[str, Any]:
     from pydantic.json_schema import models_json_schema
 
     from ..approvals import Decision
+    from ..kerneltools import ToolListing
     from ..records import SessionInfo
     from ..session import Receipt
     from ..workspace.processes import ProcessRecord
-    from .models import CreateSession, SendMessage
+    from .models import ConfigureSession, CreateSession, Messages, SendMessage, SetTools
+    from .sessions import MAX_LIMIT
 
-    inputs: list[type[BaseModel]] = [CreateSession, SendMessage, Decision, RunAgentInput]
-    outputs: list[type[BaseModel]] = [SessionInfo, Receipt, ProcessRecord]
+    inputs: list[type[BaseModel]] = [
+        CreateSession, SendMessage, Decision, RunAgentInput, ConfigureSession, SetTools,
+    ]  # fmt: skip
+    outputs: list[type[BaseModel]] = [SessionInfo, Receipt, ProcessRecord, ToolListing, Messages]
     _, defs = models_json_schema(
         [(m, "validation") for m in inputs] + [(m, "serialization") for m in outputs],
         ref_template="#/components/schemas/{model}",
@@ -163,15 +167,21 @@ def document(base_url: str = "/") -> dict[str, Any]:
     )
     schemas = defs.get("$defs", {})
     _require_discriminators(schemas)
-    # An 'edit' decision carries the new arguments (Decision's model validator).
-    schemas["Decision"]["if"] = {
-        "properties": {"decision": {"const": "edit"}},
-        "required": ["decision"],
-    }
-    schemas["Decision"]["then"] = {
-        "required": ["arguments"],
-        "properties": {"arguments": {"type": "object"}},
-    }
+    # An 'edit' decision carries the new arguments, a 'result' its output, and only a
+    # 'result' carries output or is_error (Decision's model validator).
+    schemas["Decision"]["allOf"] = [
+        {
+            "if": {"properties": {"decision": {"const": "edit"}}, "required": ["decision"]},
+            "then": {"required": ["arguments"], "properties": {"arguments": {"type": "object"}}},
+        },
+        {
+            "if": {"properties": {"decision": {"const": "result"}}, "required": ["decision"]},
+            "then": {"required": ["output"], "properties": {"output": {"type": "string"}}},
+            "else": {
+                "properties": {"output": {"type": "null"}, "is_error": {"const": False}},
+            },
+        },
+    ]
     schemas["Error"] = ERROR_SCHEMA
     status = _object(["status"], status=STRING)
     sse = {"text/event-stream": {"schema": {"type": "string"}}}
@@ -195,11 +205,18 @@ def document(base_url: str = "/") -> dict[str, Any]:
         },
         sessions: {
             "get": _op("A session", ("200", _ref("SessionInfo")), params=[SID]),
+            "patch": _op("Change the session's model or tool policies",
+                         ("200", _ref("SessionInfo")), body="ConfigureSession", params=[SID],
+                         errors=("400", "403", "404", "413", "422")),
             "delete": _op("Delete a session (its processes stop)", ("204", None), params=[
                 SID, _param("purge", "query", {"type": "boolean"}, False,
                             "Also delete its workspace and history.")]),
         },
         f"{sessions}/messages": {
+            "get": _op("The transcript (the last 'limit' messages)", ("200", _ref("Messages")),
+                       params=[SID, _param("limit", "query", {"type": "integer", "minimum": 1,
+                                           "maximum": MAX_LIMIT}, False,
+                                           "Only the newest messages (default: all).")]),
             "post": _op("Send a message (queued)", ("202", _ref("Receipt")), body="SendMessage",
                         params=[SID], errors=("400", "403", "404", "409", "413", "422", "429")),
         },
@@ -224,6 +241,13 @@ def document(base_url: str = "/") -> dict[str, Any]:
                 ["pending", "status"], pending={"type": "array", "items": STRING}, status=STRING)),
                 body="Decision", params=[SID, _param("tool_call_id", "path", STRING)],
                 errors=("400", "403", "404", "409", "413", "422")),
+        },
+        f"{sessions}/tools": {
+            "get": _op("The tools offered to the model (sandbox and kernel)",
+                       ("200", _ref("ToolListing")), params=[SID]),
+            "put": _op("Set the kernel's tools (replaces them) and whether run_cell is offered",
+                       ("200", _ref("ToolListing")), body="SetTools", params=[SID],
+                       errors=("400", "403", "404", "413", "422")),
         },
         f"{sessions}/agui": {
             "post": _op("AG-UI run: RunAgentInput in, this run's events out (SSE)", ("200", {}),

@@ -17,6 +17,7 @@ def routes() -> list[tuple[str, Any]]:
         SessionHandler,
         SessionsHandler,
         StopHandler,
+        ToolsHandler,
     )
     from .streams import AguiHandler, EventsHandler
     from .workspace import FilesHandler, ProcessesHandler, ProcessOutputHandler, ProcessStopHandler
@@ -31,6 +32,7 @@ def routes() -> list[tuple[str, Any]]:
         (rf"{api}/sessions/{SID}/stop/?", StopHandler),
         (rf"{api}/sessions/{SID}/resume/?", ResumeHandler),
         (rf"{api}/sessions/{SID}/approvals/(?P<tool_call_id>[^/]+)/?", ApprovalHandler),
+        (rf"{api}/sessions/{SID}/tools/?", ToolsHandler),
         (rf"{api}/sessions/{SID}/agui/?", AguiHandler),
         (rf"{api}/sessions/{SID}/files/?", FilesHandler),
         (rf"{api}/sessions/{SID}/files/(?P<path>.+)", FilesHandler),

@@ -1,4 +1,4 @@
-"""Sessions, messages, stop/resume and approvals over REST."""
+"""Sessions, messages, stop/resume, approvals and the kernel's tools over REST."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from .base import AgentspaceHandler, ApiError
+
+MAX_LIMIT = 1_000_000
 
 
 class SessionsHandler(AgentspaceHandler):
@@ -42,6 +44,21 @@ class SessionHandler(AgentspaceHandler):
 
     @web.authenticated
     @authorized
+    async def patch(self, session_id: str) -> None:
+        from .models import ConfigureSession
+
+        if not (self.request.body or b"").strip():  # {} is a no-op; no body is a mistake
+            raise ApiError(
+                400, "bad_json", 'Send a JSON body: {"model"?: ..., "policies"?: {...}}.'
+            )
+        body = self.body(ConfigureSession)
+        session = await self.session(session_id)
+        session.configure(model=body.model, policies=body.policies)
+        await session.store.flush()
+        self.reply(await session.info())
+
+    @web.authenticated
+    @authorized
     async def delete(self, session_id: str) -> None:
         purge = self.flag("purge")
         await (await self.engine()).delete(session_id, purge=purge)
@@ -51,6 +68,23 @@ class SessionHandler(AgentspaceHandler):
 
 class MessagesHandler(AgentspaceHandler):
     auth_resource = "agentspace:messages"
+
+    @web.authenticated
+    @authorized
+    async def get(self, session_id: str) -> None:
+        from .models import Messages
+
+        raw = self.get_argument("limit", None)
+        limit: int | None = None
+        if raw is not None:
+            # ASCII digits only: str.isdigit() also says yes to '²', which int() refuses
+            limit = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 7 else 0
+            if not 1 <= limit <= MAX_LIMIT:
+                raise ApiError(
+                    400, "bad_limit", f"'limit' must be a whole number from 1 to {MAX_LIMIT}."
+                )
+        session = await self.session(session_id)
+        self.reply(Messages(messages=await session.transcript(limit)))
 
     @web.authenticated
     @authorized
@@ -108,3 +142,25 @@ class ApprovalHandler(AgentspaceHandler):
         session = await self.session(session_id)
         remaining = await session.decide(tool_call_id, decision)
         self.reply({"pending": remaining, "status": session.status})
+
+
+class ToolsHandler(AgentspaceHandler):
+    """The tools a session offers; the kernel side PUTs its own (and run_cell) here."""
+
+    auth_resource = "agentspace:tools"
+
+    @web.authenticated
+    @authorized
+    async def get(self, session_id: str) -> None:
+        self.reply((await self.session(session_id)).tools())
+
+    @web.authenticated
+    @authorized
+    async def put(self, session_id: str) -> None:
+        from .models import SetTools
+
+        body = self.body(SetTools)
+        session = await self.session(session_id)
+        session.set_kernel_tools(body.tools, body.run_cell)
+        await session.store.flush()  # the kernel relies on its tools once it hears back
+        self.reply(session.tools())

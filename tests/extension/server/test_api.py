@@ -249,7 +249,11 @@ ENDPOINTS = [
     ("POST", "sessions"),
     ("GET", "sessions/S"),
     ("DELETE", "sessions/S"),
+    ("PATCH", "sessions/S"),
     ("POST", "sessions/S/messages"),
+    ("GET", "sessions/S/messages"),
+    ("GET", "sessions/S/tools"),
+    ("PUT", "sessions/S/tools"),
     ("GET", "sessions/S/events"),
     ("POST", "sessions/S/stop"),
     ("POST", "sessions/S/resume"),
@@ -276,7 +280,7 @@ async def test_every_endpoint_refuses_without_the_token(api: Api, jp_fetch: Any)
             method=method,
             raise_error=False,
             headers={"Authorization": "token wrong"},
-            **({"body": b"{}"} if method in ("POST", "PUT") else {}),
+            **({"body": b"{}"} if method in ("POST", "PUT", "PATCH") else {}),
         )
         assert response.code == 403, (method, path, response.code)
     response = await jp_fetch(

@@ -69,6 +69,10 @@ MUST_SUCCEED = {
     "GET /sessions/{session_id}/files/{path}",
     "PUT /sessions/{session_id}/files/{path}",
     "GET /sessions/{session_id}/processes",
+    "PATCH /sessions/{session_id}",
+    "GET /sessions/{session_id}/messages",
+    "GET /sessions/{session_id}/tools",
+    "PUT /sessions/{session_id}/tools",
 }
 
 
@@ -188,16 +192,28 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def api_schema(server: Server) -> Any:
     sid = server.session("fuzz.ipynb")
     victims = [server.session(f"victim-{i}.ipynb") for i in range(3)]
+    # PATCH sets any model string: on a session of its own, so the others keep echo.
+    patched = server.session("patched.ipynb")
     # Something to find: a file, and a finished run in the event log.
     assert server.call("PUT", f"sessions/{sid}/files/notes/a.txt", data=b"hello").ok
     assert server.call("POST", f"sessions/{sid}/messages", json={"text": "hi"}).status_code == 202
     config = schemathesis.Config.from_dict(
         {
-            "dictionaries": {"session": {"values": [sid]}, "victims": {"values": victims}},
+            "dictionaries": {
+                "session": {"values": [sid]},
+                "victims": {"values": victims},
+                "patched": {"values": [patched]},
+            },
             "seed": SEED,
             "suppress-health-check": ["all"],
             "generation": {"deterministic": True, "max-examples": MAX_EXAMPLES},
-            "phases": {"examples": {"enabled": False}, "stateful": {"enabled": False}},
+            "phases": {
+                "examples": {"enabled": False},
+                "stateful": {"enabled": False},
+                # Values taken from earlier responses depend on timing and on which tests ran
+                # before in this process; without them a run sends the same requests each time.
+                "fuzzing": {"extra-data-sources": {"responses": False}},
+            },
             "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
             "workers": 1,
             "request-timeout": 5,
@@ -209,6 +225,13 @@ def api_schema(server: Server) -> Any:
                     "include-path": "/sessions/{session_id}",
                     "parameters": {
                         "path.session_id": {"dictionary": "victims", "probability": 0.5}
+                    },
+                },
+                {
+                    "include-method": "PATCH",
+                    "include-path": "/sessions/{session_id}",
+                    "parameters": {
+                        "path.session_id": {"dictionary": "patched", "probability": 0.8}
                     },
                 },
                 {  # the stream stays open for live events: read a few, or for half a second
@@ -295,6 +318,18 @@ RUN = {"threadId": "S", "runId": "r"}
 USER = {"id": "1", "role": "user"}
 EDGES: list[tuple[str, str, dict[str, str], Any, int, str]] = [
     ("GET", "S/processes/x/output?tail=%C2%B2", {}, None, 400, "bad_tail"),
+    ("GET", "S/messages?limit=%C2%B2", {}, None, 400, "bad_limit"),
+    ("GET", "S/messages?limit=" + "9" * 5000, {}, None, 400, "bad_limit"),
+    (
+        "PUT",
+        "S/tools",
+        {},
+        b'{"tools": [{"name": "f", "description": "d",'
+        b' "parameters": {"type": "object", "properties": 3}}]}',
+        422,
+        "invalid",
+    ),
+    ("PATCH", "S/", {}, b'{"policies": {"run_cell": "deny"}}', 400, "bad_request"),
     ("GET", "S/processes/x/output?tail=" + "9" * 5000, {}, None, 400, "bad_tail"),
     ("GET", "S/events", {"Last-Event-ID": "99999999999999999999"}, None, 400, "bad_after"),
     ("GET", "S/events", {"Last-Event-ID": "²"}, None, 400, "bad_after"),

@@ -1,0 +1,12 @@
+"""One client interface, two modes: over HTTP to the server extension, or the engine in-process.
+
+Every method is a coroutine meant for the agent loop (``agentspace_kernel.loop``)
+and returns plain JSON-shaped data, the same in both modes, so the magics and
+views never ask which mode they are in.
+"""
+
+from __future__ import annotations
+
+from .base import AgentClient, connect
+
+__all__ = ["AgentClient", "connect"]

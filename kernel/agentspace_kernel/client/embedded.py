@@ -1,0 +1,219 @@
+"""Embedded mode: the same engine the server runs, inside the kernel, on the agent loop.
+
+Used where no Jupyter server started the kernel (nbclient, nbval, papermill,
+VS Code, a console). The store is the same SQLite file the server would use
+(the Jupyter data dir unless ``AgentMagics.state_dir`` says otherwise), so a
+notebook opened later in JupyterLab finds the same session; the engine's claim
+on a session keeps two processes from serving it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..discovery import Location
+from ..errors import ClientError
+from .base import AgentClient, Event, Settings
+
+if TYPE_CHECKING:
+    from agentspace.engine import Engine
+    from agentspace.session import Session
+
+T = TypeVar("T")
+
+_engines: dict[tuple[str, str, str], Engine] = {}
+_engine_lock: asyncio.Lock | None = None
+
+
+async def shared_engine(settings: Settings) -> Engine:
+    """One engine per kernel and settings, started on first use, closed at exit."""
+    global _engine_lock
+    from agentspace.config import EngineConfig, default_model, default_state_dir
+    from agentspace.engine import Engine
+
+    from ..loop import on_shutdown
+
+    key = (settings.state_dir, settings.sandbox, settings.model)
+    if _engine_lock is None:
+        _engine_lock = asyncio.Lock()
+    async with _engine_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            state = Path(settings.state_dir) if settings.state_dir else default_state_dir()
+            config = EngineConfig(
+                state_dir=state,
+                model=settings.model or default_model(),
+                sandbox=settings.sandbox,
+            )
+            engine = await Engine(config).start()
+            _engines[key] = engine
+            on_shutdown(engine.close)
+        return engine
+
+
+class EmbeddedClient(AgentClient):
+    mode = "embedded"
+
+    def __init__(self, location: Location, settings: Settings) -> None:
+        super().__init__(location)
+        self.settings = settings
+        self._session: Session | None = None
+
+    async def _engine(self) -> Engine:
+        return await shared_engine(self.settings)
+
+    async def _current(self) -> Session:
+        if self._session is None:
+            raise ClientError("No session yet: run an %%agent cell first.", code="no_session")
+        return self._session
+
+    async def _guard(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run ``work``, turning the engine's errors into ``ClientError`` (same codes as REST)."""
+        from agentspace.errors import AgentspaceError
+
+        try:
+            return await work()
+        except AgentspaceError as exc:
+            raise ClientError(exc.message, exc.code, 0, **exc.data) from exc
+
+    # -- the session ----------------------------------------------------------
+    async def open(self, model: str | None = None) -> dict[str, Any]:
+        async def work() -> dict[str, Any]:
+            engine = await self._engine()
+            session = await engine.session(self.notebook, model=model or None)
+            if model and session.record.model != model:
+                session.configure(model=model)
+            self._session, self.session_id = session, session.id
+            return await _info(session)
+
+        return await self._guard(work)
+
+    async def info(self) -> dict[str, Any]:
+        return await _info(await self._current())
+
+    async def send(self, text: str) -> dict[str, Any]:
+        session = await self._current()
+
+        async def work() -> dict[str, Any]:
+            receipt = await session.send(text, sender="kernel")
+            return receipt.model_dump(mode="json")
+
+        return await self._guard(work)
+
+    async def events(self, after: int = 0) -> AsyncIterator[tuple[int, Event]]:
+        import json
+
+        session = await self._current()
+        async for stored in session.subscribe(after):
+            yield stored.seq, json.loads(stored.data)
+
+    async def stop(self) -> dict[str, Any]:
+        session = await self._current()
+        await session.stop()
+        return {"status": session.status}
+
+    async def resume(self) -> dict[str, Any]:
+        session = await self._current()
+        status = await self._guard(session.resume)
+        return {"status": status, "running": session.busy}
+
+    async def decide(self, tool_call_id: str, decision: dict[str, Any]) -> dict[str, Any]:
+        from pydantic import ValidationError
+
+        from agentspace.approvals import Decision
+
+        session = await self._current()
+        try:
+            parsed = Decision.model_validate(decision)
+        except ValidationError as exc:
+            message = "; ".join(e["msg"] for e in exc.errors())
+            raise ClientError(f"Invalid decision: {message}", "invalid_body") from exc
+        remaining = await self._guard(lambda: session.decide(tool_call_id, parsed))
+        return {"pending": remaining, "status": session.status}
+
+    async def history(self, limit: int) -> list[dict[str, Any]]:
+        session = await self._current()
+        return await session.transcript(limit) if limit > 0 else []
+
+    async def configure(
+        self, *, model: str | None = None, policies: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        session = await self._current()
+
+        async def work() -> dict[str, Any]:
+            session.configure(model=model, policies=policies)  # type: ignore[arg-type]
+            return await _info(session)
+
+        return await self._guard(work)
+
+    async def set_kernel_tools(self, tools: list[dict[str, Any]], run_cell: bool) -> None:
+        from pydantic import ValidationError
+
+        from agentspace.kerneltools import KernelTool
+
+        session = await self._current()
+        try:
+            specs = [KernelTool.model_validate(t) for t in tools]
+        except ValidationError as exc:
+            message = "; ".join(e["msg"] for e in exc.errors())
+            raise ClientError(f"An @agent_tool is invalid: {message}", "invalid_tool") from exc
+        await self._guard(_async_call(lambda: session.set_kernel_tools(specs, run_cell)))
+
+    async def reset(self) -> dict[str, Any]:
+        engine = await self._engine()
+        if self._session is None:
+            return await self.open()
+        old = self._session.record
+        await self._guard(lambda: engine.delete(self.session_id, purge=True))
+        self._session, self.session_id = None, ""
+        await self.open(old.model)
+        return await self.configure(policies=dict(old.policies))
+
+    # -- the workspace --------------------------------------------------------
+    async def files(self, path: str = ".") -> dict[str, Any]:
+        from agentspace.workspace import paths
+
+        session = await self._current()
+        try:
+            listing = paths.list_dir(session.workspace, path)
+        except OSError as exc:
+            raise ClientError(f"{path!r}: {exc.strerror or exc}.", "file_error") from exc
+        entries = [
+            {"path": e.path, "kind": e.kind, "size": e.size, "target": e.target}
+            for e in listing.entries
+        ]
+        return {"path": path, "entries": entries, "truncated": listing.truncated}
+
+    async def _runtime(self) -> Any:
+        session = await self._current()
+        engine = await self._engine()
+        return await self._guard(lambda: engine.workspaces.get(session))
+
+    async def processes(self) -> list[dict[str, Any]]:
+        runtime = await self._runtime()
+        return [r.model_dump(mode="json") for r in runtime.processes.listing()]
+
+    async def output(self, name: str, tail: int = 100) -> str:
+        runtime = await self._runtime()
+        return str(await self._guard(lambda: _async(runtime.processes.output, name, tail)))
+
+    def preview_url(self, port: int) -> str | None:
+        return None
+
+
+def _async_call(fn: Callable[[], T]) -> Callable[[], Awaitable[T]]:
+    async def run() -> T:
+        return fn()
+
+    return run
+
+
+async def _async(fn: Callable[..., T], *args: Any) -> T:
+    return fn(*args)
+
+
+async def _info(session: Session) -> dict[str, Any]:
+    return (await session.info()).model_dump(mode="json")

@@ -1,0 +1,166 @@
+"""Plain-text and HTML renderings of a ``RunView``.
+
+The plain text is what frontends without widgets show (nbconvert, nbval, a
+console) and what a saved notebook keeps: deterministic for a scripted model
+(no ids that change, no times), printed incrementally so a console streams it.
+The HTML is the widget's: markdown rendered by markdown-it with raw HTML off,
+so model output cannot inject markup or script (``javascript:`` links are
+refused by markdown-it's link validation).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from .view import RunView, TextBlock, ToolBlock
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+
+RESULT_LINES = 12
+RESULT_CHARS = 1200
+ARGS_CHARS = 300
+
+
+@cache
+def _markdown() -> MarkdownIt:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+
+
+def markdown_html(text: str) -> str:
+    """Markdown to HTML with raw HTML escaped: safe to show model output."""
+    return _markdown().render(text)
+
+
+def clip(text: str, lines: int = RESULT_LINES, chars: int = RESULT_CHARS) -> str:
+    """The head of ``text``, saying how much was left out."""
+    kept = text.splitlines()
+    cut = len(kept) > lines or len(text) > chars
+    head = "\n".join(kept[:lines])[:chars]
+    if cut:
+        head += f"\n… ({len(text)} characters in all)"
+    return head
+
+
+def arguments_text(block: ToolBlock, chars: int = ARGS_CHARS) -> str:
+    args = block.parsed_arguments
+    text = json.dumps(args, ensure_ascii=False) if not isinstance(args, str) else args
+    return text if len(text) <= chars else text[:chars] + "…"
+
+
+def waiting_hint(block: ToolBlock) -> str:
+    """What the user does about a waiting call (the same words in every view)."""
+    if block.kernel_tool and block.name == "run_cell":
+        return (
+            f"run the cell below (%%agent_run {block.id}) to approve, or %reject {block.id} REASON"
+        )
+    if block.kernel_tool:
+        return "waiting for the kernel: it runs when a cell runs (%agent resume)"
+    return (
+        f"approve: run the cell below (%%approve {block.id}; edit the arguments first if you"
+        f" like) · reject: %reject {block.id} REASON"
+    )
+
+
+def status_line(block: ToolBlock) -> str:
+    decision = block.decision or {}
+    if block.status == "awaiting_approval" or block.status == "waiting_kernel":
+        return "⏸ " + waiting_hint(block)
+    if block.status == "rejected":
+        reason = decision.get("reason")
+        return "✗ rejected" + (f": {reason}" if reason else "")
+    if block.status in ("done", "error") and block.result is not None:
+        mark = "✓" if block.status == "done" else "✗"
+        return mark + " " + clip(block.result).replace("\n", "\n  ")
+    if decision:
+        return "… " + str(decision.get("decision", "decided")) + "d, running"
+    return "… running"
+
+
+def footer(view: RunView) -> str:
+    usage = ""
+    if view.usage:
+        tokens_in, tokens_out = view.usage.get("inputTokens", 0), view.usage.get("outputTokens", 0)
+        usage = f" · {tokens_in} tokens in, {tokens_out} out"
+    if view.state == "failed":
+        return f"[error: {view.error}]{usage}"
+    if view.state == "paused":
+        return f"[waiting for a decision]{usage}"
+    if view.state == "stopped":
+        return f"[stopped: `%agent resume` continues]{usage}"
+    if view.state == "finished":
+        return f"[done]{usage}"
+    if view.queued:
+        return f"[queued: position {view.queued}]"
+    return "[running]"
+
+
+def plain(view: RunView) -> str:
+    """The whole view as text (what a saved notebook keeps)."""
+    printer = TextPrinter()
+    return printer.update(view, final=True)
+
+
+def plain_quiet(view: RunView) -> str:
+    """``--quiet``: the answer's text, and what waits for the user, without tool details."""
+    lines = [view.text] if view.text else []
+    lines += [f"⏸ {b.name}: {waiting_hint(b)}" for b in view.pending]
+    if view.state == "failed":
+        lines.append(f"[error: {view.error}]")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+class TextPrinter:
+    """Turns view changes into text to append, for a live console or stream output.
+
+    Text blocks stream as they grow; a tool call prints once its arguments are
+    complete, and again when its status changes.
+    """
+
+    def __init__(self) -> None:
+        self.printed: dict[str, Any] = {}  # block id -> chars printed (text) or last status line
+        self.open_text: str | None = None
+        self.ended = False
+
+    def update(self, view: RunView, final: bool = False) -> str:
+        out: list[str] = []
+        for block in view.blocks:
+            if isinstance(block, TextBlock):
+                done = int(self.printed.get(block.id, 0))
+                if len(block.text) > done:
+                    if self.open_text != block.id:
+                        out.append(self._break())
+                        self.open_text = block.id
+                    out.append(block.text[done:])
+                    self.printed[block.id] = len(block.text)
+            elif block.status != "streaming":
+                seen = self.printed.get(block.id)
+                if seen is None:
+                    out.append(self._break())
+                    out.append(f"→ {block.name} {arguments_text(block)}\n")
+                    self.printed[block.id] = ""
+                # "running" is not printed: whether it shows would depend on timing
+                line = status_line(block) if block.status != "called" else ""
+                if line and seen != line:
+                    out.append(f"  {line}\n")
+                    self.printed[block.id] = line
+        if (final or view.ended) and not self.ended:
+            out.append(self._break())
+            out.append(footer(view) + "\n")
+            self.ended = view.ended
+        return "".join(out)
+
+    def _break(self) -> str:
+        if self.open_text is not None:
+            self.open_text = None
+            return "\n"
+        return ""
+
+
+def escape(text: str) -> str:
+    return html.escape(text, quote=True)

@@ -1,0 +1,216 @@
+"""What a cell shows of a run, folded from AG-UI events: a pure state machine.
+
+Kept apart from any rendering so the widget, the plain-text output and the
+tests read the same state: text blocks, tool calls with their status and
+result, approvals waiting, previews, usage, and how the run ended.
+``apply`` returns the blocks that changed, so a renderer redraws only those.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+EDIT_NOTE = "Note: the user edited the arguments of this call"
+
+ToolStatus = Literal[
+    "streaming", "called", "awaiting_approval", "waiting_kernel", "done", "rejected", "error"
+]
+RunState = Literal["waiting", "running", "paused", "finished", "stopped", "failed"]
+
+
+@dataclass
+class TextBlock:
+    id: str
+    text: str = ""
+
+
+@dataclass
+class ToolBlock:
+    id: str
+    name: str
+    arguments: str = ""
+    status: ToolStatus = "streaming"
+    result: str | None = None
+    interrupt: dict[str, Any] | None = None  # the AG-UI Interrupt while it waits
+    decision: dict[str, Any] | None = None
+
+    @property
+    def parsed_arguments(self) -> Any:
+        try:
+            return json.loads(self.arguments) if self.arguments else {}
+        except ValueError:
+            return self.arguments
+
+    @property
+    def kernel_tool(self) -> bool:
+        return bool(self.interrupt and self.interrupt.get("reason") == "kernel_tool")
+
+
+Block = TextBlock | ToolBlock
+
+
+@dataclass
+class RunView:
+    """The visible state of the runs one cell follows."""
+
+    blocks: list[Block] = field(default_factory=list)
+    state: RunState = "waiting"
+    error: str | None = None
+    queued: int | None = None  # position while the message waits behind other runs
+    usage: dict[str, int] = field(default_factory=dict)
+    previews: dict[int, str] = field(default_factory=dict)
+    last_seq: int = 0
+    _index: dict[str, int] = field(default_factory=dict)
+
+    # -- queries --------------------------------------------------------------
+    def tool(self, tool_call_id: str) -> ToolBlock | None:
+        i = self._index.get(tool_call_id)
+        block = self.blocks[i] if i is not None else None
+        return block if isinstance(block, ToolBlock) else None
+
+    @property
+    def pending(self) -> list[ToolBlock]:
+        """Calls waiting for a person or the kernel, in order."""
+        waiting = ("awaiting_approval", "waiting_kernel")
+        return [b for b in self.blocks if isinstance(b, ToolBlock) and b.status in waiting]
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(b.text for b in self.blocks if isinstance(b, TextBlock) and b.text)
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ("paused", "finished", "stopped", "failed")
+
+    def seed(self, tool_call_id: str, name: str, arguments: str) -> None:
+        """Show a call made in an earlier run (a cell that decides it)."""
+        self._add(ToolBlock(tool_call_id, name, arguments, status="called"))
+
+    # -- folding --------------------------------------------------------------
+    def _add(self, block: Block) -> int:
+        self._index[block.id] = len(self.blocks)
+        self.blocks.append(block)
+        return len(self.blocks) - 1
+
+    def apply(self, event: dict[str, Any], seq: int = 0) -> list[int]:
+        """Fold one event in; the indexes of blocks that changed (-1: the header/footer)."""
+        self.last_seq = max(self.last_seq, seq)
+        kind = event.get("type")
+        handler = _HANDLERS.get(kind or "")
+        return handler(self, event) if handler else []
+
+    def _run_started(self, e: dict[str, Any]) -> list[int]:
+        self.state, self.error, self.queued = "running", None, None
+        return [-1]
+
+    def _text_start(self, e: dict[str, Any]) -> list[int]:
+        if e.get("role", "assistant") != "assistant":
+            return []
+        return [self._add(TextBlock(e["messageId"]))]
+
+    def _text_content(self, e: dict[str, Any]) -> list[int]:
+        i = self._index.get(e.get("messageId", ""))
+        if i is None:
+            return []
+        block = self.blocks[i]
+        assert isinstance(block, TextBlock)
+        block.text += e.get("delta", "")
+        return [i]
+
+    def _tool_start(self, e: dict[str, Any]) -> list[int]:
+        return [self._add(ToolBlock(e["toolCallId"], e.get("toolCallName", "?")))]
+
+    def _tool_args(self, e: dict[str, Any]) -> list[int]:
+        block = self.tool(e.get("toolCallId", ""))
+        if block is None:
+            return []
+        block.arguments += e.get("delta", "")
+        return [self._index[block.id]]
+
+    def _tool_end(self, e: dict[str, Any]) -> list[int]:
+        block = self.tool(e.get("toolCallId", ""))
+        if block is None:
+            return []
+        block.status = "called"
+        return [self._index[block.id]]
+
+    def _tool_result(self, e: dict[str, Any]) -> list[int]:
+        block = self.tool(e.get("toolCallId", ""))
+        if block is None:
+            return []
+        result = str(e.get("content", ""))
+        if result.startswith(EDIT_NOTE):  # the model is told; the card shows the new arguments
+            result = result.split("\n", 1)[1] if "\n" in result else ""
+        block.result = result
+        rejected = block.decision is not None and block.decision.get("decision") == "reject"
+        failed = block.result.startswith("Error:")
+        block.status = "rejected" if rejected else "error" if failed else "done"
+        block.interrupt = None
+        return [self._index[block.id]]
+
+    def _run_finished(self, e: dict[str, Any]) -> list[int]:
+        outcome = e.get("outcome") or {"type": "success"}
+        changed = [-1]
+        if outcome.get("type") == "interrupt":
+            self.state = "paused"
+            for interrupt in outcome.get("interrupts", []):
+                block = self.tool(interrupt.get("toolCallId") or interrupt.get("id", ""))
+                if block is None:  # the call was made in an earlier run: show it here too
+                    meta = interrupt.get("metadata") or {}
+                    call_id = interrupt.get("toolCallId") or interrupt.get("id", "")
+                    args = json.dumps(meta.get("arguments", {}))
+                    block = ToolBlock(call_id, str(meta.get("tool", "?")), args)
+                    self._add(block)
+                block.interrupt = interrupt
+                kernel = interrupt.get("reason") == "kernel_tool"
+                block.status = "waiting_kernel" if kernel else "awaiting_approval"
+                changed.append(self._index[block.id])
+        elif outcome.get("type") == "cancelled":
+            self.state = "stopped"
+        else:
+            self.state = "finished"
+        for usage in e.get("usage") or []:
+            for key in ("inputTokens", "outputTokens"):
+                self.usage[key] = self.usage.get(key, 0) + int(usage.get(key) or 0)
+        return changed
+
+    def _run_error(self, e: dict[str, Any]) -> list[int]:
+        self.state = "failed"
+        self.error = str(e.get("message", "the run failed"))
+        return [-1]
+
+    def _custom(self, e: dict[str, Any]) -> list[int]:
+        name, value = e.get("name"), e.get("value") or {}
+        if name == "agentspace.decision":
+            block = self.tool(value.get("tool_call_id", ""))
+            if block is None:
+                return []
+            block.decision = value
+            if value.get("decision") == "edit" and "arguments" in value:
+                block.arguments = json.dumps(value["arguments"], ensure_ascii=False)
+            if block.status in ("awaiting_approval", "waiting_kernel"):
+                block.status = "called"
+            return [self._index[block.id]]
+        if name == "agentspace.preview" and "port" in value:
+            self.previews[int(value["port"])] = str(value.get("url", ""))
+            return [-1]
+        if name == "agentspace.queued":
+            self.queued = int(value.get("position", 0))
+            return [-1]
+        return []
+
+
+_HANDLERS = {
+    "RUN_STARTED": RunView._run_started,
+    "TEXT_MESSAGE_START": RunView._text_start,
+    "TEXT_MESSAGE_CONTENT": RunView._text_content,
+    "TOOL_CALL_START": RunView._tool_start,
+    "TOOL_CALL_ARGS": RunView._tool_args,
+    "TOOL_CALL_END": RunView._tool_end,
+    "TOOL_CALL_RESULT": RunView._tool_result,
+    "RUN_FINISHED": RunView._run_finished,
+    "RUN_ERROR": RunView._run_error,
+    "CUSTOM": RunView._custom,
+}

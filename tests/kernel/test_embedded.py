@@ -1,0 +1,131 @@
+"""The magics in a real kernel with no server: embedded mode, text output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentspace.testing import write_script
+
+from .harness import Kernel, Output, embedded_kernel
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
+    with embedded_kernel(tmp_path_factory.mktemp("embedded")) as k:
+        assert not k.run("%load_ext agentspace").errors
+        yield k
+
+
+@pytest.fixture
+def page_script(tmp_path: Path) -> str:
+    return write_script(
+        tmp_path / "page.json",
+        {"text": "Writing the page.", "tool_calls": [
+            {"name": "write_file", "arguments": {"path": "index.html", "content": "<h1>hi</h1>"}}]},
+        {"text": "Done: the page is written."},
+    )  # fmt: skip
+
+
+def test_a_message_streams_the_answer_as_text(kernel: Kernel) -> None:
+    out = kernel.run("%%agent --new --model scripted/echo\nhello there")
+    assert out.errors == []
+    assert out.text.startswith("You said: hello there\n")
+    assert out.text.rstrip().endswith("[done] · 28 tokens in, 4 out")
+    assert out.widgets == []  # no widget frontend here: text only
+
+
+def test_status_says_embedded_and_why(kernel: Kernel) -> None:
+    out = kernel.run("%agent status")
+    assert "mode:     embedded (no Jupyter server started this kernel" in out.text
+    assert "status:   idle" in out.text
+
+
+def test_an_approval_pauses_inserts_a_cell_and_the_edited_cell_approves(
+    kernel: Kernel, page_script: str
+) -> None:
+    out = kernel.run(f"%%agent --new --model {page_script}\nmake a page")
+    assert "→ write_file" in out.text and "[waiting for a decision]" in out.text
+    cell = out.next_input
+    assert cell is not None and cell.startswith("%%approve call_0_0\n# write_file")
+    assert json.loads(cell.split("\n", 2)[2]) == {"path": "index.html", "content": "<h1>hi</h1>"}
+
+    edited = cell.replace("index.html", "home.html")
+    approved = kernel.run(edited)
+    assert approved.errors == []
+    assert "✓ Wrote 11 bytes to home.html" in approved.text
+    assert "Done: the page is written." in approved.text
+    assert "[done]" in approved.text
+    assert "home.html" in kernel.run("%agent files").text
+    again = kernel.run(edited)
+    assert "was already decided" in again.text
+
+
+def test_reject_with_a_reason_resumes_the_run(kernel: Kernel, page_script: str) -> None:
+    kernel.run(f"%%agent --new --model {page_script}\nmake a page")
+    out = kernel.run("%reject call_0_0 not today")
+    assert "✗ rejected: not today" in out.text
+    assert "Done: the page is written." in out.text
+    history = kernel.run("%agent history 3").text
+    assert "not today" in history
+
+
+def test_approve_without_an_id_takes_the_only_pending_call(
+    kernel: Kernel, page_script: str
+) -> None:
+    kernel.run(f"%%agent --new --model {page_script}\nmake a page")
+    out = kernel.run("%%approve")
+    assert "✓ Wrote 11 bytes to index.html" in out.text
+    none_left = kernel.run("%%approve")
+    assert "Nothing is waiting for approval" in none_left.text
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("%agent bogus", "unknown subcommand 'bogus'. usage: %agent status"),
+        ("%agent", "usage: %agent status"),
+        ("%agent policy shell sometimes", "%agent policy TOOL allow|ask|deny"),
+        ("%agent logs", "%agent logs needs a process name"),
+        ("%agent history lots", "N must be a whole number"),
+        ("%agent preview 8000", "Previews go through the Jupyter server"),
+        ("%%agent --fast\nhi", "unknown option '--fast'. usage: %%agent"),
+        ("%%agent\n   ", "The %%agent cell is empty"),
+        ("%reject", "usage: %reject TOOL_CALL_ID"),
+        ("%%approve call_0_0\nnot json", "The arguments are not valid JSON"),
+    ],
+)
+def test_bad_input_prints_one_clear_line(kernel: Kernel, line: str, expected: str) -> None:
+    out = kernel.run(line)
+    assert out.errors == []
+    assert expected in out.text
+    assert len(out.text.strip().splitlines()) == 1
+
+
+def test_model_policy_and_usage(kernel: Kernel) -> None:
+    kernel.run("%%agent --new --model scripted/echo\nhi")
+    assert kernel.run("%agent model").text.strip() == "model: scripted/echo"
+    assert kernel.run("%agent policy write_file allow").text.strip() == "write_file: allow"
+    usage = kernel.run("%agent usage").text
+    assert usage.startswith("model calls: 1 · tokens: 27 in, 3 out · cost: $0.0000")
+
+
+def test_interrupting_the_kernel_stops_the_run(kernel: Kernel, tmp_path: Path) -> None:
+    words = " ".join(f"w{i}" for i in range(200))
+    slow = write_script(tmp_path / "slow.json", {"text": words, "delay_ms": 50})
+    interrupted: list[bool] = []
+
+    def interrupt_when_text_flows(out: Output, msg: dict[str, Any]) -> None:
+        if msg["msg_type"] == "stream" and "w1" in out.text and not interrupted:
+            interrupted.append(True)
+            kernel.interrupt()
+
+    out = kernel.run(f"%%agent --new --model {slow}\ntalk", during=interrupt_when_text_flows)
+    assert interrupted
+    assert "[stopped: `%agent resume` continues]" in out.text
+    assert "w199" not in out.text
+    assert "status:   stopped" in kernel.run("%agent status").text

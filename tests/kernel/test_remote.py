@@ -1,0 +1,111 @@
+"""The magics in a kernel started by a real Jupyter server: remote mode, widget views."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentspace.testing import write_script
+
+from .harness import Kernel, Output, Server, jupyter_server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with jupyter_server(tmp_path_factory.mktemp("remote")) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def kernel(server: Server) -> Iterator[Kernel]:
+    (server.root / "work").mkdir()
+    with server.kernel("work/analysis.ipynb") as k:
+        assert not k.run("%load_ext agentspace").errors
+        yield k
+
+
+def widget_states(out: Output) -> list[dict[str, Any]]:
+    return [c["data"]["state"] for c in out.comms if "state" in c.get("data", {})]
+
+
+def test_status_finds_the_server_and_the_notebook(kernel: Kernel, server: Server) -> None:
+    out = kernel.run("%agent status")
+    assert f"mode:     remote (connected to the Jupyter server at {server.url}" in out.text
+    assert "notebook: work/analysis.ipynb" in out.text
+    sessions = server.call("GET", "agentspace/api/sessions")["sessions"]
+    assert [s["notebook"] for s in sessions] == ["work/analysis.ipynb"]
+
+
+def test_a_message_streams_into_a_widget_with_a_text_fallback(kernel: Kernel) -> None:
+    out = kernel.run("%%agent --new --model scripted/echo\nhello from the browser")
+    assert out.errors == []
+    assert out.widgets, "the view is a widget in remote mode"
+    html = [s.get("value", "") for s in widget_states(out)]
+    assert any("You said: hello from the browser" in v for v in html)
+    assert out.plain[-1].startswith("You said: hello from the browser")
+    assert "[done]" in out.plain[-1]
+
+
+def test_the_stop_button_works_while_the_cell_runs(kernel: Kernel, tmp_path: Path) -> None:
+    words = " ".join(f"w{i}" for i in range(300))
+    slow = write_script(tmp_path / "slow.json", {"text": words, "delay_ms": 30})
+    clicked: list[str] = []
+
+    def click_stop_when_text_flows(out: Output, msg: dict[str, Any]) -> None:
+        if clicked or msg["msg_type"] != "comm_msg":
+            return
+        if "w3" not in str(msg["content"]["data"].get("state", {}).get("value", "")):
+            return
+        for c in out.comms:
+            state = c.get("data", {}).get("state", {})
+            if state.get("description") == "Stop" and "comm_id" in c:
+                clicked.append(c["comm_id"])
+                kernel.click(c["comm_id"])
+                return
+
+    out = kernel.run(f"%%agent --new --model {slow}\ntalk", during=click_stop_when_text_flows)
+    assert clicked, "the Stop button was found and clicked"
+    assert "[stopped" in out.plain[-1]
+    assert "w299" not in out.plain[-1]
+
+
+def test_approvals_over_the_server(kernel: Kernel, server: Server, tmp_path: Path) -> None:
+    page = write_script(
+        tmp_path / "page.json",
+        {"text": "Writing.", "tool_calls": [
+            {"name": "write_file", "arguments": {"path": "a.txt", "content": "abc"}}]},
+        {"text": "Written."},
+    )  # fmt: skip
+    out = kernel.run(f"%%agent --new --model {page}\nwrite it")
+    assert out.next_input is not None and out.next_input.startswith("%%approve call_0_0")
+    approved = kernel.run(out.next_input)
+    assert "✓ Wrote 3 bytes to a.txt" in approved.plain[-1]
+    assert "Written." in approved.plain[-1]
+    assert "a.txt" in kernel.run("%agent files").text
+
+
+def test_approve_clicked_in_the_widget_resumes_into_the_same_view(
+    kernel: Kernel, server: Server, tmp_path: Path
+) -> None:
+    page = write_script(
+        tmp_path / "click.json",
+        {"text": "Writing.", "tool_calls": [
+            {"name": "write_file", "arguments": {"path": "b.txt", "content": "abcd"}}]},
+        {"text": "Clicked and written."},
+    )  # fmt: skip
+    out = kernel.run(f"%%agent --new --model {page}\nwrite it")
+    approve = [
+        c["comm_id"]
+        for c in out.comms
+        if c.get("data", {}).get("state", {}).get("description") == "Approve" and "comm_id" in c
+    ]
+    assert approve, "the card shows an Approve button"
+    kernel.click(approve[0])
+    # the resumed run streams into the widget after the cell returned; the last display
+    # update carries the final text, so wait for it on the kernel's iopub channel
+    final = kernel.wait_for_display("Clicked and written.", timeout=60)
+    assert "✓ Wrote 4 bytes to b.txt" in final
+    assert "status:   idle" in kernel.run("%agent status").text
