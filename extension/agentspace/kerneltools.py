@@ -66,17 +66,12 @@ class KernelTool(BaseModel):
 
     def openai_schema(self) -> dict[str, Any]:
         """The function description in the OpenAI ``tools`` format (what litellm expects)."""
-        return {
-            "type": "function",
-            "function": {
-                "name": self.name,
-                "description": self.description,
-                "parameters": json.loads(json.dumps(self.parameters)),
-            },
-        }
+        from .tools.base import openai_function
+
+        return openai_function(self.name, self.description, self.parameters)
 
 
-RUN_CELL_TOOL = KernelTool(
+RUN_CELL_TOOL = KernelTool.model_construct(  # no validation at import: jsonschema costs ~1 s
     name=RUN_CELL,
     description=(
         "Run Python code in the user's notebook kernel, in the user's namespace: their "

@@ -346,6 +346,7 @@ class Run:
     async def _execute(self, call_id: str, name: str, arguments: str, note: str = "") -> None:
         s = self.s
         changed: list[str] = []
+        extra: list[tuple[str, dict[str, Any]]] = []
         try:
             tool = s.engine.tools.get(name)
             args = tool.parse_arguments(arguments)
@@ -355,12 +356,14 @@ class Run:
             except SandboxError as exc:  # file tools still work; sandbox tools say why not
                 ctx.runtime_error = exc.message
             output = await tool.run(ctx, args)
-            text, changed = output.text, output.changed_paths
+            text, changed, extra = output.text, output.changed_paths, output.custom
         except ToolError as exc:
             text = f"Error: {exc.message}"
         self.result(call_id, note + text)
         if changed:
             self.emit(custom(Custom.FILES, {"paths": changed, "tool_call_id": call_id}))
+        for name, value in extra:
+            self.emit(custom(name, {**value, "tool_call_id": call_id}))
 
     def result(self, call_id: str, text: str) -> None:
         message_id = new_id("msg")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from . import loop
 from .errors import ClientError
-from .render import TextPrinter, plain, plain_quiet
+from .render import TextPrinter, plain, plain_quiet, static_html
 from .view import RunView
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class CellRun:
     def __init__(self, client: AgentClient, widgets: bool, quiet: bool = False) -> None:
         self.client = client
         self.quiet = quiet
-        self.view = RunView()
+        self.view = RunView(kernel_here=True)  # until the cell returns
         self.widget: RunWidget | None = None
         self.printer = TextPrinter()
         self.display_id = ""
@@ -117,6 +117,8 @@ class CellRun:
     async def follow(self, after: int, start: Start | None) -> RunView:
         """Apply events after ``after`` from the first ``start`` match until the run ends."""
         started = start is None
+        if self.view.ended:  # following the next run: until it starts, nothing has ended
+            self.view.state = "waiting"
         events: Any = loop.relay(self.client.events(after))
         try:
             async for batch in events:
@@ -129,6 +131,10 @@ class CellRun:
                     changed += self.view.apply(event, seq)
                     if self.view.ended:
                         break
+                if self.view.ended:  # the session's spend so far, for the footer
+                    with contextlib.suppress(ClientError):
+                        usage = (await loop.bridge(self.client.info())).get("usage") or {}
+                        self.view.cost = float(usage.get("cost") or 0.0)
                 self.render(changed)
                 if PROBE is not None:
                     drawn = time.time()
@@ -142,8 +148,7 @@ class CellRun:
         except asyncio.CancelledError:  # the kernel was interrupted: stop the run too
             with contextlib.suppress(Exception):
                 loop.call(self.client.stop(), timeout=5)
-            self.view.state = "stopped"
-            self.render([-1])
+            self.render(self.view.stopped())
             raise
         finally:
             await events.aclose()
@@ -152,8 +157,10 @@ class CellRun:
 
     def keep_following(self) -> None:
         """After the cell returns on a pause: follow decisions made anywhere (widgets only)."""
+        self.view.kernel_here = False  # no cell runs now: kernel calls wait, shown so
         if self.widget is None or not self.view.pending:
             return
+        self.render([self.view.blocks.index(b) for b in self.view.pending] + [-1])
         self._spawn(self._watch_decisions)
 
     async def _watch_decisions(self) -> None:
@@ -183,14 +190,18 @@ class CellRun:
         self.display_id = handle.display_id if handle is not None else ""
 
     def _bundle(self) -> dict[str, Any]:
+        """The widget while something can still happen; once the run is over, static HTML
+        and text, which a saved and reopened notebook (or nbconvert) still shows."""
         assert self.widget is not None
+        if self.view.ended and self.view.state != "paused":
+            return {"text/plain": plain(self.view), "text/html": static_html(self.view)}
         view = {"version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}
         return {"text/plain": plain(self.view), WIDGET_MIME: view}
 
     def render(self, changed: list[int]) -> None:
         if self.widget is not None:
             self.widget.update(self.view, changed)
-            if self.view.ended and self.display_id:  # a saved notebook keeps the text too
+            if self.view.ended and self.display_id:
                 from IPython.display import update_display
 
                 update_display(self._bundle(), raw=True, display_id=self.display_id)

@@ -9,6 +9,7 @@ on the side and becomes the tool result, cut beyond a limit with a note.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sys
 import traceback
@@ -57,18 +58,48 @@ def captured(shell: InteractiveShell, copy: list[str]) -> Iterator[None]:
         publisher.publish = publish  # type: ignore[method-assign]
 
 
+def describe(error: BaseException) -> str:
+    """The exception as the agent needs it: the user's frames, then the error line.
+
+    IPython's own frames are left out, and a cell's temporary file name becomes
+    "cell", so the text says the same thing every time the cell runs.
+    """
+    import IPython
+
+    internal = os.path.dirname(IPython.__file__)
+    lines = ["Traceback (most recent call last):"]
+    for frame in traceback.extract_tb(error.__traceback__):
+        if frame.filename.startswith(internal):
+            continue
+        where = "cell" if "ipykernel_" in frame.filename else frame.filename
+        lines.append(
+            f"  {where}, line {frame.lineno}, in {frame.name}: {(frame.line or '').strip()}"
+        )
+    lines += traceback.format_exception_only(type(error), error)
+    return "\n".join(line.rstrip("\n") for line in lines) + "\n"
+
+
 async def run_code(shell: InteractiveShell, code: str) -> tuple[str, bool]:
     """Run ``code`` as a cell; (what it output, for the agent; whether it failed)."""
     copy: list[str] = []
     with captured(shell, copy):
-        result = await shell.run_cell_async(code, store_history=False)
+        try:
+            transformed = shell.transform_cell(code)
+            preprocessing: Any = None
+        except Exception:  # a syntax error in a magic's line: IPython reports it
+            transformed, preprocessing = code, sys.exc_info()
+        result = await shell.run_cell_async(
+            code,
+            store_history=False,
+            transformed_cell=transformed,
+            preprocessing_exc_tuple=preprocessing,
+        )
     if result.result is not None:
         formatted = shell.display_formatter.format(result.result)[0]
         copy.append(f"Out: {formatted.get('text/plain', repr(result.result))}\n")
     error = result.error_before_exec or result.error_in_exec
     if error is not None:
-        lines = traceback.format_exception(type(error), error, error.__traceback__)
-        copy.append("Error:\n" + "".join(lines))
+        copy.append(describe(error))
     text = ANSI.sub("", "".join(copy)).strip() or "(no output)"
     if len(text) > MAX_OUTPUT:
         text = text[:MAX_OUTPUT] + f"\n… (output cut: {len(text)} characters in all)"

@@ -127,7 +127,14 @@ class AgentMagics(Magics):
                 return
             from .commands import COMMANDS
 
-            print(COMMANDS[name](self.client(), args))
+            text = COMMANDS[name](self.client(), args)
+            if name == "preview" and text.startswith("/"):  # a link the browser can open
+                from IPython.display import display
+
+                link = f'<a href="{text}" target="_blank" rel="noopener">{text}</a>'
+                display({"text/plain": text, "text/html": link}, raw=True)
+                return
+            print(text)
         except ClientError as exc:
             print(exc.message)
 
@@ -197,8 +204,7 @@ class AgentMagics(Magics):
         waiting = [p for p in info.get("pending_calls") or [] if _runs_here(p)]
         if not waiting:
             return False
-        for p in waiting:
-            run.view.seed(p["tool_call_id"], p["tool"], json.dumps(p.get("arguments", {})))
+        run.view.seed_pending(waiting)
         view = await self._run_kernel_calls(run, run.view)
         await self._paused(run, view)
         return True

@@ -37,6 +37,20 @@ def markdown_html(text: str) -> str:
     return _markdown().render(text)
 
 
+def settled(text: str) -> int:
+    """Where the finished part of streaming markdown ends: after its last blank line
+    outside a code fence. What is before it will not render differently as text is
+    added, so a view draws it once and redraws only the rest."""
+    end, fenced, offset = 0, False, 0
+    for line in text.splitlines(keepends=True):
+        offset += len(line)
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        elif not fenced and not line.strip() and offset < len(text):
+            end = offset
+    return end
+
+
 def clip(text: str, lines: int = RESULT_LINES, chars: int = RESULT_CHARS) -> str:
     """The head of ``text``, saying how much was left out."""
     kept = text.splitlines()
@@ -67,10 +81,13 @@ def waiting_hint(block: ToolBlock) -> str:
     )
 
 
+DECIDED = {"approve": "approved", "edit": "edited", "result": "answered", "reject": "rejected"}
+
+
 def status_line(block: ToolBlock) -> str:
     decision = block.decision or {}
     if block.status == "awaiting_approval" or block.status == "waiting_kernel":
-        return "⏸ " + waiting_hint(block)
+        return "‖ " + waiting_hint(block)
     if block.status == "rejected":
         reason = decision.get("reason")
         return "✗ rejected" + (f": {reason}" if reason else "")
@@ -78,7 +95,8 @@ def status_line(block: ToolBlock) -> str:
         mark = "✓" if block.status == "done" else "✗"
         return mark + " " + clip(block.result).replace("\n", "\n  ")
     if decision:
-        return "… " + str(decision.get("decision", "decided")) + "d, running"
+        done = DECIDED.get(str(decision.get("decision")), "decided")
+        return f"… {done}, running"
     return "… running"
 
 
@@ -87,6 +105,8 @@ def footer(view: RunView) -> str:
     if view.usage:
         tokens_in, tokens_out = view.usage.get("inputTokens", 0), view.usage.get("outputTokens", 0)
         usage = f" · {tokens_in} tokens in, {tokens_out} out"
+    if view.cost is not None:
+        usage += f" · session cost ${view.cost:.4f}"
     if view.state == "failed":
         return f"[error: {view.error}]{usage}"
     if view.state == "paused":
@@ -109,7 +129,7 @@ def plain(view: RunView) -> str:
 def plain_quiet(view: RunView) -> str:
     """``--quiet``: the answer's text, and what waits for the user, without tool details."""
     lines = [view.text] if view.text else []
-    lines += [f"⏸ {b.name}: {waiting_hint(b)}" for b in view.pending]
+    lines += [f"‖ {b.name}: {waiting_hint(b)}" for b in view.pending]
     if view.state == "failed":
         lines.append(f"[error: {view.error}]")
     return "\n".join(lines) + "\n" if lines else ""
@@ -125,7 +145,7 @@ class TextPrinter:
     def __init__(self) -> None:
         self.printed: dict[str, Any] = {}  # block id -> chars printed (text) or last status line
         self.open_text: str | None = None
-        self.ended = False
+        self.footed = 0  # how many of the view's endings have their footer printed
 
     def update(self, view: RunView, final: bool = False) -> str:
         out: list[str] = []
@@ -145,14 +165,19 @@ class TextPrinter:
                     out.append(f"→ {block.name} {arguments_text(block)}\n")
                     self.printed[block.id] = ""
                 # "running" is not printed: whether it shows would depend on timing
-                line = status_line(block) if block.status != "called" else ""
+                quiet = block.status == "called" or view.answers(block)
+                line = "" if quiet else status_line(block)
                 if line and seen != line:
                     out.append(f"  {line}\n")
                     self.printed[block.id] = line
-        if (final or view.ended) and not self.ended:
+        if not view.ended or (self.footed >= view.endings and not final):
+            pass
+        elif view.state == "paused" and not view.needs_user:
+            self.footed = view.endings  # this cell answers the kernel calls itself: no pause
+        else:
             out.append(self._break())
             out.append(footer(view) + "\n")
-            self.ended = view.ended
+            self.footed = view.endings
         return "".join(out)
 
     def _break(self) -> str:
@@ -164,3 +189,30 @@ class TextPrinter:
 
 def escape(text: str) -> str:
     return html.escape(text, quote=True)
+
+
+def static_html(view: RunView) -> str:
+    """The finished view as plain HTML: what a saved notebook keeps in place of the widget.
+
+    A widget needs its live kernel (a reopened notebook would say "model not found"), so
+    a cell whose run has ended swaps its widget for this: the same markdown (raw HTML
+    refused), tool cards with their results, the footer and preview links.
+    """
+    parts: list[str] = []
+    for block in view.blocks:
+        if isinstance(block, TextBlock):
+            parts.append(markdown_html(block.text))
+            continue
+        parts.append(
+            "<div class='agentspace-tool' style='border:1px solid #d0d7de;padding:4px 8px;"
+            "margin:4px 0'>"
+            f"<b>{escape(block.name)}</b> <code>{escape(arguments_text(block, 2000))}</code>"
+            f"<pre style='margin:2px 0'>{escape(status_line(block))}</pre></div>"
+        )
+    links = " ".join(
+        f"<a href='{escape(url)}' target='_blank' rel='noopener'>preview :{port}</a>"
+        for port, url in sorted(view.previews.items())
+        if url.startswith("/")
+    )
+    parts.append(f"<p>{escape(footer(view))} {links}</p>")
+    return "<div class='agentspace-view'>" + "".join(parts) + "</div>"

@@ -99,18 +99,30 @@ def call(name: str, arguments: Any) -> tuple[str, bool]:
     tool = REGISTRY.get(name)
     if tool is None:
         return (
-            f"Error: the function {name!r} is not defined in the notebook's kernel any more"
+            f"The function {name!r} is not defined in the notebook's kernel any more"
             " (was the kernel restarted?). Ask the user to run the cell that defines it.",
             True,
         )
     if not isinstance(arguments, dict):
-        return f"Error: the arguments of {name} must be a JSON object.", True
+        return f"The arguments of {name} must be a JSON object.", True
     try:
         value = tool.fn(**arguments)
     except Exception as exc:
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3))
-        return f"Error: {name} raised {type(exc).__name__}: {exc}\n{text}"[:MAX_RESULT], True
+        return failure(name, exc)[:MAX_RESULT], True
     return render(value)[:MAX_RESULT], False
+
+
+def failure(name: str, exc: BaseException) -> str:
+    """What the model reads when a tool raised: the exception and the line that raised it.
+
+    No file names: a notebook cell's is a temporary path that changes each run.
+    """
+    text = f"{name} raised {type(exc).__name__}: {exc}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    if len(frames) > 1:  # the last frame is the user's code (the first is ours)
+        last = frames[-1]
+        text += f" (in {last.name}, line {last.lineno}: {(last.line or '').strip()})"
+    return text
 
 
 def render(value: Any) -> str:

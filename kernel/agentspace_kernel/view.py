@@ -60,8 +60,12 @@ class RunView:
     error: str | None = None
     queued: int | None = None  # position while the message waits behind other runs
     usage: dict[str, int] = field(default_factory=dict)
+    cost: float | None = None  # the session's total spend (USD), read when a run ends
     previews: dict[int, str] = field(default_factory=dict)
+    processes: dict[str, str] = field(default_factory=dict)  # name -> status
     last_seq: int = 0
+    endings: int = 0  # runs seen to end or pause (a renderer prints one footer for each)
+    kernel_here: bool = False  # a cell follows: it runs allowed kernel calls itself
     _index: dict[str, int] = field(default_factory=dict)
 
     # -- queries --------------------------------------------------------------
@@ -76,6 +80,17 @@ class RunView:
         waiting = ("awaiting_approval", "waiting_kernel")
         return [b for b in self.blocks if isinstance(b, ToolBlock) and b.status in waiting]
 
+    def answers(self, block: ToolBlock) -> bool:
+        """Whether this view's cell runs ``block`` itself (an allowed @agent_tool call)."""
+        meta = (block.interrupt or {}).get("metadata") or {}
+        waiting = block.status == "waiting_kernel" and not meta.get("needs_approval")
+        return self.kernel_here and waiting
+
+    @property
+    def needs_user(self) -> bool:
+        """Whether something pending waits for a person (not for this cell)."""
+        return any(not self.answers(b) for b in self.pending)
+
     @property
     def text(self) -> str:
         return "\n\n".join(b.text for b in self.blocks if isinstance(b, TextBlock) and b.text)
@@ -87,6 +102,24 @@ class RunView:
     def seed(self, tool_call_id: str, name: str, arguments: str) -> None:
         """Show a call made in an earlier run (a cell that decides it)."""
         self._add(ToolBlock(tool_call_id, name, arguments, status="called"))
+
+    def seed_pending(self, calls: list[dict[str, Any]]) -> None:
+        """Show calls a session lists as pending (``pending_calls``), paused on them."""
+        for p in calls:
+            block = ToolBlock(p["tool_call_id"], p["tool"], json.dumps(p.get("arguments", {})))
+            meta = {"tool": p["tool"], "needs_approval": p.get("needs_approval", True)}
+            block.interrupt = {"id": block.id, "reason": p.get("reason"), "metadata": meta}
+            kernel = p.get("reason") == "kernel_tool"
+            block.status = "waiting_kernel" if kernel else "awaiting_approval"
+            self._add(block)
+        if calls:
+            self.state = "paused"
+
+    def stopped(self) -> list[int]:
+        """The run was stopped from here (the kernel's interrupt) before its end arrived."""
+        self.state = "stopped"
+        self.endings += 1
+        return [-1]
 
     # -- folding --------------------------------------------------------------
     def _add(self, block: Block) -> int:
@@ -153,6 +186,7 @@ class RunView:
     def _run_finished(self, e: dict[str, Any]) -> list[int]:
         outcome = e.get("outcome") or {"type": "success"}
         changed = [-1]
+        self.endings += 1
         if outcome.get("type") == "interrupt":
             self.state = "paused"
             for interrupt in outcome.get("interrupts", []):
@@ -177,6 +211,7 @@ class RunView:
         return changed
 
     def _run_error(self, e: dict[str, Any]) -> list[int]:
+        self.endings += 1
         self.state = "failed"
         self.error = str(e.get("message", "the run failed"))
         return [-1]
@@ -190,9 +225,14 @@ class RunView:
             block.decision = value
             if value.get("decision") == "edit" and "arguments" in value:
                 block.arguments = json.dumps(value["arguments"], ensure_ascii=False)
-            if block.status in ("awaiting_approval", "waiting_kernel"):
+            if value.get("decision") == "reject":
+                block.status = "rejected"
+            elif block.status in ("awaiting_approval", "waiting_kernel"):
                 block.status = "called"
             return [self._index[block.id]]
+        if name == "agentspace.process" and "name" in value:
+            self.processes[str(value["name"])] = str(value.get("status", ""))
+            return [-1]
         if name == "agentspace.preview" and "port" in value:
             self.previews[int(value["port"])] = str(value.get("url", ""))
             return [-1]

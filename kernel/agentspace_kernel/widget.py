@@ -15,7 +15,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from .render import arguments_text, escape, footer, markdown_html, status_line
+from .render import arguments_text, escape, footer, markdown_html, settled, status_line
 from .view import RunView, TextBlock, ToolBlock
 
 Decide = Callable[[str, dict[str, Any]], None]
@@ -112,6 +112,24 @@ class ToolCard(w.VBox):
         self._submit({"decision": "approve", "remember": True})
 
 
+class TextPart(w.VBox):
+    """Streamed markdown as two HTML widgets: the settled paragraphs, drawn once each time
+    a paragraph completes, and the open one, redrawn per update. A long answer then costs
+    a redraw of its last paragraph per token, not of the whole text."""
+
+    def __init__(self) -> None:
+        # (not "open"/"close": ipywidgets' Widget has methods by those names)
+        self.settled_html, self.tail_html, self.cut = w.HTML(), w.HTML(), 0
+        super().__init__([self.settled_html, self.tail_html])
+
+    def show(self, text: str) -> None:
+        cut = settled(text)
+        if cut != self.cut:
+            self.cut = cut
+            self.settled_html.value = markdown_html(text[:cut])
+        self.tail_html.value = markdown_html(text[cut:])
+
+
 class RunWidget(w.VBox):
     """The whole view: blocks in order, then a footer with usage, previews and Stop."""
 
@@ -134,10 +152,10 @@ class RunWidget(w.VBox):
             part = self.parts.get(block.id)
             if isinstance(block, TextBlock):
                 if part is None:
-                    part = self.parts[block.id] = w.HTML()
+                    part = self.parts[block.id] = TextPart()
                     added = True
-                assert isinstance(part, w.HTML)
-                part.value = markdown_html(block.text)
+                assert isinstance(part, TextPart)
+                part.show(block.text)
             else:
                 if part is None:
                     part = self.parts[block.id] = ToolCard(block, self.decide)
@@ -152,7 +170,11 @@ class RunWidget(w.VBox):
             for port, url in sorted(view.previews.items())
             if url
         )
-        self.footer.value = f"<span>{escape(footer(view))}</span> {links}"
+        processes = " ".join(
+            f"<code>{escape(name)}</code> {escape(status)}"
+            for name, status in sorted(view.processes.items())
+        )
+        self.footer.value = f"<span>{escape(footer(view))}</span> {processes} {links}"
         self.stop_button.layout.display = "none" if view.ended else None
 
     def card(self, call_id: str) -> ToolCard | None:

@@ -1,8 +1,9 @@
 """The %%agent widget in JupyterLab: text streams in token by token, Approve runs the call.
 
 The kernel is started by the Jupyter server, so the magic runs in remote mode
-and draws its ipywidgets view. The page fixture keeps a screenshot in
-test-artifacts/browser/test_streaming_text_then_approve_in_the_widget.png.
+and draws its ipywidgets view. Screenshots are kept in test-artifacts/browser/:
+agent_widget_approval.png (the paused widget with its controls) and, from the page
+fixture, the test's own (the finished run, shown as static HTML).
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from playwright.sync_api import expect
 
 from .lab import NotebookPage
 
 WORDS = [f"word{i}" for i in range(40)]
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "browser"
 
 
 def test_streaming_text_then_approve_in_the_widget(notebook: Callable[..., NotebookPage]) -> None:
@@ -52,6 +55,8 @@ def test_streaming_text_then_approve_in_the_widget(notebook: Callable[..., Noteb
     approve = card.get_by_role("button", name="Approve", exact=True)
     expect(approve).to_be_visible()
     expect(card.get_by_role("button", name="Reject")).to_be_visible()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    nb.page.screenshot(path=str(ARTIFACTS / "agent_widget_approval.png"), full_page=True)
     approve.click()
 
     expect(card).to_contain_text("✓ Wrote 9 bytes to note.txt", timeout=30_000)

@@ -88,18 +88,41 @@ class Kernel:
         out.payloads = list(reply["content"].get("payload") or [])
         return out
 
-    def wait_for_display(self, text: str, timeout: float = 60) -> str:
-        """The first display update (from any cell) whose text/plain contains ``text``."""
+    def _wait(
+        self, match: Callable[[dict[str, Any]], str | None], what: str, timeout: float
+    ) -> str:
+        """Read iopub (any cell) until ``match(msg)`` returns something; return it."""
         deadline = time.monotonic() + timeout
         while True:
             try:
                 msg = self.client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
             except Empty as exc:
-                raise AssertionError(f"no display showed {text!r} in {timeout} s") from exc
-            if msg["msg_type"] in ("update_display_data", "display_data"):
-                plain = str(msg["content"]["data"].get("text/plain", ""))
-                if text in plain:
-                    return plain
+                raise AssertionError(f"nothing showed {what} in {timeout} s") from exc
+            found = match(msg)
+            if found is not None:
+                return found
+
+    def wait_for_display(self, text: str, timeout: float = 60) -> str:
+        """The first display update (from any cell) whose text/plain contains ``text``."""
+
+        def match(msg: dict[str, Any]) -> str | None:
+            if msg["msg_type"] not in ("update_display_data", "display_data"):
+                return None
+            plain = str(msg["content"]["data"].get("text/plain", ""))
+            return plain if text in plain else None
+
+        return self._wait(match, repr(text), timeout)
+
+    def wait_for_state(self, text: str, timeout: float = 60) -> None:
+        """Wait until a widget's state update (a comm message) contains ``text``."""
+
+        def match(msg: dict[str, Any]) -> str | None:
+            if msg["msg_type"] != "comm_msg":
+                return None
+            state = json.dumps(msg["content"].get("data", {}), ensure_ascii=False)
+            return state if text in state else None
+
+        self._wait(match, f"a widget with {text!r}", timeout)
 
     def click(self, comm_id: str) -> None:
         """Send a widget button click, as a frontend does."""

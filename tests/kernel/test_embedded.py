@@ -35,7 +35,7 @@ def test_a_message_streams_the_answer_as_text(kernel: Kernel) -> None:
     out = kernel.run("%%agent --new --model scripted/echo\nhello there")
     assert out.errors == []
     assert out.text.startswith("You said: hello there\n")
-    assert out.text.rstrip().endswith("[done] · 28 tokens in, 4 out")
+    assert out.text.rstrip().endswith("[done] · 28 tokens in, 4 out · session cost $0.0000")
     assert out.widgets == []  # no widget frontend here: text only
 
 
@@ -129,3 +129,34 @@ def test_interrupting_the_kernel_stops_the_run(kernel: Kernel, tmp_path: Path) -
     assert "[stopped: `%agent resume` continues]" in out.text
     assert "w199" not in out.text
     assert "status:   stopped" in kernel.run("%agent status").text
+
+
+def test_load_ext_imports_nothing_heavy(tmp_path: Path) -> None:
+    """%load_ext must stay fast: no engine, litellm, server, HTTP client or widgets yet."""
+    with embedded_kernel(tmp_path) as k:
+        code = (
+            "import sys\n%load_ext agentspace\n"
+            "heavy = ['litellm', 'jupyter_server', 'httpx', 'agentspace.engine', 'ipywidgets',"
+            " 'markdown_it', 'pydantic']\n"
+            "print([m for m in heavy if m in sys.modules])"
+        )
+        assert k.run(code).text.strip() == "[]"
+
+
+def test_quiet_prints_only_the_answer(kernel: Kernel, page_script: str) -> None:
+    out = kernel.run(f"%%agent --new --quiet --model {page_script}\nmake a page")
+    assert out.text == (
+        "Writing the page.\n"
+        "‖ write_file: approve: run the cell below (%%approve call_0_0; edit the arguments"
+        " first if you like) · reject: %reject call_0_0 REASON\n"
+    )
+
+
+def test_with_autoawait_off_the_magic_still_runs(kernel: Kernel) -> None:
+    kernel.run("%autoawait off")
+    try:
+        out = kernel.run("%%agent --new --model scripted/echo\nsync please")
+    finally:
+        kernel.run("%autoawait on")
+    assert out.errors == []
+    assert out.text.startswith("You said: sync please\n[done]")

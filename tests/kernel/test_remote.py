@@ -109,3 +109,34 @@ def test_approve_clicked_in_the_widget_resumes_into_the_same_view(
     final = kernel.wait_for_display("Clicked and written.", timeout=60)
     assert "✓ Wrote 4 bytes to b.txt" in final
     assert "status:   idle" in kernel.run("%agent status").text
+
+
+def test_a_decision_made_elsewhere_updates_the_widget(
+    kernel: Kernel, server: Server, tmp_path: Path
+) -> None:
+    page = write_script(
+        tmp_path / "elsewhere.json",
+        {"text": "Writing.", "tool_calls": [
+            {"name": "write_file", "arguments": {"path": "c.txt", "content": "c"}}]},
+        {"text": "Rejected, fine."},
+    )  # fmt: skip
+    out = kernel.run(f"%%agent --new --model {page}\nwrite it")
+    assert out.next_input is not None
+    sid = server.call("GET", "agentspace/api/sessions")["sessions"][0]["id"]
+    server.call(
+        "POST", f"agentspace/api/sessions/{sid}/approvals/call_0_0",
+        {"decision": "reject", "reason": "from the REST API"},
+    )  # fmt: skip
+    kernel.wait_for_state("✗ rejected: from the REST API", timeout=60)
+    again = kernel.run("%reject call_0_0 twice")
+    assert "was already decided" in again.text
+
+
+def test_remote_mode_never_imports_the_engine_or_litellm(kernel: Kernel) -> None:
+    kernel.run("%%agent --new --model scripted/echo\nhi")
+    code = (
+        "import sys\n"
+        "heavy = ['litellm', 'jupyter_server', 'agentspace.engine', 'agentspace.session']\n"
+        "print([m for m in heavy if m in sys.modules])"
+    )
+    assert kernel.run(code).text.strip() == "[]"

@@ -52,10 +52,28 @@ class ToolContext:
 
 @dataclass
 class ToolOutput:
-    """A tool's result: ``text`` for the model, ``changed_paths`` for a "files changed" event."""
+    """A tool's result: ``text`` for the model, ``changed_paths`` for a "files changed" event,
+    ``custom`` for events views show (a process started, a preview opened)."""
 
     text: str
     changed_paths: list[str] = field(default_factory=list)
+    custom: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """CUSTOM events (name, value) the run emits after the result: process and preview."""
+
+
+def openai_function(name: str, description: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """A function description in the OpenAI ``tools`` format (what litellm expects).
+
+    The schema is copied, so callers may edit what they get.
+    """
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": description,
+            "parameters": json.loads(json.dumps(parameters)),
+        },
+    }
 
 
 class Tool:
@@ -86,14 +104,7 @@ class Tool:
 
     def openai_schema(self) -> dict[str, Any]:
         """The function description in the OpenAI ``tools`` format (what litellm expects)."""
-        return {
-            "type": "function",
-            "function": {
-                "name": self.name,
-                "description": self.description,
-                "parameters": json.loads(json.dumps(self._parameters)),  # a copy callers may edit
-            },
-        }
+        return openai_function(self.name, self.description, self._parameters)
 
     def parse_arguments(self, raw: str | dict[str, Any] | None) -> BaseModel:
         """Validate the model's arguments; every problem is listed so the model can fix them all."""

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from agentspace.session import Session
 
 T = TypeVar("T")
+NO_PREVIEW = (
+    "(no preview URL for port {port}: previews go through the Jupyter server, and this kernel"
+    " runs without one; open the notebook in JupyterLab to preview it)"
+)
 
 _engines: dict[tuple[str, str, str], Engine] = {}
 _engine_lock: asyncio.Lock | None = None
@@ -47,6 +51,7 @@ async def shared_engine(settings: Settings) -> Engine:
                 state_dir=state,
                 model=settings.model or default_model(),
                 sandbox=settings.sandbox,
+                preview_url=NO_PREVIEW,
             )
             engine = await Engine(config).start()
             _engines[key] = engine
