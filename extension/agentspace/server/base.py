@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 M = TypeVar("M", bound="BaseModel")
 ANONYMOUS = re.compile(r"^[0-9a-f]{32}$")
-TRUE, FALSE = ("true", "1", "yes"), ("", "false", "0", "no")
+TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 STATUS: list[tuple[type[AgentspaceError], int]] = [
     (NotFoundError, 404),
@@ -140,7 +140,10 @@ class AgentspaceHandler(APIHandler):
 
     def flag(self, name: str) -> bool:
         """A boolean query parameter: true/false (or 1/0, yes/no); absent is false, else 400."""
-        raw = self.get_argument(name, "").lower()
+        value = self.get_argument(name, None)
+        if value is None:
+            return False
+        raw = value.lower()
         if raw in TRUE:
             return True
         if raw in FALSE:
