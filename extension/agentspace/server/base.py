@@ -25,6 +25,7 @@ from ..errors import (
     ToolError,
     UnknownProcessError,
 )
+from ..pacing import checkpoint
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -78,6 +79,11 @@ class AgentspaceHandler(APIHandler):
     """Base of every agentspace handler; subclasses set ``auth_resource``."""
 
     auth_resource = "agentspace"
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        # A burst of requests is bulk work too: take turns with the runs (see pacing.py).
+        await checkpoint()
+        await super().prepare()
 
     @property
     def state(self) -> ServerState:
