@@ -68,6 +68,7 @@ API = "agentspace/api"
 
 RESULTS: list[tuple[str, str, str, str, str]] = []
 NOTES: list[str] = []
+TRAITS: dict[str, Any] = {}  # --trait NAME=JSON: more AgentspaceApp settings
 
 
 def report(name: str, value: str, baseline: str, target: str, verdict: str = "") -> None:
@@ -122,6 +123,7 @@ class Server:
                 "model": "scripted/echo",
                 "messages_per_minute": 0,
                 "max_queue": 10_000,
+                **TRAITS,
             },
         }
         path = self.dir / "jupyter_server_config.json"
@@ -999,7 +1001,19 @@ def main() -> None:
         help="looplag samples the loop's stack during stalls (into --profile DIR)",
     )
     parser.add_argument("--skip-start", action="store_true", help="skip 4. (server start cost)")
+    parser.add_argument(
+        "--trait",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="an AgentspaceApp setting, e.g. quiet_collections=false (repeatable)",
+    )
     args = parser.parse_args()
+    for trait in args.trait:
+        name, _, value = trait.partition("=")
+        TRAITS[name] = json.loads(value)
+    if TRAITS:
+        note(f"AgentspaceApp settings added for this run: {TRAITS}")
     quick = args.quick
     PROFILE["dir"] = args.profile
     PROFILE["phases"] = set(args.phases.split(",")) if args.phases else set()
