@@ -60,7 +60,8 @@ class Probe:
     def reset(self) -> None:
         self.samples = array("d")
         # (lag s, wall time it ended, loop-thread CPU s, callbacks s, callbacks run, gc s)
-        self.worst: list[tuple[float, float, float, float, int, float]] = []
+        self.worst: list[tuple[float, float, float, float, int, float, list[Any]]] = []
+        self.window: dict[str, list[float]] = {}  # name -> [count, s] since the last wake
         self.stacks: Counter[str] = Counter()
         self.callbacks: dict[str, list[float]] = {}  # name -> [count, total s, max s, over 5 ms]
         self.gc_pauses: list[tuple[float, int, int, float]] = []  # (s, generation, freed, at)
@@ -105,6 +106,11 @@ class Probe:
                 probe.busy += spent
                 probe.ran += 1
                 name = _describe(handle)
+                mine = probe.window.get(name)
+                if mine is None:
+                    mine = probe.window[name] = [0, 0.0]
+                mine[0] += 1
+                mine[1] += spent
                 entry = probe.callbacks.get(name)
                 if entry is None:
                     entry = probe.callbacks[name] = [0, 0.0, 0.0, 0]
@@ -139,11 +145,13 @@ class Probe:
             worst = self.worst
             if len(worst) < WORST or lag > worst[-1][0]:
                 used = cpu() - c0
+                top = sorted(self.window.items(), key=lambda kv: kv[1][1], reverse=True)[:6]
                 worst.append(
-                    (lag, time.time(), used, self.busy - b0, self.ran - n0, self.gc_time - g0)
+                    (lag, time.time(), used, self.busy - b0, self.ran - n0, self.gc_time - g0, top)
                 )
-                worst.sort(reverse=True)
+                worst.sort(key=lambda w: w[0], reverse=True)
                 del worst[WORST:]
+            self.window = {}
 
     def stats(self) -> dict[str, Any]:
         ordered = sorted(self.samples)
@@ -152,7 +160,9 @@ class Probe:
         def pct(q: float) -> float:
             return ordered[min(n - 1, int(q * n))] * 1000 if n else 0.0
 
+        agentspace = sys.modules.get("agentspace")
         return {
+            "agentspace": getattr(agentspace, "__file__", None),  # which checkout is measured
             "samples": n,
             "window_s": time.time() - self.started,
             "interval_ms": self.interval * 1000,
@@ -169,8 +179,9 @@ class Probe:
                     "callbacks_ms": busy * 1000,
                     "callbacks": ran,
                     "gc_ms": gcs * 1000,
+                    "top": [[name, int(c), s * 1000] for name, (c, s) in top],
                 }
-                for lag, at, used, busy, ran, gcs in self.worst
+                for lag, at, used, busy, ran, gcs, top in self.worst
             ],
             "gc": {
                 f"gen{g}": {
@@ -209,6 +220,19 @@ def _describe(handle: asyncio.Handle) -> str:
     return str(getattr(func, "__qualname__", type(func).__name__))
 
 
+def heap() -> dict[str, Any]:
+    """Diagnosis: the objects a full collection would walk (tracked, not frozen)."""
+    objects = gc.get_objects()
+    types = Counter(type(o).__qualname__ for o in objects).most_common(20)
+    classes = Counter(o.__module__ for o in objects if isinstance(o, type)).most_common(10)
+    return {
+        "tracked": len(objects),
+        "frozen": gc.get_freeze_count(),
+        "types": types,
+        "classes_by_module": classes,
+    }
+
+
 PROBE = Probe()
 
 
@@ -218,6 +242,9 @@ class LoopLagHandler(APIHandler):
     @web.authenticated
     def get(self) -> None:
         self.set_header("Content-Type", "application/json")
+        if self.get_argument("heap", None):  # diagnosis: what a full collection walks
+            self.finish(json.dumps(heap()))
+            return
         self.finish(json.dumps(PROBE.stats()))
 
     @web.authenticated

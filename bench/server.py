@@ -63,11 +63,12 @@ from common import pct
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
-VENV_BIN = ROOT / ".venv" / "bin"
+VENV_BIN = Path(sys.executable).parent  # the venv running the bench (a worktree may have none)
 API = "agentspace/api"
 
 RESULTS: list[tuple[str, str, str, str, str]] = []
 NOTES: list[str] = []
+TRAITS: dict[str, Any] = {}  # --trait NAME=JSON: more AgentspaceApp settings
 
 
 def report(name: str, value: str, baseline: str, target: str, verdict: str = "") -> None:
@@ -122,6 +123,7 @@ class Server:
                 "model": "scripted/echo",
                 "messages_per_minute": 0,
                 "max_queue": 10_000,
+                **TRAITS,
             },
         }
         path = self.dir / "jupyter_server_config.json"
@@ -130,7 +132,9 @@ class Server:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER_")}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH), env.get("PYTHONPATH")]))
+        # This checkout's code, even where the venv has another checkout installed editable.
+        paths = [str(BENCH), str(ROOT / "extension"), str(ROOT / "kernel"), env.get("PYTHONPATH")]
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
         env["JUPYTER_NO_CONFIG"] = "1"  # only our config file: no user or venv extensions
         env["JUPYTER_DATA_DIR"] = str(self.dir / "data")
         env["JUPYTER_RUNTIME_DIR"] = str(self.dir / "runtime")
@@ -430,6 +434,8 @@ def worst_text(stats: dict[str, Any], t0: float) -> str:
             text += f", GC {w['gc_ms']:.0f} ms"
         if w["callbacks"]:
             text += f", {w['callbacks']} callbacks {w['callbacks_ms']:.0f} ms"
+            top = ", ".join(f"{name} {n}x {ms:.0f} ms" for name, n, ms in w["top"][:3])
+            text += f": {top}"
         parts.append(text + ")")
     return f"{', '.join(parts)}; {gc_text(stats, t0)}"
 
@@ -544,6 +550,7 @@ async def first_use(server: Server, conn: Conn) -> None:
         met(stats["max_ms"] <= 20),
     )
     note(f"first-use worst loop stalls: {worst_text(stats, t0)}")
+    note(f"the server ran agentspace from {stats.get('agentspace')}")
 
 
 async def idle_lag(conn: Conn, seconds: float) -> dict[str, Any]:
@@ -665,6 +672,9 @@ async def burst(
     subs = await asyncio.gather(*(subscribe(server, sid) for sid in ids))
     await asyncio.wait_for(asyncio.gather(*(s.ready for s in subs)), 60)
     await asyncio.sleep(0.5)
+    if PROFILE["stacks"]:  # diagnosis: what a full garbage collection would walk now
+        _, heap = await conn.request("GET", "looplag?heap=1")
+        print(f"   heap before {tag}: {json.dumps(heap)}", flush=True)
     proc = psutil.Process(server.proc.pid) if server.proc else None
     async with profiled(server, tag):
         await lag(conn, reset=True)
@@ -991,7 +1001,19 @@ def main() -> None:
         help="looplag samples the loop's stack during stalls (into --profile DIR)",
     )
     parser.add_argument("--skip-start", action="store_true", help="skip 4. (server start cost)")
+    parser.add_argument(
+        "--trait",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="an AgentspaceApp setting, e.g. quiet_collections=false (repeatable)",
+    )
     args = parser.parse_args()
+    for trait in args.trait:
+        name, _, value = trait.partition("=")
+        TRAITS[name] = json.loads(value)
+    if TRAITS:
+        note(f"AgentspaceApp settings added for this run: {TRAITS}")
     quick = args.quick
     PROFILE["dir"] = args.profile
     PROFILE["phases"] = set(args.phases.split(",")) if args.phases else set()

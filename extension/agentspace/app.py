@@ -17,6 +17,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Enum, Float, Int, Unicode, default
 
 if TYPE_CHECKING:
+    from .collector import QuietCollector
     from .config import EngineConfig
     from .engine import Engine
 
@@ -89,6 +90,11 @@ class AgentspaceApp(ExtensionApp):
     preview_requires_xsrf = Bool(
         False, help="Require the XSRF check on non-GET preview requests made with cookies."
     ).tag(config=True)
+    quiet_collections = Bool(
+        True,
+        help="Hold the server's full garbage collections until no run is streaming (at most "
+        "30 s), so they do not pause every request in a burst of runs (agentspace.collector).",
+    ).tag(config=True)
 
     @default("model")
     def _default_model(self) -> str:
@@ -154,6 +160,7 @@ class ServerState:
     def __init__(self, app: AgentspaceApp) -> None:
         self.app = app
         self._engine: Engine | None = None
+        self._collector: QuietCollector | None = None
         self._lock = asyncio.Lock()
         self._sent: dict[str, list[float]] = {}
         self._listening = False
@@ -166,6 +173,11 @@ class ServerState:
 
                     self._engine = await Engine(self.app.engine_config()).start(preload_model=True)
                     self._follow_renames()
+                    if self.app.quiet_collections:
+                        from .collector import QuietCollector
+
+                        self._collector = QuietCollector()
+                        self._collector.start()
         return self._engine
 
     def _follow_renames(self) -> None:
@@ -192,6 +204,9 @@ class ServerState:
         return None
 
     async def close(self) -> None:
+        if self._collector is not None:
+            collector, self._collector = self._collector, None
+            await collector.stop()
         if self._engine is not None:
             engine, self._engine = self._engine, None
             await engine.close()

@@ -25,6 +25,7 @@ from functools import partial
 from ag_ui.core import BaseEvent
 
 from .events import StoredEvent, encode, now_ms
+from .pacing import checkpoint
 from .store import Store
 
 PAGE = 2000
@@ -135,6 +136,7 @@ class EventLog:
                         await subscriber.waiter
                     finally:
                         subscriber.waiter = None
+                    await checkpoint()  # delivering is bulk work: share the loop (pacing.py)
                 subscriber.buffer.clear()
         finally:
             self._subscribers.discard(subscriber)

@@ -43,6 +43,7 @@ from .errors import AgentspaceError, LimitExceededError, SandboxError, ToolError
 from .events import Custom, custom
 from .history import build_prompt
 from .models.base import Completion, TextDelta, ToolCallArgsDelta, ToolCallBegin, Usage
+from .pacing import checkpoint
 from .tools.base import ToolContext
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ class Run:
             lambda c: records.run_exists(c, s.id, self.run_id)
         ):
             self.run_id = new_id("run")  # a client reused its runId: runs stay distinct
+        await checkpoint()  # many runs start at once after a burst of messages (pacing.py)
         s.store.write(
             records.INSERT_RUN,
             (s.id, self.run_id, time.time(), records.owner_token(), s.log.last_seq + 1),
@@ -198,6 +200,7 @@ class Run:
             )
 
     async def _model_turn(self) -> Completion:
+        await checkpoint()  # the prompt and the provider call's set-up are bulk work
         s, engine = self.s, self.s.engine
         limits = engine.config.limits
         model = s.effective_model
@@ -216,6 +219,7 @@ class Run:
         tools = kerneltools.schemas(s)
         stream = engine.model.stream(prompt, tools, model=model, params=params)
         async for part in stream:
+            await checkpoint()  # a part's events are bulk work: share the loop (pacing.py)
             if isinstance(part, TextDelta):
                 if self._message_id is None:
                     self._message_id = message_id if not self._text else new_id("msg")

@@ -40,9 +40,11 @@ from agentspace.errors import (
 )
 from agentspace.models.assembler import StreamAssembler
 from agentspace.models.base import Completion, StreamPart, Usage
+from agentspace.pacing import checkpoint
 
 SCRIPTED_CONTEXT_WINDOW = 128_000
 _loaded = False
+_called = False  # whether a model call completed since litellm was loaded
 _LITELLM_PREFIX = re.compile(r"^(?:litellm\.\w+:\s*)+")
 _sleep = asyncio.sleep  # the retry backoff; a seam so tests can record delays without waiting
 
@@ -76,6 +78,20 @@ def load_litellm() -> None:
     # (300 ms pauses of the whole server under load).
     gc.freeze()
     _loaded = True
+
+
+def _freeze_after_first_call() -> None:
+    """Freeze once more after the first call: it imports ~80k more objects lazily.
+
+    litellm's first ``acompletion`` (with ``tools=``) imports mcp, litellm.proxy types,
+    starlette and more: ~700 pydantic classes that every full collection would walk
+    (80-100 ms pauses of the server under load). Objects alive now that later become
+    cyclic garbage are never collected; once, that is a few kilobytes.
+    """
+    global _called
+    if not _called:
+        _called = True
+        gc.freeze()
 
 
 async def load_litellm_async() -> None:
@@ -207,11 +223,38 @@ def translate(exc: BaseException, model: str) -> BaseException:
     return exc
 
 
+def _pace(response: Any) -> None:
+    """Take a ``pacing.checkpoint()`` after each provider chunk arrives, before litellm's work.
+
+    litellm builds its pydantic objects for a chunk in the same loop step that received
+    it, so a checkpoint in the run loop would come after half the work. Where litellm
+    already holds the provider's async stream (the scripted provider, OpenAI-compatible
+    ones) it is wrapped; a provider whose stream litellm opens lazily is paced by the
+    run loop's own checkpoint only.
+    """
+    chunks = getattr(response, "completion_stream", None)
+    if chunks is not None and hasattr(chunks, "__aiter__"):
+        response.completion_stream = _paced(chunks)
+
+
+async def _paced(chunks: Any) -> AsyncIterator[Any]:
+    try:
+        async for chunk in chunks:
+            await checkpoint()
+            yield chunk
+    finally:
+        await _close(chunks)
+
+
 async def _close(response: Any) -> None:
     """Close litellm's stream (and with it the provider's), whatever state it is in."""
     aclose = getattr(response, "aclose", None)
     if aclose is not None:
         await aclose()
+    elif (close := getattr(response, "close", None)) is not None:
+        result = close()
+        if result is not None:
+            await result
 
 
 class LiteLLMModel:
@@ -256,6 +299,7 @@ class LiteLLMModel:
             response: Any = None
             try:
                 response = await litellm.acompletion(**call)
+                _pace(response)
                 async for chunk in response:
                     for part in assembler.feed(chunk):
                         started = True
@@ -281,6 +325,7 @@ class LiteLLMModel:
                 if response is not None:
                     await _close(response)
             completion = assembler.finish()
+            _freeze_after_first_call()
             yield _with_cost(completion, model)
             return
 

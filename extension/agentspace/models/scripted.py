@@ -133,7 +133,9 @@ def load_script(path: Path) -> Script:
     try:
         stat = path.stat()
         key = (stat.st_mtime_ns, stat.st_size)
-        where = path.resolve()  # a relative path means another file after a chdir
+        # A relative path means another file after a chdir. An absolute one is its own key:
+        # resolve() is a syscall per path component, on the loop, for every turn.
+        where = path if path.is_absolute() else path.resolve()
         cached = _cache.get(where)
         if cached is not None and cached[0] == key:
             return cached[1]

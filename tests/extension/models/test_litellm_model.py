@@ -276,3 +276,40 @@ def test_context_window_and_cost() -> None:
     priced = cost_of("openai/gpt-4o-mini", Usage(1_000_000, 0))
     assert priced is not None and priced > 0
     assert cost_of("nonprovider/model-x", Usage(10, 10)) is None
+
+
+async def test_paced_stream_passes_every_chunk_and_closes_the_provider_stream() -> None:
+    """The pacing wrapper around the provider's chunks (see pacing.py) changes nothing else."""
+
+    class Chunks:
+        closed = False
+
+        def __init__(self) -> None:
+            self.left = [1, 2, 3]
+
+        def __aiter__(self) -> Chunks:
+            return self
+
+        async def __anext__(self) -> int:
+            if not self.left:
+                raise StopAsyncIteration
+            return self.left.pop(0)
+
+        async def aclose(self) -> None:
+            self.closed = True
+
+    class Response:
+        completion_stream: Any = None
+
+    response = Response()
+    response.completion_stream = inner = Chunks()
+    litellm_model._pace(response)
+    assert [chunk async for chunk in response.completion_stream] == [1, 2, 3]
+    assert inner.closed
+
+    response.completion_stream = inner = Chunks()
+    litellm_model._pace(response)
+    async for _ in response.completion_stream:
+        break
+    await response.completion_stream.aclose()
+    assert inner.closed
