@@ -71,6 +71,12 @@ async def test_messages_are_served_one_at_a_time_in_order(
     assert text_of(events) == "".join(f"answer {i} with some words" for i in range(3))
 
 
+async def _user_message_started(session: Any) -> None:
+    async for event in session.subscribe(0):
+        if event.type == "TEXT_MESSAGE_START" and json.loads(event.data).get("role") == "user":
+            return
+
+
 async def test_queue_and_size_bounds_give_clear_errors_and_lose_nothing(
     make_config: Callable[..., EngineConfig], script: Callable[..., str]
 ) -> None:
@@ -80,6 +86,7 @@ async def test_queue_and_size_bounds_give_clear_errors_and_lose_nothing(
         with pytest.raises(PayloadTooLargeError, match="limit is 100"):
             await session.send("x" * 101)
         await session.send("one")
+        await asyncio.wait_for(_user_message_started(session), 10)  # "one" left the queue
         await session.send("two")
         await session.send("three")  # "one" is running, two wait
         with pytest.raises(QueueFullError, match="already waiting"):
