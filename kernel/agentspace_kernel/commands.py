@@ -129,7 +129,7 @@ def model(client: AgentClient, args: list[str]) -> str:
     if len(args) > 1:
         raise UsageError(f"%agent model takes one model name. {USAGE}")
     if args:
-        from .magics import resolve_model
+        from .arguments import resolve_model
 
         _wait(client.configure(model=resolve_model(args[0])))
         return f"model: {args[0]}"

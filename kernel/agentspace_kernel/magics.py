@@ -13,35 +13,26 @@ same flow on a worker thread and print its text at the end.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import shlex
 import threading
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from traitlets import Enum, Unicode
 
-from .errors import ClientError, UsageError
+from .errors import ClientError
+from .flows import Flows
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
     from .client.base import AgentClient
-    from .view import RunView
-
-CELL_MAGICS = ("agent", "approve")
-ASYNC_LINES = ("reject", "agent resume")
-AGENT_USAGE = "usage: %%agent [--model MODEL] [--new] [--quiet], then your message in the cell"
-APPROVE_USAGE = "usage: %%approve [TOOL_CALL_ID], then the arguments as JSON (optional)"
-REJECT_USAGE = "usage: %reject TOOL_CALL_ID [REASON...]"
-AGENT_RUN_USAGE = "usage: %%agent_run TOOL_CALL_ID, then the code to run for the agent"
 
 _magics: AgentMagics | None = None
 
 
 @magics_class
-class AgentMagics(Magics):
+class AgentMagics(Flows, Magics):
     """Talk to this notebook's agent session. Settings: ``%config AgentMagics.<name> = ...``."""
 
     mode = Enum(
@@ -159,144 +150,6 @@ class AgentMagics(Magics):
         except ClientError as exc:
             print(exc.message)
 
-    def _run(self, quiet: bool = False) -> Any:
-        from .cellrun import CellRun
-
-        on_main = threading.current_thread() is threading.main_thread()
-        widgets = on_main and not quiet and self.widgets()
-        return CellRun(self.client(), widgets=widgets, quiet=quiet)
-
-    async def _agent(self, line: str, cell: str) -> None:
-        from . import loop
-
-        options = _agent_options(line)
-        if not cell.strip():
-            raise UsageError("The %%agent cell is empty: write your message below the first line.")
-        client = self.client()
-        if options["new"]:
-            await loop.bridge(client.reset())
-        if options["model"]:
-            await loop.bridge(client.configure(model=resolve_model(options["model"])))
-        await self._sync_tools()
-        run = self._run(quiet=options["quiet"])
-        if await self._kernel_calls_first(run):
-            return
-        view = await run.message(cell.strip())
-        await self._paused(run, view)
-
-    async def _sync_tools(self) -> None:
-        """Offer the notebook's @agent_tool functions and run_cell (only when they changed)."""
-        from . import loop, tools
-
-        specs = tools.specs()
-        key = json.dumps(specs, sort_keys=True)
-        client = self.client()
-        if self._tools_key == (client.session_id, key):
-            return
-        await loop.bridge(client.set_kernel_tools(specs, run_cell=True))
-        self._tools_key = (client.session_id, key)
-
-    async def _kernel_calls_first(self, run: Any) -> bool:
-        """Calls waiting for this kernel (made while no cell ran) run before a new message."""
-        from . import loop
-
-        info = await loop.bridge(run.client.info())
-        waiting = [p for p in info.get("pending_calls") or [] if _runs_here(p)]
-        if not waiting:
-            return False
-        run.view.seed_pending(waiting)
-        view = await self._run_kernel_calls(run, run.view)
-        await self._paused(run, view)
-        return True
-
-    async def _resume(self) -> None:
-        run = self._run()
-        if not await self._kernel_calls_first(run):
-            await self._paused(run, await run.resumed())
-
-    async def _agent_run(self, line: str, cell: str) -> None:
-        """Run the agent's proposed code (as edited in the cell); its output is the result."""
-        from . import loop
-        from .execute import run_code
-
-        client = self.client()
-        call_id = line.strip()
-        if not call_id or len(call_id.split()) != 1:
-            raise UsageError(AGENT_RUN_USAGE)
-        original = await loop.bridge(_original_arguments(client, call_id))
-        if self.shell is None:
-            raise UsageError("%%agent_run needs an IPython kernel.")
-        output, failed = await run_code(self.shell, cell)
-        decision: dict[str, Any] = {"decision": "result", "output": output, "is_error": failed}
-        if isinstance(original, dict) and original.get("code", "").strip() != _code(cell).strip():
-            decision["arguments"] = {"code": _code(cell)}
-        run = self._run()
-        await self._paused(run, await run.decision(call_id, decision))
-
-    async def _approve(self, line: str, cell: str) -> None:
-        from . import loop
-
-        client = self.client()
-        call_id = await _call_id(client, line.strip(), APPROVE_USAGE)
-        arguments = _approve_arguments(cell)
-        decision: dict[str, Any] = {"decision": "approve"}
-        if arguments is not None:
-            original = await loop.bridge(_original_arguments(client, call_id))
-            if original is None or arguments != original:
-                decision = {"decision": "edit", "arguments": arguments}
-        run = self._run()
-        await self._paused(run, await run.decision(call_id, decision))
-
-    async def _reject(self, line: str) -> None:
-        words = line.strip().split(None, 1)
-        if not words:
-            raise UsageError(REJECT_USAGE)
-        reason = words[1].strip() if len(words) > 1 else None
-        run = self._run()
-        view = await run.decision(words[0], {"decision": "reject", "reason": reason})
-        await self._paused(run, view)
-
-    async def _run_kernel_calls(self, run: Any, view: RunView) -> RunView:
-        """Run the calls this kernel answers without asking (@agent_tool functions), in order."""
-        from . import tools
-
-        while view.state == "paused" and view.pending and _runs_here_block(view.pending[0]):
-            block = view.pending[0]
-            output, failed = tools.call(block.name, block.parsed_arguments)
-            decision = {"decision": "result", "output": output, "is_error": failed}
-            view = await run.decision(block.id, decision)
-        return view
-
-    async def _paused(self, run: Any, view: RunView) -> None:
-        """A run paused: answer kernel calls, insert the cell that approves the next one."""
-        view = await self._run_kernel_calls(run, view)
-        if view.state != "paused" or not view.pending:
-            return
-        from .cells import approval_cell
-
-        first = view.pending[0]
-        if self.shell is not None:
-            self.shell.set_next_input(approval_cell(first), replace=False)
-        run.keep_following()
-
-
-def _runs_here(pending: dict[str, Any]) -> bool:
-    """A pending call this kernel runs without asking (an allowed @agent_tool)."""
-    return pending.get("reason") == "kernel_tool" and not pending.get("needs_approval")
-
-
-def _runs_here_block(block: Any) -> bool:
-    meta = (block.interrupt or {}).get("metadata") or {}
-    return bool(block.kernel_tool and not meta.get("needs_approval"))
-
-
-def _code(cell: str) -> str:
-    """The cell's code without the comment lines the inserted cell starts with."""
-    lines = cell.splitlines()
-    while lines and lines[0].startswith("# "):
-        lines.pop(0)
-    return "\n".join(lines)
-
 
 def _kernel_id() -> str:
     from IPython import get_ipython
@@ -307,79 +160,6 @@ def _kernel_id() -> str:
     base = os.path.basename(connection)
     base = base.removesuffix(".json")
     return base.removeprefix("kernel-")
-
-
-def resolve_model(name: str) -> str:
-    """``scripted/<file>`` relative to the notebook's folder, made absolute.
-
-    The kernel runs in the notebook's folder, the server does not: a script
-    beside the notebook must be found by whichever process plays it.
-    """
-    prefix = "scripted/"
-    rest = name[len(prefix) :] if name.startswith(prefix) else ""
-    if not rest or rest == "echo" or rest.startswith("/"):
-        return name
-    candidate = os.path.abspath(rest)
-    return prefix + candidate if os.path.exists(candidate) else name
-
-
-def _agent_options(line: str) -> dict[str, Any]:
-    options: dict[str, Any] = {"model": None, "new": False, "quiet": False}
-    try:
-        words = shlex.split(line)
-    except ValueError as exc:
-        raise UsageError(f"{exc}. {AGENT_USAGE}") from exc
-    while words:
-        word = words.pop(0)
-        if word in ("--new", "--quiet"):
-            options[word[2:]] = True
-        elif word == "--model" and words:
-            options["model"] = words.pop(0)
-        elif word.startswith("--model="):
-            options["model"] = word.split("=", 1)[1]
-        else:
-            raise UsageError(f"unknown option {word!r}. {AGENT_USAGE}")
-    return options
-
-
-def _approve_arguments(cell: str) -> Any:
-    """The JSON object in an ``%%approve`` cell (comment lines dropped); None if there is none."""
-    body = "\n".join(ln for ln in cell.splitlines() if not ln.lstrip().startswith("#")).strip()
-    if not body:
-        return None
-    try:
-        value = json.loads(body)
-    except ValueError as exc:
-        raise UsageError(f"The arguments are not valid JSON ({exc}). {APPROVE_USAGE}") from exc
-    if not isinstance(value, dict):
-        raise UsageError(f"The arguments must be a JSON object. {APPROVE_USAGE}")
-    return value
-
-
-async def _call_id(client: AgentClient, given: str, usage: str) -> str:
-    """The call to decide: the one named, or the only one pending."""
-    from . import loop
-
-    if given:
-        if len(given.split()) != 1:
-            raise UsageError(usage)
-        return given
-    pending = (await loop.bridge(client.info())).get("pending_approvals") or []
-    if len(pending) == 1:
-        return str(pending[0])
-    if not pending:
-        raise UsageError("Nothing is waiting for approval in this session.")
-    raise UsageError(f"Several calls are waiting ({', '.join(pending)}): name one. {usage}")
-
-
-async def _original_arguments(client: AgentClient, call_id: str) -> Any:
-    from .cellrun import find_call
-
-    call = await find_call(client, call_id)
-    try:
-        return json.loads(call[1] or "{}") if call is not None else None
-    except ValueError:
-        return None
 
 
 def _sync(make: Any) -> None:
