@@ -11,6 +11,7 @@ lazily and only for the callers that want objects.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,11 @@ class Custom:
     """A preview was opened: ``{"port", "url"}``."""
     DECISION = "agentspace.decision"
     """An approval was decided: ``{"tool_call_id", "decision", "reason"?, "arguments"?}``."""
+
+
+def new_id(prefix: str) -> str:
+    """A message, run or call id: ``prefix_`` and 16 random hex digits."""
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
 
 
 def now_ms() -> int:

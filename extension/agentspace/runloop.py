@@ -17,14 +17,12 @@ import asyncio
 import json
 import logging
 import time
-import uuid
 from typing import TYPE_CHECKING, Any, Literal
 
 from ag_ui.core import (
     RunErrorEvent,
     RunFinishedCancelledOutcome,
     RunFinishedEvent,
-    RunFinishedInterruptOutcome,
     RunFinishedSuccessOutcome,
     RunStartedEvent,
     TextMessageContentEvent,
@@ -33,18 +31,16 @@ from ag_ui.core import (
     TokenUsage,
     ToolCallArgsEvent,
     ToolCallEndEvent,
-    ToolCallResultEvent,
     ToolCallStartEvent,
 )
 
-from . import kerneltools, records
-from .approvals import DENIED_TEXT, PendingCall, rejection_text
-from .errors import AgentspaceError, LimitExceededError, SandboxError, ToolError
-from .events import Custom, custom
+from . import kerneltools, records, toolcalls
+from .approvals import PendingCall
+from .errors import AgentspaceError, LimitExceededError
+from .events import new_id
 from .history import build_prompt
 from .models.base import Completion, TextDelta, ToolCallArgsDelta, ToolCallBegin, Usage
 from .pacing import checkpoint
-from .tools.base import ToolContext
 
 if TYPE_CHECKING:
     from .session import Session
@@ -54,10 +50,6 @@ Outcome = Literal["success", "interrupt", "cancelled", "error"]
 CANCELLED_TEXT = "Cancelled: the run was stopped before this call finished."
 FAILED_TEXT = "Error: the run failed before this call ran."
 DEFAULT_WINDOW = 128_000
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:16]}"
 
 
 class Run:
@@ -113,7 +105,7 @@ class Run:
         s.set_status("running")
         outcome: Outcome
         try:
-            outcome = await self._settle()
+            outcome = await toolcalls.settle(self)
             if outcome == "success":
                 if self.user is not None:
                     self._user_message(self.user)
@@ -174,7 +166,7 @@ class Run:
                     )
                 )
                 return "success"
-            outcome = await self._settle()
+            outcome = await toolcalls.settle(self)
             if outcome != "success":
                 return outcome
         raise LimitExceededError(
@@ -269,114 +261,13 @@ class Run:
             self.emit(TextMessageEndEvent(message_id=self._message_id))
             self._message_id = None
 
-    # -- tool calls ----------------------------------------------------------
+    # -- tool calls (toolcalls.py) -----------------------------------------------
     def unresolved(self) -> list[dict[str, Any]]:
         """Tool calls of the last assistant message that have no result yet."""
-        for i in range(len(self.transcript) - 1, -1, -1):
-            message = self.transcript[i]
-            if message.get("role") == "assistant":
-                answered = {m.get("tool_call_id") for m in self.transcript[i + 1 :]}
-                return [c for c in message.get("tool_calls") or [] if c["id"] not in answered]
-            if message.get("role") == "user":
-                return []
-        return []
-
-    async def _settle(self) -> Outcome:
-        """Run, refuse or hold each unanswered tool call, in order."""
-        s = self.s
-        held: list[PendingCall] = []
-        for call in self.unresolved():
-            call_id, name = call["id"], call["function"]["name"]
-            arguments = call["function"]["arguments"]
-            approval = self.approvals.get(call_id)
-            if approval is not None and approval.decision is not None:
-                d = approval.decision
-                if d.decision == "reject":
-                    self.result(call_id, rejection_text(name, d.reason))
-                elif d.decision == "result":  # a kernel tool: the kernel ran it already
-                    self.result(call_id, kerneltools.result_text(approval, d))
-                elif d.decision == "edit":
-                    edited = json.dumps(d.arguments)
-                    note = f"Note: the user edited the arguments of this call to {edited}.\n"
-                    await self._execute(call_id, name, edited, note)
-                else:
-                    await self._execute(call_id, name, arguments)
-                continue
-            kernel = kerneltools.find(s, name)
-            if approval is None and kernel is None and name not in s.engine.tools:
-                # an unknown tool: nothing to approve, tell the model
-                self.result(call_id, kerneltools.unknown_tool_text(s, name))
-                continue
-            if kernel is not None and approval is None:
-                try:  # the model can fix its arguments without bothering the kernel
-                    kerneltools.check_arguments(kernel, arguments)
-                except ToolError as exc:
-                    self.result(call_id, f"Error: {exc.message}")
-                    continue
-            policy = kerneltools.policy_of(s, name)
-            # A kernel tool is always held (the kernel runs it); "ask" also needs the user.
-            if approval is not None or policy == "ask" or (kernel is not None and policy != "deny"):
-                held.append(
-                    approval
-                    or PendingCall(
-                        tool_call_id=call_id,
-                        run_id=self.run_id,
-                        name=name,
-                        arguments=arguments,
-                        executor="sandbox" if kernel is None else "kernel",
-                        needs_approval=policy == "ask",
-                    )
-                )
-            elif held:
-                continue  # waits behind an earlier call that needs approval
-            elif policy == "deny":
-                self.result(call_id, DENIED_TEXT.format(name=name))
-            else:
-                await self._execute(call_id, name, arguments)
-        if not held:
-            return "success"
-        for p in held:
-            s.store.write(records.INSERT_APPROVAL, records.approval_row(s.id, self.run_id, p))
-        interrupts = [p.interrupt() for p in held]
-        self.emit(
-            RunFinishedEvent(
-                **self._ids(),
-                outcome=RunFinishedInterruptOutcome(interrupts=interrupts),
-                usage=self._usage(),
-            )
-        )
-        return "interrupt"
-
-    async def _execute(self, call_id: str, name: str, arguments: str, note: str = "") -> None:
-        s = self.s
-        changed: list[str] = []
-        extra: list[tuple[str, dict[str, Any]]] = []
-        try:
-            tool = s.engine.tools.get(name)
-            args = tool.parse_arguments(arguments)
-            ctx = ToolContext(workspace=s.workspace, session_id=s.id, notebook=s.notebook)
-            try:
-                ctx.runtime = await s.engine.workspaces.get(s)
-            except SandboxError as exc:  # file tools still work; sandbox tools say why not
-                ctx.runtime_error = exc.message
-            output = await tool.run(ctx, args)
-            text, changed, extra = output.text, output.changed_paths, output.custom
-        except ToolError as exc:
-            text = f"Error: {exc.message}"
-        self.result(call_id, note + text)
-        if changed:
-            self.emit(custom(Custom.FILES, {"paths": changed, "tool_call_id": call_id}))
-        for name, value in extra:
-            self.emit(custom(name, {**value, "tool_call_id": call_id}))
+        return toolcalls.unresolved(self)
 
     def result(self, call_id: str, text: str) -> None:
-        message_id = new_id("msg")
-        self.emit(
-            ToolCallResultEvent(
-                message_id=message_id, tool_call_id=call_id, content=text, role="tool"
-            )
-        )
-        self.append({"role": "tool", "tool_call_id": call_id, "content": text, "id": message_id})
+        toolcalls.result(self, call_id, text)
 
     # -- endings -------------------------------------------------------------
     def _close(self, why: str) -> None:

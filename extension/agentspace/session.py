@@ -33,12 +33,12 @@ from .errors import (
     ToolError,
 )
 from .eventlog import EventLog
-from .events import Custom, StoredEvent, custom, messages_snapshot
+from .events import Custom, StoredEvent, custom, messages_snapshot, new_id
 from .kerneltools import KernelTool, ToolListing
 from .models.base import Usage
 from .records import SessionInfo, SessionRecord, Status
 from .recovery import close_dead_run
-from .runloop import Outcome, Run, new_id
+from .runloop import Outcome, Run
 
 if TYPE_CHECKING:
     from .engine import Engine

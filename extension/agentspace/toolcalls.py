@@ -1,0 +1,135 @@
+"""The tool calls of a run: settle what the transcript owes, run, refuse or hold each call.
+
+Functions over a ``Run`` (its transcript, approvals and event emitter), kept
+apart from the model turns: the rules for one call (a decision already made,
+an unknown tool, a kernel tool held for the notebook, a policy of ask or deny)
+live here in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Literal
+
+from ag_ui.core import RunFinishedEvent, RunFinishedInterruptOutcome, ToolCallResultEvent
+
+from . import kerneltools, records
+from .approvals import DENIED_TEXT, PendingCall, rejection_text
+from .errors import SandboxError, ToolError
+from .events import Custom, custom, new_id
+from .tools.base import ToolContext
+
+if TYPE_CHECKING:
+    from .runloop import Run
+
+Settled = Literal["success", "interrupt"]
+
+
+def unresolved(run: Run) -> list[dict[str, Any]]:
+    """Tool calls of the last assistant message that have no result yet."""
+    for i in range(len(run.transcript) - 1, -1, -1):
+        message = run.transcript[i]
+        if message.get("role") == "assistant":
+            answered = {m.get("tool_call_id") for m in run.transcript[i + 1 :]}
+            return [c for c in message.get("tool_calls") or [] if c["id"] not in answered]
+        if message.get("role") == "user":
+            return []
+    return []
+
+
+async def settle(run: Run) -> Settled:
+    """Run, refuse or hold each unanswered tool call, in order."""
+    s = run.s
+    held: list[PendingCall] = []
+    for call in unresolved(run):
+        call_id, name = call["id"], call["function"]["name"]
+        arguments = call["function"]["arguments"]
+        approval = run.approvals.get(call_id)
+        if approval is not None and approval.decision is not None:
+            d = approval.decision
+            if d.decision == "reject":
+                result(run, call_id, rejection_text(name, d.reason))
+            elif d.decision == "result":  # a kernel tool: the kernel ran it already
+                result(run, call_id, kerneltools.result_text(approval, d))
+            elif d.decision == "edit":
+                edited = json.dumps(d.arguments)
+                note = f"Note: the user edited the arguments of this call to {edited}.\n"
+                await execute(run, call_id, name, edited, note)
+            else:
+                await execute(run, call_id, name, arguments)
+            continue
+        kernel = kerneltools.find(s, name)
+        if approval is None and kernel is None and name not in s.engine.tools:
+            # an unknown tool: nothing to approve, tell the model
+            result(run, call_id, kerneltools.unknown_tool_text(s, name))
+            continue
+        if kernel is not None and approval is None:
+            try:  # the model can fix its arguments without bothering the kernel
+                kerneltools.check_arguments(kernel, arguments)
+            except ToolError as exc:
+                result(run, call_id, f"Error: {exc.message}")
+                continue
+        policy = kerneltools.policy_of(s, name)
+        # A kernel tool is always held (the kernel runs it); "ask" also needs the user.
+        if approval is not None or policy == "ask" or (kernel is not None and policy != "deny"):
+            held.append(
+                approval
+                or PendingCall(
+                    tool_call_id=call_id,
+                    run_id=run.run_id,
+                    name=name,
+                    arguments=arguments,
+                    executor="sandbox" if kernel is None else "kernel",
+                    needs_approval=policy == "ask",
+                )
+            )
+        elif held:
+            continue  # waits behind an earlier call that needs approval
+        elif policy == "deny":
+            result(run, call_id, DENIED_TEXT.format(name=name))
+        else:
+            await execute(run, call_id, name, arguments)
+    if not held:
+        return "success"
+    for p in held:
+        s.store.write(records.INSERT_APPROVAL, records.approval_row(s.id, run.run_id, p))
+    interrupts = [p.interrupt() for p in held]
+    run.emit(
+        RunFinishedEvent(
+            **run._ids(),
+            outcome=RunFinishedInterruptOutcome(interrupts=interrupts),
+            usage=run._usage(),
+        )
+    )
+    return "interrupt"
+
+
+async def execute(run: Run, call_id: str, name: str, arguments: str, note: str = "") -> None:
+    s = run.s
+    changed: list[str] = []
+    extra: list[tuple[str, dict[str, Any]]] = []
+    try:
+        tool = s.engine.tools.get(name)
+        args = tool.parse_arguments(arguments)
+        ctx = ToolContext(workspace=s.workspace, session_id=s.id, notebook=s.notebook)
+        try:
+            ctx.runtime = await s.engine.workspaces.get(s)
+        except SandboxError as exc:  # file tools still work; sandbox tools say why not
+            ctx.runtime_error = exc.message
+        output = await tool.run(ctx, args)
+        text, changed, extra = output.text, output.changed_paths, output.custom
+    except ToolError as exc:
+        text = f"Error: {exc.message}"
+    result(run, call_id, note + text)
+    if changed:
+        run.emit(custom(Custom.FILES, {"paths": changed, "tool_call_id": call_id}))
+    for name, value in extra:
+        run.emit(custom(name, {**value, "tool_call_id": call_id}))
+
+
+def result(run: Run, call_id: str, text: str) -> None:
+    message_id = new_id("msg")
+    run.emit(
+        ToolCallResultEvent(message_id=message_id, tool_call_id=call_id, content=text, role="tool")
+    )
+    run.append({"role": "tool", "tool_call_id": call_id, "content": text, "id": message_id})
