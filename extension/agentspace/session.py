@@ -26,14 +26,10 @@ from .approvals import Decision, PendingCall
 from .config import Policy
 from .errors import (
     ConflictError,
-    InputError,
-    NotFoundError,
-    PayloadTooLargeError,
-    QueueFullError,
-    ToolError,
 )
 from .eventlog import EventLog
 from .events import Custom, StoredEvent, custom, messages_snapshot, new_id
+from .inbox import check_decision, check_message
 from .kerneltools import KernelTool, ToolListing
 from .models.base import Usage
 from .records import SessionInfo, SessionRecord, Status
@@ -189,28 +185,7 @@ class Session:
         self, text: str, *, sender: str | None = None, run_id: str | None = None
     ) -> Receipt:
         """Queue a user message; it runs after everything queued before it."""
-        limits = self.engine.config.limits
-        size = len(text.encode("utf-8", "surrogatepass"))  # a bad text is refused below
-        if size > limits.max_message_bytes:
-            raise PayloadTooLargeError(
-                f"The message is {size} bytes; the limit is {limits.max_message_bytes} "
-                "(limits.max_message_bytes). Send a shorter message or put the text in a file.",
-                limit=limits.max_message_bytes,
-            )
-        if not text.strip():
-            raise InputError("The message is empty; send some text.")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise InputError(
-                "The message is not valid Unicode (a lone surrogate); send UTF-8 text."
-            ) from exc
-        if self.queued >= limits.max_queue:
-            raise QueueFullError(
-                f"{self.queued} messages are already waiting in this session (limits.max_queue)."
-                " Wait for them to be served, or stop the session and resume later.",
-                queued=self.queued,
-            )
+        check_message(text, self.engine.config.limits, self.queued)
         message_id = new_id("msg")
         waiting = self.busy or self.status == "awaiting_approval"
         if not waiting:
@@ -270,23 +245,7 @@ class Session:
     ) -> list[str]:
         """Record a decision on a pending call; the last one resumes the session."""
         calls = {p.tool_call_id: p for p in await self.pending()}
-        call = calls.get(tool_call_id)
-        if call is None:
-            waiting = [i for i, p in calls.items() if p.status == "pending"]
-            raise NotFoundError(
-                f"No tool call {tool_call_id!r} is waiting for approval in this session"
-                f" (pending: {', '.join(waiting) or 'none'}).",
-                pending=waiting,
-            )
-        if call.status != "pending":
-            raise ConflictError(f"The tool call {tool_call_id!r} was already decided.")
-        limit = self.engine.config.limits.max_tool_result_chars
-        decision = kerneltools.check_decision(call, decision, limit)
-        if decision.decision == "edit":
-            try:
-                self.engine.tools.get(call.name).parse_arguments(decision.arguments)
-            except ToolError as exc:
-                raise InputError(f"The edited arguments are invalid: {exc.message}") from exc
+        call, decision = check_decision(self.engine, calls, tool_call_id, decision)
         self._record_decision(call, decision)
         remaining = [i for i, p in calls.items() if p.status == "pending" and i != tool_call_id]
         await self.store.flush()
