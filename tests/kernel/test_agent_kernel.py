@@ -154,3 +154,19 @@ def test_a_prompt_goes_to_the_agent_magic(agent_kernel: Kernel) -> None:
     assert out.stdout == "AGENT[]: summarise   this\nnotebook\n"
     raw = agent_kernel.run("%%python\nprint(get_ipython().history_manager.input_hist_raw[-2])")
     assert raw.stdout == "\nsummarise   this\nnotebook\n"
+
+
+def test_the_real_agent_answers_a_prompt_cell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The installed kernel with the real extension (embedded mode, the echo model)."""
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))  # a throwaway state dir
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path))
+    k = start_kernel(tmp_path)
+    try:
+        out = k.run("hello from the Agent kernel")
+        assert out.reply["status"] == "ok", out.errors
+        assert out.stdout.startswith("You said: hello from the Agent kernel\n[done]")
+        assert k.run("%%python\nprint(6 * 7)").stdout == "42\n"
+    finally:
+        k.stop()
