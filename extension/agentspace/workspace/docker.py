@@ -22,24 +22,23 @@ import itertools
 import os
 import re
 import socket
-import struct
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import SandboxError, SandboxUnavailableError
+from .docker_exec import LIMIT, DockerExecution, frames
 from .namespaces import ENV
-from .sandbox import WORKSPACE_MOUNT, Execution, Sandbox, SandboxKind
+from .sandbox import WORKSPACE_MOUNT, Sandbox, SandboxKind
 
 __all__ = ["DockerExecution", "DockerSandbox", "docker_available"]
 
 T = TypeVar("T")
 LABEL, MARK = "agentspace.session", "AGENTSPACE_EXEC"
 KEEPALIVE = ["sleep", "2147483647"]
-LIMIT = 1 << 20  # a stream may hold 2 MiB unread before its exec is paused
 HOW_TO = "start one (scripts/dockerd.sh start, set DOCKER_HOST) or use the bubblewrap backend"
 # $1 signal, $2 token: signal every marked process. KILL stops them all first (so none can
 # react, exit 0 or fork in between) and repeats until none is left (one may have forked while
@@ -83,16 +82,6 @@ async def docker_available(docker_host: str | None = None) -> bool:
         return False
 
 
-def _frames(sock: Any) -> Iterator[tuple[int, bytes]]:
-    """Docker's multiplexed stream (8-byte header: stream id, size; then the payload), read
-    through the buffer the SDK parsed the HTTP headers with: it may already hold a frame."""
-    response: Any = getattr(sock, "_response", None)
-    fp = getattr(getattr(getattr(response, "raw", None), "_fp", None), "fp", None) or sock
-    while len(header := fp.read(8)) == 8:
-        stream, size = struct.unpack(">BxxxL", header)
-        yield stream, fp.read(size)
-
-
 def _cgroup_files(pid: int, container_id: str) -> dict[str, Path]:
     """The container's cgroup event files on this host; none when the engine runs elsewhere."""
     try:
@@ -113,86 +102,6 @@ def _cgroup_files(pid: int, container_id: str) -> dict[str, Path]:
             if file.exists():
                 found.setdefault(name, file)  # v1 lines come first: prefer them
     return found
-
-
-class _Valve:
-    """A StreamReader "transport": its pause/resume gate the thread that feeds the reader."""
-
-    def __init__(self) -> None:
-        self.open = threading.Event()
-        self.open.set()
-
-    def pause_reading(self) -> None:
-        self.open.clear()
-
-    def resume_reading(self) -> None:
-        self.open.set()
-
-
-class DockerExecution(Execution):
-    """One ``docker exec``: output fed from its stream, exit code from ``exec_inspect``."""
-
-    def __init__(self, sandbox: DockerSandbox, exec_id: str, token: str, sock: Any) -> None:
-        self._sandbox, self._id, self._token, self._sock = sandbox, exec_id, token, sock
-        self._loop = asyncio.get_running_loop()
-        self._ended = threading.Event()
-        self._finished = asyncio.Event()  # not a future: a cancelled wait() must not cancel it
-        self._code: int | None = None
-        self._killers: list[threading.Thread] = []
-        self.stdout, self.stderr = asyncio.StreamReader(LIMIT), asyncio.StreamReader(LIMIT)
-        self._valves = (_Valve(), _Valve())
-        for reader, valve in zip((self.stdout, self.stderr), self._valves, strict=True):
-            reader.set_transport(valve)  # type: ignore[arg-type]
-        threading.Thread(target=self._pump, name=f"agentspace-exec-{token}", daemon=True).start()
-
-    def _pump(self) -> None:
-        try:
-            for stream, data in _frames(self._sock):
-                err = stream == 2
-                fed = threading.Event()
-                self._loop.call_soon_threadsafe(
-                    self._feed, self.stderr if err else self.stdout, data, fed
-                )
-                self._wait(fed)  # then the reader's flow control has seen it: no reading ahead
-                self._wait(self._valves[err].open)  # the consumer is behind: pause, as a pipe
-        except (OSError, ValueError):
-            pass  # the connection broke: end the streams as a closed pipe would
-        finally:
-            self._sock.close()
-            self._ended.set()
-            try:
-                self._loop.call_soon_threadsafe(self._end)
-            except RuntimeError:
-                pass  # the loop is gone; nobody is waiting
-
-    @staticmethod
-    def _feed(reader: asyncio.StreamReader, data: bytes, fed: threading.Event) -> None:
-        reader.feed_data(data)
-        fed.set()
-
-    def _wait(self, event: threading.Event) -> None:
-        while not event.wait(1):
-            if self._loop.is_closed():
-                raise OSError("the event loop is gone")
-
-    def _end(self) -> None:
-        self.stdout.feed_eof()
-        self.stderr.feed_eof()
-        self._finished.set()
-
-    async def wait(self) -> int:
-        if self._code is None:
-            await self._finished.wait()
-            for killer in self._killers:  # report the exit after the kills asked for
-                await asyncio.to_thread(killer.join)
-            self._code = await self._sandbox._call(self._sandbox._exit_code, self._id)
-        return self._code
-
-    def terminate(self) -> None:
-        self._killers.append(self._sandbox._signal(self._id, self._token, "TERM", self._ended))
-
-    def kill(self) -> None:
-        self._killers.append(self._sandbox._signal(self._id, self._token, "KILL", self._ended))
 
 
 class DockerSandbox(Sandbox):
@@ -293,7 +202,7 @@ class DockerSandbox(Sandbox):
         ``exec_start``: it reads the raw socket and can lose what was read with the headers.)"""
         exec_id, sock = self._open(["sh", "-c", script, "sh", *args], {})
         with contextlib.closing(sock):
-            output = b"".join(data for stream, data in _frames(sock) if stream == 1)
+            output = b"".join(data for stream, data in frames(sock) if stream == 1)
         return self._exit_code(exec_id), output.decode(errors="replace")
 
     def _exit_code(self, exec_id: str) -> int:
@@ -348,8 +257,8 @@ class DockerSandbox(Sandbox):
         """``nc`` inside, a socketpair outside, a thread copying each way."""
         argv = ["sh", "-c", CONNECT, "sh", f"{port:04X}", str(port)]
         _, sock = self._open(argv, {MARK: uuid.uuid4().hex[:16]}, stdin=True)
-        frames, raw = _frames(sock), getattr(sock, "_sock", sock)
-        if next(frames, None) != (2, b"\n"):  # not our "listening" line: refused
+        received, raw = frames(sock), getattr(sock, "_sock", sock)
+        if next(received, None) != (2, b"\n"):  # not our "listening" line: refused
             sock.close()
             raise ConnectionRefusedError(f"nothing listens on port {port} in {self.name}")
         ours, theirs = socket.socketpair()
@@ -364,7 +273,7 @@ class DockerSandbox(Sandbox):
                 sock.close()
                 theirs.close()
 
-        down = (data for stream, data in frames if stream == 1)
+        down = (data for stream, data in received if stream == 1)
         up = iter(lambda: theirs.recv(1 << 16), b"")
         for args in ((down, theirs.sendall, theirs), (up, raw.sendall, raw)):
             threading.Thread(target=copy, args=args, daemon=True).start()
