@@ -96,10 +96,12 @@ class CellRun:
         self.render(self.view.apply({"type": "CUSTOM", "name": DECISION, "value": value}))
         self.show()
         remaining = list(result.get("pending") or [])
-        if remaining:
+        if remaining:  # the run resumes once every call of its pause is decided
             self._say(
                 f"Decision on {tool_call_id} recorded; still waiting for: {', '.join(remaining)}.\n"
             )
+            calls = (await loop.bridge(self.client.info())).get("pending_calls") or []
+            self.view.seed_pending([c for c in calls if self.view.tool(c["tool_call_id"]) is None])
             self.view.state = "paused"
             return self.view
         return await self.follow(int(info.get("last_seq", 0)), next_run)

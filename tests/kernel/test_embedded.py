@@ -161,3 +161,22 @@ def test_with_autoawait_off_the_magic_still_runs(kernel: Kernel) -> None:
         kernel.run("%autoawait on")
     assert out.errors == []
     assert out.text.startswith("You said: sync please\n[done]")
+
+
+def test_two_calls_in_one_pause_get_a_cell_each(kernel: Kernel, tmp_path: Path) -> None:
+    model = write_script(
+        tmp_path / "two.json",
+        {"text": "Two files.", "tool_calls": [
+            {"name": "write_file", "arguments": {"path": "a.txt", "content": "a"}},
+            {"name": "write_file", "arguments": {"path": "b.txt", "content": "b"}}]},
+        {"text": "Both written."},
+    )  # fmt: skip
+    kernel.run("%agent policy write_file ask")
+    out = kernel.run(f"%%agent --new --model {model}\ntwo files")
+    assert out.next_input is not None and out.next_input.startswith("%%approve call_0_0")
+    first = kernel.run(out.next_input)
+    assert "still waiting for: call_0_1" in first.text
+    assert first.next_input is not None and first.next_input.startswith("%%approve call_0_1")
+    second = kernel.run(first.next_input)
+    assert "✓ Wrote 1 bytes to b.txt" in second.text
+    assert "Both written." in second.text and "[done]" in second.text
