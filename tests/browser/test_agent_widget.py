@@ -62,3 +62,13 @@ def test_streaming_text_then_approve_in_the_widget(notebook: Callable[..., Noteb
     expect(card).to_contain_text("✓ Wrote 9 bytes to note.txt", timeout=30_000)
     expect(view).to_contain_text("The note is written.")
     expect(view).to_contain_text("[done]")
+
+
+def test_a_prompt_cell_in_the_agent_kernel(notebook: Callable[..., NotebookPage]) -> None:
+    """The Agent (Python) kernel: a plain cell is a prompt, answered in the widget."""
+    nb = notebook("prompt.ipynb", kernel="agentspace")
+    out = nb.run_cell("Hello from a prompt cell")
+    expect(out.locator(".agentspace-view")).to_contain_text(
+        "You said: Hello from a prompt cell", timeout=60_000
+    )
+    expect(out.locator(".agentspace-view")).to_contain_text("[done]")
