@@ -107,7 +107,6 @@ async def settle(run: Run) -> Settled:
 async def execute(run: Run, call_id: str, name: str, arguments: str, note: str = "") -> None:
     s = run.s
     changed: list[str] = []
-    extra: list[tuple[str, dict[str, Any]]] = []
     try:
         tool = s.engine.tools.get(name)
         args = tool.parse_arguments(arguments)
@@ -117,14 +116,12 @@ async def execute(run: Run, call_id: str, name: str, arguments: str, note: str =
         except SandboxError as exc:  # file tools still work; sandbox tools say why not
             ctx.runtime_error = exc.message
         output = await tool.run(ctx, args)
-        text, changed, extra = output.text, output.changed_paths, output.custom
+        text, changed = output.text, output.changed_paths
     except ToolError as exc:
         text = f"Error: {exc.message}"
     result(run, call_id, note + text)
     if changed:
         run.emit(custom(Custom.FILES, {"paths": changed, "tool_call_id": call_id}))
-    for name, value in extra:
-        run.emit(custom(name, {**value, "tool_call_id": call_id}))
 
 
 def result(run: Run, call_id: str, text: str) -> None:

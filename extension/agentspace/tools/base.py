@@ -52,13 +52,13 @@ class ToolContext:
 
 @dataclass
 class ToolOutput:
-    """A tool's result: ``text`` for the model, ``changed_paths`` for a "files changed" event,
-    ``custom`` for events views show (a process started, a preview opened)."""
+    """A tool's result: ``text`` for the model, ``changed_paths`` for a "files changed" event.
+
+    (Process and preview events come from the workspace itself, not from tool results.)
+    """
 
     text: str
     changed_paths: list[str] = field(default_factory=list)
-    custom: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    """CUSTOM events (name, value) the run emits after the result: process and preview."""
 
 
 def openai_function(name: str, description: str, parameters: dict[str, Any]) -> dict[str, Any]:

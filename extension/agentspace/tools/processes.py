@@ -12,7 +12,6 @@ import os
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ToolError
-from ..events import Custom
 from ..workspace.workspace import LOG_DIR, Workspace
 from .base import Tool, ToolContext, ToolOutput, tool
 
@@ -98,14 +97,13 @@ async def shell(ctx: ToolContext, args: ShellArgs) -> ToolOutput:
 
 
 @tool(policy="ask")
-async def start_process(ctx: ToolContext, args: StartArgs) -> ToolOutput:
+async def start_process(ctx: ToolContext, args: StartArgs) -> str:
     """Start a long-running command (a server, a watcher) in the background.
 
     Its output goes to a log file; read it with process_output.
     """
     record = await _runtime(ctx).processes.start(args.command, args.name)
-    text = f"Started process {record.name!r}; its output is logged to {record.log}."
-    return ToolOutput(text=text, custom=[(Custom.PROCESS, record.model_dump(mode="json"))])
+    return f"Started process {record.name!r}; its output is logged to {record.log}."
 
 
 @tool(policy="allow")
@@ -130,11 +128,10 @@ def process_output(ctx: ToolContext, args: OutputArgs) -> str:
 
 
 @tool(policy="ask")
-async def stop_process(ctx: ToolContext, args: NameArgs) -> ToolOutput:
+async def stop_process(ctx: ToolContext, args: NameArgs) -> str:
     """Stop a background process (SIGTERM, then SIGKILL after a grace period)."""
     record = await _runtime(ctx).processes.stop(args.name)
-    text = f"Process {record.name!r} is {record.status} (exit code {record.exit_code})."
-    return ToolOutput(text=text, custom=[(Custom.PROCESS, record.model_dump(mode="json"))])
+    return f"Process {record.name!r} is {record.status} (exit code {record.exit_code})."
 
 
 @tool(policy="ask")
@@ -147,11 +144,10 @@ async def restart_processes(ctx: ToolContext, args: RestartArgs) -> str:
 
 
 @tool(policy="allow")
-async def open_preview(ctx: ToolContext, args: PortArgs) -> ToolOutput:
+async def open_preview(ctx: ToolContext, args: PortArgs) -> str:
     """The URL where the user can open a web server running in the sandbox on this port."""
     url = await _runtime(ctx).preview(args.port)
-    text = f"Preview of port {args.port}: {url}"
-    return ToolOutput(text=text, custom=[(Custom.PREVIEW, {"port": args.port, "url": url})])
+    return f"Preview of port {args.port}: {url}"
 
 
 PROCESS_TOOLS: tuple[Tool, ...] = (
