@@ -4,7 +4,10 @@ A task sleeps 5 ms in a loop and records how much later than asked it woke up
 (the overshoot): whatever held the loop (a long callback, a synchronous import,
 a big JSON dump) shows up as one large overshoot. ``GET {base_url}looplag``
 returns the figures as JSON (max, p50, p99, the worst few with their wall-clock
-time, the count over 20 ms, garbage-collector pauses); ``POST {base_url}looplag``
+time, the count over 20 ms, garbage-collector pauses, and the CPU time of every
+other thread of the process, in the window and inside each of the worst stalls:
+a stall whose loop-thread CPU is well under its wall time either lost the GIL
+to those threads or lost the CPU to something else); ``POST {base_url}looplag``
 starts a new window (body ``{"freeze": true}``: call ``gc.freeze()`` first, to
 show what the collector's full passes cost).
 
@@ -26,6 +29,7 @@ costs time) two more things are recorded, so ``GET`` can say what held the loop:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -55,17 +59,41 @@ class Probe:
         self.busy = 0.0  # seconds spent in timed callbacks (LOOPLAG_STACKS only)
         self.ran = 0  # callbacks run (LOOPLAG_STACKS only)
         self.gc_time = 0.0  # seconds in garbage collection
+        self.clocks: list[tuple[str, int]] = []  # (name, CPU clock id) of the other threads
+        self.clocks_for = -1  # the thread count self.clocks was made for
         self.reset()
 
     def reset(self) -> None:
         self.samples = array("d")
-        # (lag s, wall time it ended, loop-thread CPU s, callbacks s, callbacks run, gc s)
-        self.worst: list[tuple[float, float, float, float, int, float, list[Any]]] = []
+        # (lag s, wall time it ended, loop-thread CPU s, callbacks s, callbacks run, gc s,
+        #  top callbacks, other threads' CPU s by name)
+        self.worst: list[
+            tuple[float, float, float, float, int, float, list[Any], dict[str, float]]
+        ] = []
         self.window: dict[str, list[float]] = {}  # name -> [count, s] since the last wake
         self.stacks: Counter[str] = Counter()
         self.callbacks: dict[str, list[float]] = {}  # name -> [count, total s, max s, over 5 ms]
         self.gc_pauses: list[tuple[float, int, int, float]] = []  # (s, generation, freed, at)
         self.started = time.time()
+        self.threads0 = self.thread_cpu()  # per-thread CPU at the start of the window
+
+    def thread_cpu(self) -> dict[str, float]:
+        """CPU seconds of every thread but the loop's, by name (one clock read each)."""
+        if threading.active_count() != self.clocks_for:
+            clocks = []
+            for thread in threading.enumerate():
+                if thread.ident is None or thread.ident == self.loop_thread:
+                    continue
+                with contextlib.suppress(OSError):
+                    clocks.append((thread.name, time.pthread_getcpuclockid(thread.ident)))
+            self.clocks, self.clocks_for = clocks, threading.active_count()
+        out: dict[str, float] = {}
+        for name, clock in self.clocks:
+            try:
+                out[name] = time.clock_gettime(clock)
+            except OSError:  # the thread ended: look again next time
+                self.clocks_for = -1
+        return out
 
     def on_gc(self, phase: str, info: dict[str, int]) -> None:
         """gc.callbacks hook: time every collection (they hold the GIL throughout)."""
@@ -134,9 +162,11 @@ class Probe:
             threading.Thread(target=self.watch, name="looplag-watchdog", daemon=True).start()
             self.time_callbacks()
         cpu = time.thread_time
+        self.clocks_for = -1
         while True:
             t0 = self.beat = clock()
             c0, b0, n0, g0 = cpu(), self.busy, self.ran, self.gc_time
+            others0 = self.thread_cpu()
             await asyncio.sleep(interval)
             lag = clock() - t0 - interval
             samples = self.samples
@@ -146,8 +176,18 @@ class Probe:
             if len(worst) < WORST or lag > worst[-1][0]:
                 used = cpu() - c0
                 top = sorted(self.window.items(), key=lambda kv: kv[1][1], reverse=True)[:6]
+                others = _spent(others0, self.thread_cpu())
                 worst.append(
-                    (lag, time.time(), used, self.busy - b0, self.ran - n0, self.gc_time - g0, top)
+                    (
+                        lag,
+                        time.time(),
+                        used,
+                        self.busy - b0,
+                        self.ran - n0,
+                        self.gc_time - g0,
+                        top,
+                        others,
+                    )
                 )
                 worst.sort(key=lambda w: w[0], reverse=True)
                 del worst[WORST:]
@@ -180,9 +220,13 @@ class Probe:
                     "callbacks": ran,
                     "gc_ms": gcs * 1000,
                     "top": [[name, int(c), s * 1000] for name, (c, s) in top],
+                    "threads_cpu_ms": {name: s * 1000 for name, s in others.items()},
                 }
-                for lag, at, used, busy, ran, gcs, top in self.worst
+                for lag, at, used, busy, ran, gcs, top, others in self.worst
             ],
+            "threads_cpu_ms": {
+                name: s * 1000 for name, s in _spent(self.threads0, self.thread_cpu()).items()
+            },
             "gc": {
                 f"gen{g}": {
                     "count": sum(1 for p in self.gc_pauses if p[1] == g),
@@ -205,6 +249,18 @@ class Probe:
             "stall_samples": sum(self.stacks.values()),
             "stall_stacks": [[n, stack] for stack, n in self.stacks.most_common(40)],
         }
+
+
+def _spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds per thread name between two ``thread_cpu`` reads (names summed
+    without their ``_N`` suffix: a pool's threads count as one), the non-zero ones."""
+    out: dict[str, float] = {}
+    for name, now in after.items():
+        spent = now - before.get(name, 0.0)
+        if spent > 0:
+            group = name.rstrip("0123456789").rstrip("_") or name
+            out[group] = out.get(group, 0.0) + spent
+    return out
 
 
 def _describe(handle: asyncio.Handle) -> str:
@@ -267,6 +323,8 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
+    if os.environ.get("LOOPLAG_SWITCH_INTERVAL"):  # diagnosis: the GIL hand-off interval
+        sys.setswitchinterval(float(os.environ["LOOPLAG_SWITCH_INTERVAL"]))
     route = url_path_join(serverapp.base_url, "looplag")
     serverapp.web_app.add_handlers(".*$", [(route, LoopLagHandler)])
 

@@ -26,16 +26,22 @@ measures, each next to a baseline taken in the same run:
    server's RSS then. Also the RSS before and after the engine is first used (one
    session + one run; measured first, on the main server), and the loop lag then.
 
-looplag also reports, for the worst stalls, the loop thread's CPU time and the GC
-time inside them. For diagnosis: ``--stall-stacks --profile DIR`` times every loop
-callback and samples the loop's stack during stalls; ``--profile DIR --phases
-burst,post`` runs py-spy on the server during those phases (collapsed stacks).
-Both perturb the figures; the reported run uses neither.
+looplag also reports, for the worst stalls, the loop thread's CPU time, the GC time
+and every other server thread's CPU time inside them (a stall whose loop CPU is well
+under its wall time lost the GIL or the CPU); the burst also reports what each CPU
+did meanwhile (/proc/stat) and the client's own CPU time. For diagnosis:
+``--stall-stacks --profile DIR`` times every loop callback and samples the loop's stack during
+stalls; ``--profile DIR --phases burst,post`` runs py-spy on the server during those
+phases (collapsed stacks). Both perturb the figures; the reported run uses neither.
 
 The client side is one asyncio process: SSE readers are raw ``asyncio.Protocol``
 objects that only timestamp and keep the bytes (parsed after the run), HTTP/1.0
-so there is no chunked encoding. Everything runs on this machine's 2 cores, so
-the client competes with the server; its CPU use is reported.
+so there is no chunked encoding. By default everything runs on all of this
+machine's cores, so the client competes with the server; its CPU use is reported.
+``--pin`` separates the load generator from the system under test: every server
+process is started under ``taskset`` on CPU 0 (its threads inherit it; checked
+after each phase) and this client pins itself to CPU 1 (``--pin S:C`` for other
+CPU lists, e.g. ``--pin 0-1:2-3``).
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ VENV_BIN = Path(sys.executable).parent  # the venv running the bench (a worktree
 API = "agentspace/api"
 
 RESULTS: list[tuple[str, str, str, str, str]] = []
+PIN: dict[str, set[int]] = {}  # --pin: "server" and "client" CPU sets
 NOTES: list[str] = []
 TRAITS: dict[str, Any] = {}  # --trait NAME=JSON: more AgentspaceApp settings
 
@@ -145,6 +152,8 @@ class Server:
     def start(self, timeout: float = 60.0) -> float:
         """Spawn and wait for the first answered ``GET api/status``; seconds taken."""
         cmd = [str(VENV_BIN / "jupyter"), "server", f"--config={self.config()}"]
+        if PIN:  # taskset execs the server: same pid, and every thread it starts inherits
+            cmd = ["taskset", "--cpu-list", cpu_list(PIN["server"]), *cmd]
         if os.geteuid() == 0:
             cmd.append("--allow-root")
         log = self.log_path.open("wb")
@@ -182,6 +191,16 @@ class Server:
             c.memory_info().rss for c in proc.children(recursive=True)
         )
 
+    def affinities(self) -> dict[str, set[int]]:
+        """CPU list -> the server's thread names pinned to it (all threads, now)."""
+        assert self.proc is not None
+        out: dict[str, set[int]] = {}
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            with contextlib.suppress(OSError):  # a thread may end meanwhile
+                cpus = cpu_list(os.sched_getaffinity(int(task.name)))
+                out.setdefault(cpus, set()).add(int(task.name))
+        return out
+
     def tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -206,6 +225,35 @@ class Server:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def parse_cpus(text: str) -> set[int]:
+    """``"0,2-3"`` -> {0, 2, 3}."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+
+
+def cpu_list(cpus: set[int]) -> str:
+    return ",".join(str(c) for c in sorted(cpus))
+
+
+def check_pinned(server: Server, phase: str) -> None:
+    """With ``--pin``: every server thread is still on the server's CPUs."""
+    if not PIN or server.proc is None:
+        return
+    found = server.affinities()
+    if set(found) != {cpu_list(PIN["server"])}:
+        raise RuntimeError(f"after {phase}, server threads by CPU list: {found}")
+    client = os.sched_getaffinity(0)
+    if client != PIN["client"]:
+        raise RuntimeError(f"after {phase}, the client runs on CPUs {client}")
+    PIN_CHECKS.append(f"{phase}: {sum(len(t) for t in found.values())} threads")
+
+
+PIN_CHECKS: list[str] = []
 
 
 # -- HTTP clients ------------------------------------------------------------------
@@ -425,8 +473,8 @@ async def wait_idle(conn: Conn, ids: list[str], timeout: float = 60) -> None:
 
 
 def worst_text(stats: dict[str, Any], t0: float) -> str:
-    """The worst stalls: lag, when, the loop thread's CPU time in it, its GC time, and
-    (with --stall-stacks) how many callbacks ran back to back in it."""
+    """The worst stalls: lag, when, the loop thread's CPU time in it, its GC time, the other
+    threads' CPU time, and (with --stall-stacks) how many callbacks ran back to back in it."""
     parts = []
     for w in stats["worst"][:4]:
         text = f"{w['lag_ms']:.0f} ms @+{w['at'] - t0:.2f}s (CPU {w['loop_cpu_ms']:.0f} ms"
@@ -436,8 +484,15 @@ def worst_text(stats: dict[str, Any], t0: float) -> str:
             text += f", {w['callbacks']} callbacks {w['callbacks_ms']:.0f} ms"
             top = ", ".join(f"{name} {n}x {ms:.0f} ms" for name, n, ms in w["top"][:3])
             text += f": {top}"
+        others = {k: v for k, v in w.get("threads_cpu_ms", {}).items() if v >= 0.5}
+        if others:
+            text += "; other threads " + ", ".join(
+                f"{k} {v:.0f} ms" for k, v in sorted(others.items(), key=lambda kv: -kv[1])
+            )
         parts.append(text + ")")
-    return f"{', '.join(parts)}; {gc_text(stats, t0)}"
+    threads = sorted(stats.get("threads_cpu_ms", {}).items(), key=lambda kv: -kv[1])
+    window = ", ".join(f"{k} {v:.0f} ms" for k, v in threads if v >= 0.5) or "none"
+    return f"{', '.join(parts)}; {gc_text(stats, t0)}; other threads' CPU in the window: {window}"
 
 
 def gc_text(stats: dict[str, Any], t0: float) -> str:
@@ -456,6 +511,20 @@ def gc_text(stats: dict[str, Any], t0: float) -> str:
             )
         )
     return "gc " + ("; ".join(parts) or "none")
+
+
+def cpus_text(cpus: list[dict[str, float]], wall: float) -> str:
+    """What each CPU did in ``wall`` seconds (from /proc/stat), e.g. to see whether the
+    server's CPU was busy with something else or idle while the loop was late."""
+    parts = []
+    for i, c in enumerate(cpus):
+        role = ""
+        if PIN:
+            role = " (server)" if i in PIN["server"] else " (client)" if i in PIN["client"] else ""
+        fields = ("user", "system", "softirq", "irq", "steal", "idle", "iowait")
+        shares = ", ".join(f"{k} {c[k] / wall:.0%}" for k in fields if c.get(k, 0) / wall >= 0.005)
+        parts.append(f"CPU {i}{role}: {shares}")
+    return "; ".join(parts)
 
 
 PROFILE: dict[str, Any] = {"dir": None, "phases": set(), "stacks": False}
@@ -679,6 +748,8 @@ async def burst(
     async with profiled(server, tag):
         await lag(conn, reset=True)
         cpu0 = sum(proc.cpu_times()[:2]) if proc else 0.0
+        client0 = time.process_time()
+        cpus0 = psutil.cpu_times(percpu=True)
         t0 = time.time()
         p0 = clock()
         results = await asyncio.gather(
@@ -696,6 +767,8 @@ async def burst(
             timed_out = sum(1 for s in subs if not s.done.done())
         wall = clock() - p0
         cpu = (sum(proc.cpu_times()[:2]) if proc else 0.0) - cpu0
+        client_cpu = time.process_time() - client0
+        cpus1 = psutil.cpu_times(percpu=True)
     stats = await lag(conn)
     dump_stalls(tag, stats)
     for s in subs:
@@ -736,6 +809,11 @@ async def burst(
         "lag": stats,
         "t0": t0,
         "cpu": cpu,
+        "client_cpu": client_cpu,
+        "cpus": [
+            {k: getattr(b, k) - getattr(a, k) for k in a._fields}
+            for a, b in zip(cpus0, cpus1, strict=True)
+        ],
         "idle": idle,
         "list_ms": list_ms,
         "listed": len(listing["sessions"]),
@@ -800,6 +878,7 @@ async def measure(server: Server, tmp: Path, quick: bool) -> None:
     try:
         await first_use(server, conn)
 
+        check_pinned(server, "first use")
         idle_seconds = 2.0 if quick else 4.0
         print(f"   idle loop-lag baseline ({idle_seconds:.0f} s)", flush=True)
         idle = await idle_lag(conn, idle_seconds)
@@ -868,6 +947,7 @@ async def measure(server: Server, tmp: Path, quick: bool) -> None:
             "reported",
         )
 
+        check_pinned(server, "fan-out")
         print("2. POST messages latency (200 sequential, 20 sessions)", flush=True)
         times = await post_latency(server, conn, 60 if quick else 200, 20)
         p50 = statistics.median(times["post"])
@@ -908,6 +988,7 @@ async def measure(server: Server, tmp: Path, quick: bool) -> None:
         count = 50 if quick else 200
         print(f"3. burst: {count} sessions, one run each at once", flush=True)
         b = await burst(server, conn, tmp, count)
+        check_pinned(server, "burst")
         print(
             f"   {b['ok']}/{count} runs complete; 202s in {b['accepted'] * 1000:.0f} ms;"
             f" all finished in {b['wall']:.2f} s; problems {b['problems']}",
@@ -952,7 +1033,7 @@ async def measure(server: Server, tmp: Path, quick: bool) -> None:
             "3. server CPU during the burst (all threads)",
             f"{b['cpu']:.2f} s in {b['wall']:.2f} s wall ({b['cpu'] / b['wall']:.0%} of a core);"
             f" {b['cpu'] / count * 1000:.1f} ms a run",
-            "-",
+            f"client {b['client_cpu']:.2f} s ({b['client_cpu'] / b['wall']:.0%} of a core)",
             "diagnostic",
         )
         report(
@@ -968,10 +1049,12 @@ async def measure(server: Server, tmp: Path, quick: bool) -> None:
             "reported",
         )
         note(f"burst worst loop stalls: {worst_text(b['lag'], b['t0'])}")
+        note(f"per-CPU time during the burst: {cpus_text(b['cpus'], b['wall'])}")
 
         print("3b. diagnostic: the same burst after gc.freeze() in the server", flush=True)
         _, frozen = await conn.request("POST", "looplag", {"freeze": True})
         f = await burst(server, conn, tmp, count, tag="frozen")
+        check_pinned(server, "frozen burst")
         report(
             "3b. diagnostic: same burst after gc.freeze(), loop lag max / p99",
             f"{f['lag']['max_ms']:.1f} / {f['lag']['p99_ms']:.2f} ms; {f['ok']}/{count} complete",
@@ -1008,7 +1091,26 @@ def main() -> None:
         metavar="NAME=JSON",
         help="an AgentspaceApp setting, e.g. quiet_collections=false (repeatable)",
     )
+    parser.add_argument(
+        "--pin",
+        nargs="?",
+        const="0:1",
+        metavar="SERVER:CLIENT",
+        help="pin the server (all threads) and this client to separate CPUs (default 0:1)",
+    )
     args = parser.parse_args()
+    if args.pin:
+        server_cpus, _, client_cpus = args.pin.partition(":")
+        PIN["server"], PIN["client"] = parse_cpus(server_cpus), parse_cpus(client_cpus)
+        if PIN["server"] & PIN["client"]:
+            parser.error("--pin: the server's and the client's CPUs overlap")
+        os.sched_setaffinity(0, PIN["client"])  # before any thread or child is started
+        note(
+            f"pinned: server on CPU {cpu_list(PIN['server'])} (taskset, all threads),"
+            f" this client on CPU {cpu_list(PIN['client'])}"
+        )
+    else:
+        note(f"not pinned: server and client share all {os.cpu_count()} cores")
     for trait in args.trait:
         name, _, value = trait.partition("=")
         TRAITS[name] = json.loads(value)
@@ -1034,6 +1136,8 @@ def main() -> None:
             server.stop()
         if problems:
             note(f"{len(problems)} warning/error lines in the server log, e.g. {problems[:3]}")
+        if PIN_CHECKS:
+            note("server threads all on the server's CPUs after " + "; ".join(PIN_CHECKS))
         if not args.skip_start:
             start_cost(tmp, 3 if quick else 5)
 
