@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from ..errors import SandboxError, SandboxUnavailableError
 from .docker_exec import LIMIT, DockerExecution, frames
+from .docker_limits import cgroup_files, outdated, update_limits
 from .namespaces import ENV
 from .sandbox import WORKSPACE_MOUNT, Sandbox, SandboxKind
 
@@ -58,7 +59,6 @@ echo =pids; cat pids.events pids/pids.events; true"""
 CONNECT = r"""grep -sqE "^ *[0-9]+: [0-9A-F]+:$1 [0-9A-F]+:0000 0A" /proc/net/tcp /proc/net/tcp6 \
   || exit 111; echo >&2; exec nc 127.0.0.1 $2"""
 EVENTS = {"memory": "oom_kill", "pids": "max"}  # the counted line in each cgroup file
-FILES = {"memory": ("memory.oom_control", "memory.events"), "pids": ("pids.events",) * 2}
 
 
 def _client(docker_host: str | None, timeout: int = 60) -> Any:
@@ -80,28 +80,6 @@ async def docker_available(docker_host: str | None = None) -> bool:
         return await asyncio.wait_for(asyncio.to_thread(ping), 3)
     except Exception:  # no SDK, no socket, no answer: all mean "not available"
         return False
-
-
-def _cgroup_files(pid: int, container_id: str) -> dict[str, Path]:
-    """The container's cgroup event files on this host; none when the engine runs elsewhere."""
-    try:
-        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-    except OSError:
-        return {}
-    found: dict[str, Path] = {}
-    for _, controllers, path in (line.split(":", 2) for line in lines):
-        for name, (v1, v2) in FILES.items():
-            if container_id not in path:  # another pid namespace's process, not ours
-                continue
-            if name in controllers.split(","):
-                file = Path("/sys/fs/cgroup", controllers, path.lstrip("/"), v1)
-            elif not controllers:  # the unified (v2) hierarchy
-                file = Path("/sys/fs/cgroup", path.lstrip("/"), v2)
-            else:
-                continue
-            if file.exists():
-                found.setdefault(name, file)  # v1 lines come first: prefer them
-    return found
 
 
 class DockerSandbox(Sandbox):
@@ -150,34 +128,55 @@ class DockerSandbox(Sandbox):
                 await self._call(self._attach_or_create)
 
     def _attach_or_create(self) -> None:
+        """Re-attach to the session's container, bringing it up to the current policy.
+
+        Limits (memory, processes, CPU) are updated in place, so running processes
+        keep running; a different image or network needs a new container (the
+        workspace is a bind mount and stays; processes in the old container stop).
+        """
         import docker.errors
 
         client, source, p = self._client(), str(self.workspace.resolve()), self.policy
+        memory = f"{p.memory_mb}m" if p.memory_mb else None
+        limits: dict[str, Any] = {
+            "mem_limit": memory,
+            "memswap_limit": memory,
+            "pids_limit": p.pids,
+            "nano_cpus": int(min(p.cpus, client.info()["NCPU"]) * 1e9) if p.cpus else None,
+        }
+        network = "host" if p.network == "host" else "none"
         try:
             found = client.containers.get(self.name)
             if found.labels.get(LABEL) != self.session_id:
                 raise SandboxError(f"container {self.name} exists but is not agentspace's")
             mounts = {m.get("Destination"): m.get("Source") for m in found.attrs["Mounts"]}
-            if mounts.get(WORKSPACE_MOUNT) != source:  # the workspace moved: start afresh
+            moved = mounts.get(WORKSPACE_MOUNT) != source
+            host = found.attrs["HostConfig"]
+            changed = found.attrs["Config"]["Image"] != p.image or host["NetworkMode"] != network
+            if moved or changed:  # start afresh in the new place or with the new image/network
                 found.remove(force=True)
                 found = None
+            elif outdated(host, limits):
+                update_limits(client, str(found.id), limits)
         except docker.errors.NotFound:
             found = None
+        except docker.errors.APIError as exc:
+            raise SandboxError(
+                f"Could not apply the sandbox policy to {self.name}: {exc.explanation or exc}."
+                " Lower limits than the processes inside use are refused: stop them first."
+            ) from exc
         if found is None:
-            memory = f"{p.memory_mb}m" if p.memory_mb else None
             found = client.containers.create(
                 p.image, KEEPALIVE, name=self.name, labels={LABEL: self.session_id}, init=True,
                 user=f"{os.getuid()}:{os.getgid()}", environment=ENV, working_dir=WORKSPACE_MOUNT,
                 volumes={source: {"bind": WORKSPACE_MOUNT, "mode": "rw"}},
-                network_mode="host" if p.network == "host" else "none",
-                mem_limit=memory, memswap_limit=memory, pids_limit=p.pids,
-                nano_cpus=int(min(p.cpus, client.info()["NCPU"]) * 1e9) if p.cpus else None,
+                network_mode=network, **limits,
             )  # fmt: skip
         if found.status != "running":
             found.start()
             found.reload()
         self._container_id = str(found.id)
-        self._cgroup = _cgroup_files(found.attrs["State"]["Pid"], self._container_id)
+        self._cgroup = cgroup_files(found.attrs["State"]["Pid"], self._container_id)
 
     def _open(self, argv: list[str], env: dict[str, str], stdin: bool = False) -> tuple[str, Any]:
         import docker.errors

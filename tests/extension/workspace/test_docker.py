@@ -292,3 +292,32 @@ async def test_no_engine_and_no_image_are_clear_errors(
         await nowhere.start()
     with pytest.raises(SandboxError, match=r"dockerd\.sh image"):
         await make_sandbox(image="agentspace-no-such-image:latest")
+
+
+async def test_new_limits_apply_to_the_running_container(make_sandbox: MakeSandbox) -> None:
+    import docker
+
+    first = await make_sandbox(memory_mb=256, pids=64)
+    code, _, _ = await run(first, "setsid nohup sleep 1000 >/dev/null 2>&1 & echo $! > bg.pid")
+    assert code == 0
+    await first.close()
+    again = DockerSandbox(first.session_id, first.workspace, SandboxPolicy(memory_mb=512, pids=128))
+    await again.start()
+    assert again._container_id == first._container_id  # updated in place
+    assert (await run(again, "kill -0 $(cat bg.pid)"))[0] == 0  # its processes kept running
+    client = docker.from_env()
+    host = client.containers.get(first.name).attrs["HostConfig"]
+    client.close()
+    assert (host["Memory"], host["PidsLimit"]) == (512 << 20, 128)
+    await again.close()
+
+
+async def test_a_new_network_policy_gets_a_new_container(make_sandbox: MakeSandbox) -> None:
+    first = await make_sandbox()
+    (first.workspace / "kept.txt").write_text("still here")
+    await first.close()
+    again = DockerSandbox(first.session_id, first.workspace, SandboxPolicy(network="host"))
+    await again.start()
+    assert again._container_id != first._container_id
+    assert await run(again, "cat kept.txt") == (0, "still here", "")  # the workspace stays
+    await again.destroy()
