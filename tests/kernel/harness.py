@@ -45,6 +45,14 @@ class Output:
                 return str(p["text"])
         return None
 
+    def buttons(self, label: str) -> list[str]:
+        """The comm ids of the widget buttons labelled ``label`` that this cell opened."""
+        return [
+            c["comm_id"]
+            for c in self.comms
+            if c.get("data", {}).get("state", {}).get("description") == label and "comm_id" in c
+        ]
+
     @property
     def final(self) -> str:
         """What a saved notebook shows: the stream text, or the last display's text."""

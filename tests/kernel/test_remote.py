@@ -27,6 +27,16 @@ def kernel(server: Server) -> Iterator[Kernel]:
         yield k
 
 
+def writes_then(tmp_path: Path, path: str, content: str, after: str) -> str:
+    """A scripted model that asks to write one file, then says ``after``."""
+    return write_script(
+        tmp_path / f"{path}.json",
+        {"text": "Writing.", "tool_calls": [
+            {"name": "write_file", "arguments": {"path": path, "content": content}}]},
+        {"text": after},
+    )  # fmt: skip
+
+
 def widget_states(out: Output) -> list[dict[str, Any]]:
     return [c["data"]["state"] for c in out.comms if "state" in c.get("data", {})]
 
@@ -59,12 +69,9 @@ def test_the_stop_button_works_while_the_cell_runs(kernel: Kernel, tmp_path: Pat
             return
         if "w3" not in str(msg["content"]["data"].get("state", {}).get("value", "")):
             return
-        for c in out.comms:
-            state = c.get("data", {}).get("state", {})
-            if state.get("description") == "Stop" and "comm_id" in c:
-                clicked.append(c["comm_id"])
-                kernel.click(c["comm_id"])
-                return
+        for comm_id in out.buttons("Stop")[:1]:
+            clicked.append(comm_id)
+            kernel.click(comm_id)
 
     out = kernel.run(f"%%agent --new --model {slow}\ntalk", during=click_stop_when_text_flows)
     assert clicked, "the Stop button was found and clicked"
@@ -73,12 +80,7 @@ def test_the_stop_button_works_while_the_cell_runs(kernel: Kernel, tmp_path: Pat
 
 
 def test_approvals_over_the_server(kernel: Kernel, server: Server, tmp_path: Path) -> None:
-    page = write_script(
-        tmp_path / "page.json",
-        {"text": "Writing.", "tool_calls": [
-            {"name": "write_file", "arguments": {"path": "a.txt", "content": "abc"}}]},
-        {"text": "Written."},
-    )  # fmt: skip
+    page = writes_then(tmp_path, "a.txt", "abc", "Written.")
     out = kernel.run(f"%%agent --new --model {page}\nwrite it")
     assert out.next_input is not None and out.next_input.startswith("%%approve call_0_0")
     approved = kernel.run(out.next_input)
@@ -90,18 +92,9 @@ def test_approvals_over_the_server(kernel: Kernel, server: Server, tmp_path: Pat
 def test_approve_clicked_in_the_widget_resumes_into_the_same_view(
     kernel: Kernel, server: Server, tmp_path: Path
 ) -> None:
-    page = write_script(
-        tmp_path / "click.json",
-        {"text": "Writing.", "tool_calls": [
-            {"name": "write_file", "arguments": {"path": "b.txt", "content": "abcd"}}]},
-        {"text": "Clicked and written."},
-    )  # fmt: skip
+    page = writes_then(tmp_path, "b.txt", "abcd", "Clicked and written.")
     out = kernel.run(f"%%agent --new --model {page}\nwrite it")
-    approve = [
-        c["comm_id"]
-        for c in out.comms
-        if c.get("data", {}).get("state", {}).get("description") == "Approve" and "comm_id" in c
-    ]
+    approve = out.buttons("Approve")
     assert approve, "the card shows an Approve button"
     kernel.click(approve[0])
     # the resumed run streams into the widget after the cell returned; the last display
@@ -114,12 +107,7 @@ def test_approve_clicked_in_the_widget_resumes_into_the_same_view(
 def test_a_decision_made_elsewhere_updates_the_widget(
     kernel: Kernel, server: Server, tmp_path: Path
 ) -> None:
-    page = write_script(
-        tmp_path / "elsewhere.json",
-        {"text": "Writing.", "tool_calls": [
-            {"name": "write_file", "arguments": {"path": "c.txt", "content": "c"}}]},
-        {"text": "Rejected, fine."},
-    )  # fmt: skip
+    page = writes_then(tmp_path, "c.txt", "c", "Rejected, fine.")
     out = kernel.run(f"%%agent --new --model {page}\nwrite it")
     assert out.next_input is not None
     sid = server.call("GET", "agentspace/api/sessions")["sessions"][0]["id"]
