@@ -12,6 +12,29 @@ import json
 from .view import ToolBlock
 
 
+def already_in(notebook_file: str, cell: str) -> bool:
+    """Whether the saved notebook already has a cell starting with ``cell``'s first line.
+
+    A notebook run again ("Run All") holds the approvable cells inserted the first
+    time; a scripted model makes the same call ids, so inserting again would
+    duplicate them. Unsaved edits are not seen: this reads the file on disk.
+    """
+    if not notebook_file:
+        return False
+    first = cell.split("\n", 1)[0].strip()
+    try:
+        with open(notebook_file, encoding="utf-8") as f:
+            cells = json.load(f).get("cells", [])
+    except (OSError, ValueError, AttributeError):
+        return False
+    for c in cells:
+        source = c.get("source", "")
+        text = "".join(source) if isinstance(source, list) else str(source)
+        if text.lstrip().split("\n", 1)[0].strip() == first:
+            return True
+    return False
+
+
 def approval_cell(block: ToolBlock) -> str:
     """``%%approve ID`` + a comment + the arguments as JSON (or the code, for run_cell)."""
     if block.kernel_tool and block.name == "run_cell":

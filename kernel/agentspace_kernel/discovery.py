@@ -39,6 +39,7 @@ class Location:
     server: ServerInfo | None
     notebook: str
     why: str  # one line for `%agent status`
+    file: str = ""  # the notebook's file on this machine, when known
 
 
 def runtime_dirs() -> list[Path]:
@@ -106,7 +107,19 @@ def locate(user_ns: dict[str, Any] | None = None, kernel_id: str = "") -> Locati
         notebook = notebook_key(session_name, server.root_dir, os.getcwd())
     else:
         notebook = _embedded_notebook(session_name, user_ns or {}, kernel_id)
-    return Location(server=server, notebook=notebook, why=why)
+    return Location(server=server, notebook=notebook, why=why, file=_notebook_file(user_ns or {}))
+
+
+def _notebook_file(user_ns: dict[str, Any]) -> str:
+    """The notebook's path on disk, when the kernel can tell (an absolute session name)."""
+    for candidate in (
+        os.environ.get("JPY_SESSION_NAME", ""),
+        os.environ.get("AGENTSPACE_NOTEBOOK", ""),
+        str(user_ns.get("__vsc_ipynb_file__", "")),
+    ):
+        if candidate and os.path.isabs(candidate):
+            return candidate
+    return ""
 
 
 def _embedded_notebook(session_name: str, user_ns: dict[str, Any], kernel_id: str) -> str:

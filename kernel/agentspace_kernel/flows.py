@@ -157,11 +157,11 @@ class Flows:
         view = await self._run_kernel_calls(run, view)
         if view.state != "paused" or not view.pending:
             return
-        from .cells import approval_cell
+        from .cells import already_in, approval_cell
 
-        first = view.pending[0]
-        if self.shell is not None:
-            self.shell.set_next_input(approval_cell(first), replace=False)
+        cell = approval_cell(view.pending[0])
+        if self.shell is not None and not already_in(self.client().location.file, cell):
+            self.shell.set_next_input(cell, replace=False)
         run.keep_following()
 
 

@@ -128,3 +128,26 @@ def test_remote_mode_never_imports_the_engine_or_litellm(kernel: Kernel) -> None
         "print([m for m in heavy if m in sys.modules])"
     )
     assert kernel.run(code).text.strip() == "[]"
+
+
+def test_run_all_again_does_not_insert_the_cell_twice(
+    kernel: Kernel, server: Server, tmp_path: Path
+) -> None:
+    """A saved notebook that already holds the approvable cell (Run All, a scripted model
+    making the same call id) gets no second copy."""
+    import json
+
+    notebook = server.root / "work" / "analysis.ipynb"
+    cell = {"cell_type": "code", "source": ["%%approve call_0_0\n", "{}"], "metadata": {},
+            "outputs": [], "execution_count": None}  # fmt: skip
+    notebook.write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4,
+                                    "nbformat_minor": 5}))  # fmt: skip
+    try:
+        model = writes_then(tmp_path, "d.txt", "d", "Done.")
+        out = kernel.run(f"%%agent --new --model {model}\nwrite it")
+        assert out.widgets and out.errors == []  # the run paused in a widget
+        assert out.next_input is None
+    finally:
+        notebook.unlink()
+    again = kernel.run(f"%%agent --new --model {model}\nwrite it")
+    assert again.next_input is not None and again.next_input.startswith("%%approve call_0_0")
