@@ -69,6 +69,7 @@ class CellRun:
         # Widget clicks may be dispatched on another thread (an ipykernel subshell):
         # background work is always started on the loop of the cell that made the view.
         self.home = asyncio.get_running_loop()
+        self._deciding = False
         if widgets:
             from .widget import RunWidget
 
@@ -175,9 +176,12 @@ class CellRun:
                     for seq, event in batch:
                         if event.get("type") == "CUSTOM":
                             changed += self.view.apply(event, seq)
-                    self.render(changed)
                     if not self.view.pending:
+                        if not self._deciding:  # decided elsewhere: the run goes on there
+                            changed += self.view.moved()
+                        self.render(changed)
                         return
+                    self.render(changed)
             finally:
                 await events.aclose()
 
@@ -241,6 +245,7 @@ class CellRun:
         self.home.call_soon_threadsafe(start)
 
     def _decide_clicked(self, tool_call_id: str, decision: dict[str, Any]) -> None:
+        self._deciding = True  # this view follows the resumed run itself
         self._spawn(lambda: self._decide(tool_call_id, decision))
 
     async def _decide(self, tool_call_id: str, decision: dict[str, Any]) -> None:

@@ -111,6 +111,8 @@ def footer(view: RunView) -> str:
         return f"[error: {view.error}]{usage}"
     if view.state == "paused":
         return f"[waiting for a decision]{usage}"
+    if view.state == "moved":
+        return f"[decided elsewhere: the run goes on in the cell or client that decided]{usage}"
     if view.state == "stopped":
         return f"[stopped: `%agent resume` continues]{usage}"
     if view.state == "finished":

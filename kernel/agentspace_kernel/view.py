@@ -17,7 +17,7 @@ EDIT_NOTE = "Note: the user edited the arguments of this call"
 ToolStatus = Literal[
     "streaming", "called", "awaiting_approval", "waiting_kernel", "done", "rejected", "error"
 ]
-RunState = Literal["waiting", "running", "paused", "finished", "stopped", "failed"]
+RunState = Literal["waiting", "running", "paused", "finished", "stopped", "failed", "moved"]
 
 
 @dataclass
@@ -97,7 +97,7 @@ class RunView:
 
     @property
     def ended(self) -> bool:
-        return self.state in ("paused", "finished", "stopped", "failed")
+        return self.state in ("paused", "finished", "stopped", "failed", "moved")
 
     def seed(self, tool_call_id: str, name: str, arguments: str) -> None:
         """Show a call made in an earlier run (a cell that decides it)."""
@@ -114,6 +114,12 @@ class RunView:
             self._add(block)
         if calls:
             self.state = "paused"
+
+    def moved(self) -> list[int]:
+        """Every call here was decided elsewhere: the run continues in that view."""
+        self.state = "moved"
+        self.endings += 1
+        return [-1]
 
     def stopped(self) -> list[int]:
         """The run was stopped from here (the kernel's interrupt) before its end arrived."""

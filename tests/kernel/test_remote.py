@@ -116,6 +116,9 @@ def test_a_decision_made_elsewhere_updates_the_widget(
         {"decision": "reject", "reason": "from the REST API"},
     )  # fmt: skip
     kernel.wait_for_state("✗ rejected: from the REST API", timeout=60)
+    # the widget hands over: static text says where the run went on
+    final = kernel.wait_for_display("[decided elsewhere", timeout=60)
+    assert "✗ rejected: from the REST API" in final
     again = kernel.run("%reject call_0_0 twice")
     assert "was already decided" in again.text
 
