@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml scripts/setup.sh
 # opened on the welcome notebook. `make demo` runs one session in the terminal instead.
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 run: setup
-	$(VENV)/bin/jupyter lab $(ROOT_FLAG) --ServerApp.root_dir=notebooks welcome.ipynb
+	$(VENV)/bin/jupyter lab $(ROOT_FLAG) --ServerApp.root_dir=notebooks notebooks/welcome.ipynb
 
 demo: setup
 	rm -rf "$(STATE)/demo"
