@@ -1,4 +1,4 @@
-"""What every benchmark here shares: percentiles and the results table."""
+"""What every benchmark here shares: percentiles, the results table, findings as they come."""
 
 from __future__ import annotations
 
@@ -29,3 +29,23 @@ class Report:
             print("| " + " | ".join(row) + " |")
         python = sys.version.split()[0]
         print(f"\n{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, Python {python}")
+
+
+# One run's findings, for the benches that print a verdict column and notes
+# (server.py, kernel.py): rows of (measure, result, baseline, target, verdict).
+RESULTS: list[tuple[str, str, str, str, str]] = []
+NOTES: list[str] = []
+
+
+def report(name: str, value: str, baseline: str, target: str, verdict: str = "") -> None:
+    RESULTS.append((name, value, baseline, target, verdict))
+    print(f"  {name}: {value}  (baseline {baseline}; target {target}) {verdict}", flush=True)
+
+
+def note(text: str) -> None:
+    NOTES.append(text)
+    print(f"  note: {text}", flush=True)
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "**not met**"

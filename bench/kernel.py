@@ -50,26 +50,10 @@ from typing import Any
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 
-from common import pct
+from common import NOTES, RESULTS, met, note, pct, report
 from server import API, Conn, Server, assistant_deltas, new_session, send, subscribe
 
-RESULTS: list[tuple[str, str, str, str, str]] = []
-NOTES: list[str] = []
 HEAVY = ("litellm", "httpx", "agentspace.engine", "jupyter_server", "ipywidgets", "markdown_it")
-
-
-def report(name: str, value: str, baseline: str, target: str, verdict: str = "") -> None:
-    RESULTS.append((name, value, baseline, target, verdict))
-    print(f"  {name}: {value}  (baseline {baseline}; target {target}) {verdict}", flush=True)
-
-
-def note(text: str) -> None:
-    NOTES.append(text)
-    print(f"  note: {text}", flush=True)
-
-
-def met(ok: bool) -> str:
-    return "met" if ok else "**not met**"
 
 
 def ms(seconds: float) -> str:

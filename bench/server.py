@@ -65,31 +65,15 @@ from typing import Any
 
 import psutil
 
-from common import pct
+from common import NOTES, RESULTS, met, note, pct, report
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 VENV_BIN = Path(sys.executable).parent  # the venv running the bench (a worktree may have none)
 API = "agentspace/api"
 
-RESULTS: list[tuple[str, str, str, str, str]] = []
 PIN: dict[str, set[int]] = {}  # --pin: "server" and "client" CPU sets
-NOTES: list[str] = []
 TRAITS: dict[str, Any] = {}  # --trait NAME=JSON: more AgentspaceApp settings
-
-
-def report(name: str, value: str, baseline: str, target: str, verdict: str = "") -> None:
-    RESULTS.append((name, value, baseline, target, verdict))
-    print(f"  {name}: {value}  (baseline {baseline}; target {target}) {verdict}", flush=True)
-
-
-def note(text: str) -> None:
-    NOTES.append(text)
-    print(f"  note: {text}", flush=True)
-
-
-def met(ok: bool) -> str:
-    return "met" if ok else "**not met**"
 
 
 # -- the server process ----------------------------------------------------------
