@@ -38,11 +38,11 @@ class Flows:
     shell: InteractiveShell | None
     _tools_key: tuple[str, str] | None
 
-    def client(self) -> AgentClient:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by AgentMagics, which mixes this in
 
-    def widgets(self) -> bool:
-        raise NotImplementedError
+        def client(self) -> AgentClient: ...
+
+        def widgets(self) -> bool: ...
 
     def _run(self, quiet: bool = False) -> Any:
         from .cellrun import CellRun
