@@ -126,6 +126,7 @@ class Probe:
         probe = self
 
         def _run(handle: asyncio.Handle) -> None:
+            name = _describe(handle)  # before: a task's step resumes where it awaited
             t0 = clock()
             try:
                 original(handle)
@@ -133,7 +134,6 @@ class Probe:
                 spent = clock() - t0
                 probe.busy += spent
                 probe.ran += 1
-                name = _describe(handle)
                 mine = probe.window.get(name)
                 if mine is None:
                     mine = probe.window[name] = [0, 0.0]
@@ -264,16 +264,34 @@ def _spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float
 
 
 def _describe(handle: asyncio.Handle) -> str:
-    """A stable name for a callback: the task's coroutine, or the function."""
+    """A stable name for a callback: the task's coroutine and where it resumes, or the function.
+
+    A task's step is named with the innermost ``await`` it resumes from (file:line), so
+    steps that wake without a pacing checkpoint can be told apart.
+    """
     callback = getattr(handle, "_callback", None)
     owner = getattr(callback, "__self__", None)
     if isinstance(owner, asyncio.Task):
         coro = owner.get_coro()
-        return f"task {getattr(coro, '__qualname__', type(coro).__name__)}"
+        return f"task {getattr(coro, '__qualname__', type(coro).__name__)}{_resumes(coro)}"
     if isinstance(owner, asyncio.Future):
         return "future callback"
     func = getattr(callback, "func", callback)  # functools.partial
     return str(getattr(func, "__qualname__", type(func).__name__))
+
+
+def _resumes(coro: Any) -> str:
+    """`` @ file:line`` of the innermost frame of a suspended coroutine's await chain."""
+    where = ""
+    for _ in range(40):
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+        if frame is None:
+            break
+        where = f" @ {frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}"
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+        if coro is None:
+            break
+    return where
 
 
 def heap() -> dict[str, Any]:

@@ -96,6 +96,14 @@ class AgentspaceApp(ExtensionApp):
         "30 s), so they do not pause every request in a burst of runs (agentspace.collector).",
     ).tag(config=True)
 
+    pace_requests = Bool(
+        True,
+        help="Let a burst of requests to this Jupyter server take turns with streaming runs "
+        "(each request is routed in its turn, agentspace.server.admission) instead of all in "
+        "one event-loop turn. Applies to every request of the server; off restores tornado's "
+        "behaviour.",
+    ).tag(config=True)
+
     @default("model")
     def _default_model(self) -> str:
         from .defaults import default_model
@@ -109,6 +117,13 @@ class AgentspaceApp(ExtensionApp):
         from .server.routes import routes
 
         self.handlers.extend(routes())
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        """Once the server's loop runs (its HTTPServer exists by then): pace its requests."""
+        if self.pace_requests:
+            from .server.admission import pace
+
+            pace(getattr(serverapp, "http_server", None))
 
     async def stop_extension(self) -> None:
         """Server shutdown: stop runs, commit events, stop sandboxes."""

@@ -14,6 +14,9 @@ and the gate lets them in a batch per loop turn, first in line first, as many
 as fit the budget at the unit cost it measured on earlier batches. A batch runs
 at the start of a turn, ahead of that turn's I/O and timers, so queued work is
 not starved by new arrivals, and the turn after it polls I/O and fires timers.
+Units differ in cost (a model chunk ~0.1 ms, a provider call's set-up ~1 ms), so
+the count is only an estimate: a caller let in after the slice is spent goes
+back to the front of the queue, in order, and the turn still ends on time.
 
 Call it where a task starts a unit of bulk work after waking up (a model chunk
 arrived, an event is to be written), not after the work: only work that has not
@@ -30,7 +33,7 @@ import time
 from collections import deque
 from weakref import WeakKeyDictionary
 
-BUDGET = 0.004  # seconds of checkpointed work per loop turn
+BUDGET = 0.002  # seconds of checkpointed work per loop turn
 MAX_BATCH = 64  # queued callers let in per turn at most (the cost estimate can be low)
 
 _clock = time.perf_counter
@@ -40,7 +43,7 @@ _last_opened = float("-inf")  # when any loop last opened a slice (collector.py 
 class _Gate:
     """One loop's slice and queue. ``opened`` is None until a checkpoint opens a slice."""
 
-    __slots__ = ("batch", "cost", "loop", "opened", "scheduled", "units", "waiters")
+    __slots__ = ("batch", "cost", "loop", "opened", "returning", "scheduled", "units", "waiters")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -50,6 +53,7 @@ class _Gate:
         self.cost = BUDGET  # what one unit costs (seconds), learnt from batches
         self.scheduled = False  # _turn is pending
         self.waiters: deque[asyncio.Future[None]] = deque()
+        self.returning: list[asyncio.Future[None]] = []  # let in too late: first next time
 
     def admit(self) -> bool:
         """Whether the caller may go on now (counted); if not, it is to queue."""
@@ -63,6 +67,19 @@ class _Gate:
             return False
         self.units += 1
         return True
+
+    def resume(self) -> bool:
+        """A queued caller was let in: go on unless this batch's slice is spent (the first goes)."""
+        if self.units and self.opened is not None and _clock() - self.opened >= BUDGET:
+            return False
+        self.units += 1
+        return True
+
+    def requeue(self) -> asyncio.Future[None]:
+        """A place at the front of the queue for a caller let in too late, kept in order."""
+        waiter = self.loop.create_future()
+        self.returning.append(waiter)
+        return waiter
 
     def _open(self, now: float, units: int) -> None:
         global _last_opened
@@ -82,6 +99,9 @@ class _Gate:
             self.cost = (self.cost + (now - self.opened) / self.units) / 2
         self.batch = False
         self.opened = None
+        if self.returning:
+            self.waiters.extendleft(reversed(self.returning))
+            self.returning.clear()
         size = max(1, min(MAX_BATCH, int(BUDGET / max(self.cost, 1e-6))))
         chosen: list[asyncio.Future[None]] = []
         while self.waiters and len(chosen) < size:
@@ -90,13 +110,13 @@ class _Gate:
                 chosen.append(waiter)
         if chosen:
             # In the next turn, in this order: _start, the chosen callers, _turn again.
-            self.loop.call_soon(self._start, len(chosen))
+            self.loop.call_soon(self._start)
             for waiter in chosen:
                 waiter.set_result(None)
             self.schedule()
 
-    def _start(self, units: int) -> None:
-        self._open(_clock(), units)
+    def _start(self) -> None:
+        self._open(_clock(), 0)
         self.batch = True
 
 
@@ -125,3 +145,5 @@ async def checkpoint() -> None:
     gate.waiters.append(waiter)
     gate.schedule()
     await waiter
+    while not gate.resume():
+        await gate.requeue()

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import StoreError
+from .pacing import checkpoint
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -178,6 +179,9 @@ class Store:
         self._waiters.append(fut)
         self._wake.set()
         await fut
+        # One commit wakes every waiter in the same loop turn (200 POSTs in a burst):
+        # what each does next is bulk work that takes turns (pacing.py).
+        await checkpoint()
 
     async def _flush_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -259,9 +263,11 @@ class Store:
         conn = self._rconn
         assert conn is not None
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._reader, fn, conn)
+            result = await asyncio.get_running_loop().run_in_executor(self._reader, fn, conn)
         except sqlite3.Error as exc:
             raise StoreError(f"reading the state database {self.path} failed: {exc}") from exc
+        await checkpoint()  # reads finish in bursts too; what the reader does next takes turns
+        return result
 
     async def query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         args = tuple(params)

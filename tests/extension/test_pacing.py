@@ -87,6 +87,35 @@ async def test_many_runs_waking_together_share_loop_turns(clock: Clock) -> None:
     assert sum(per_turn) == pytest.approx(1000 * UNIT)
 
 
+async def test_a_turn_holds_a_slice_when_units_turn_dear(clock: Clock) -> None:
+    """Cheap units teach the gate a large batch; dear ones after them still share turns.
+
+    (Chunks cost ~0.1 ms, a provider call's set-up ~1 ms: a count learnt on the first
+    would let 40 of the second into one turn without the re-queue.)
+    """
+    loop = asyncio.get_running_loop()
+    per_turn: list[float] = []
+    finished = False
+
+    def tick(last: float) -> None:
+        per_turn.append(clock.now - last)
+        if not finished:
+            loop.call_soon(tick, clock.now)
+
+    async def run() -> None:
+        for cost in (BUDGET / 50, BUDGET / 50, BUDGET / 2, BUDGET / 50):
+            await checkpoint()
+            clock.now += cost
+            await asyncio.sleep(0)
+
+    loop.call_soon(tick, clock.now)
+    await asyncio.gather(*(run() for _ in range(200)))
+    finished = True
+    await asyncio.sleep(0)
+    assert max(per_turn) <= BUDGET + BUDGET / 2  # at most one unit past the slice
+    assert sum(per_turn) == pytest.approx(200 * (3 * BUDGET / 50 + BUDGET / 2))
+
+
 async def test_a_lone_queued_caller_gets_in_two_loop_turns_later(clock: Clock) -> None:
     clock.step = 1.0  # every reading is a second later: each slice is spent at once
     loop = asyncio.get_running_loop()

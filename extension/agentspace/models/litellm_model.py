@@ -40,6 +40,7 @@ from agentspace.errors import (
 )
 from agentspace.models.assembler import StreamAssembler
 from agentspace.models.base import Completion, StreamPart, Usage
+from agentspace.models.inline import inline
 from agentspace.pacing import checkpoint
 
 SCRIPTED_CONTEXT_WINDOW = 128_000
@@ -298,7 +299,8 @@ class LiteLLMModel:
             started = False
             response: Any = None
             try:
-                response = await litellm.acompletion(**call)
+                with inline(model):  # set-up on the loop: no GIL contest with threads
+                    response = await litellm.acompletion(**call)
                 _pace(response)
                 async for chunk in response:
                     for part in assembler.feed(chunk):
