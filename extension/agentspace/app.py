@@ -169,6 +169,10 @@ class AgentspaceApp(ExtensionApp):
         return EngineConfig(**values)
 
 
+# What the first request imports (~160 ms: pydantic, ag-ui, the engine), off the loop.
+HEAVY = ("agentspace.engine", "agentspace.server.models")
+
+
 class ServerState:
     """What handlers share: the engine (made on first use) and the per-user rate limiter."""
 
@@ -179,9 +183,21 @@ class ServerState:
         self._lock = asyncio.Lock()
         self._sent: dict[str, list[float]] = {}
         self._listening = False
+        self._imports: asyncio.Future[None] | None = None
+
+    async def imported(self) -> None:
+        """The engine's modules, imported once in a thread (imports.py), not on the loop."""
+        if self._imports is None:
+            from .imports import import_off_loop
+
+            self._imports = asyncio.ensure_future(import_off_loop(*HEAVY))
+        if not self._imports.done():
+            await asyncio.shield(self._imports)
+        self._imports.result()
 
     async def engine(self) -> Engine:
         if self._engine is None:
+            await self.imported()
             async with self._lock:
                 if self._engine is None:
                     from .engine import Engine

@@ -1,7 +1,8 @@
 """pacing.checkpoint: bulk work shares the loop once a slice is spent, and only then.
 
-The clock is pacing's seam: a fake one that moves only when a test says the work took
-time, so what is asserted is the order things ran in, never how long they took.
+The clock is pacing's seam: a fake one (conftest ``clock``) that moves only when a test
+says the work took time, so what is asserted is the order things ran in, never how long
+they took.
 """
 
 from __future__ import annotations
@@ -13,24 +14,7 @@ import pytest
 from agentspace import pacing
 from agentspace.pacing import BUDGET, _gate, checkpoint
 
-
-class Clock:
-    """``pacing._clock``: reads ``now``; ``step`` is added on every reading."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.step = 0.0
-
-    def __call__(self) -> float:
-        self.now += self.step
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(pacing, "_clock", fake)
-    return fake
+from .conftest import Clock
 
 
 async def test_checkpoints_do_not_yield_while_the_slice_has_budget(clock: Clock) -> None:
@@ -139,7 +123,7 @@ async def test_a_lone_queued_caller_gets_in_two_loop_turns_later(clock: Clock) -
 async def hog(clock: Clock) -> None:
     """Spend this turn's slice (the tasks created after it in the same turn then queue)."""
     await checkpoint()
-    clock.now += BUDGET
+    clock.now += BUDGET * 1.5  # past it: 1000.0 + BUDGET - 1000.0 may round below BUDGET
 
 
 async def test_queued_callers_get_in_first_come_first_served(clock: Clock) -> None:

@@ -19,9 +19,10 @@ without a loop turn. Only providers whose set-up does no I/O are inlined
 (``PURE``: providers that authenticate with an API key, and registered custom
 providers such as ``scripted``). A provider whose inline step takes more than
 ``SLOW`` seconds (a credential refresh, say) goes back to the thread for good,
-with a warning. A provider's first call is set up in a thread: it imports
-litellm's lazy modules (mcp, proxy types: ~200 ms). Anything unexpected (another litellm version that submits
-something else) falls through to the thread pool.
+with a warning. A provider's first call (with tools, and without) is set up in a
+thread: it imports litellm's lazy modules (mcp, proxy types: 200-500 ms); a slow
+step that imported modules is not counted as I/O. Anything unexpected (another
+litellm version that submits something else) falls through to the thread pool.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import contextlib
 import contextvars
 import functools
 import logging
+import sys
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -67,9 +69,11 @@ PURE = frozenset(
 )
 
 # The provider whose next litellm step this task runs inline; None when not armed.
-_armed: contextvars.ContextVar[str | None] = contextvars.ContextVar("agentspace_inline", default=None)
+_armed: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "agentspace_inline", default=None
+)
 _installed: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
-_warm: set[str] = set()  # providers whose first step ran (in a thread: it imports modules)
+_warm: set[tuple[str, bool]] = set()  # (provider, with tools) whose first step ran, threaded
 _demoted: set[str] = set()  # providers seen doing I/O in the step: threads from now on
 stats = {"inline": 0, "threaded": 0}  # litellm steps run each way while armed (tests, benches)
 
@@ -83,6 +87,7 @@ class InlineExecutor(concurrent.futures.ThreadPoolExecutor):
             return super().submit(fn, *args, **kwargs)
         loop = asyncio.get_running_loop()
         done = loop.create_future()
+        modules = len(sys.modules)
         started = time.perf_counter()
         try:
             done.set_result(fn(*args, **kwargs))
@@ -90,7 +95,8 @@ class InlineExecutor(concurrent.futures.ThreadPoolExecutor):
             done.set_exception(exc)
         took = time.perf_counter() - started
         stats["inline"] += 1
-        if took > SLOW and provider not in _demoted:
+        imported = len(sys.modules) - modules  # a one-time cost, not a reason to demote
+        if took > SLOW and not imported and provider not in _demoted:
             _demoted.add(provider)
             log.warning(
                 "litellm's set-up for %s took %.0f ms on the event loop (I/O in it?); its "
@@ -140,23 +146,26 @@ def provider_of(model: str) -> str:
         return ""
 
 
-def inlinable(model: str) -> bool:
+def inlinable(provider: str) -> bool:
+    """Whether the provider's set-up may run on the loop (``PURE`` or custom, not demoted)."""
     import litellm
 
-    provider = provider_of(model)
     if not provider or provider in _demoted:
-        return False
-    if provider not in _warm:  # the first call imports litellm's lazy modules: 200 ms
-        _warm.add(provider)
         return False
     custom = any(item.get("provider") == provider for item in litellm.custom_provider_map)
     return custom or provider in PURE
 
 
 @contextlib.contextmanager
-def inline(model: str) -> Iterator[None]:
-    """Run the litellm set-up step of the ``acompletion`` awaited in this block on the loop."""
-    if not inlinable(model):
+def inline(model: str, *, tools: bool = True) -> Iterator[None]:
+    """Run the litellm set-up step of the ``acompletion`` awaited in this block on the loop.
+
+    ``tools``: whether the call passes tools (litellm's first such call imports more).
+    """
+    provider = provider_of(model)
+    first = (provider, tools) not in _warm  # it imports litellm's lazy modules: 200-500 ms
+    _warm.add((provider, tools))
+    if first or not inlinable(provider):
         stats["threaded"] += 1
         yield
         return
@@ -164,7 +173,7 @@ def inline(model: str) -> Iterator[None]:
     if loop not in _installed:
         loop.set_default_executor(InlineExecutor(thread_name_prefix="asyncio"))
         _installed.add(loop)
-    armed = _armed.set(provider_of(model))
+    armed = _armed.set(provider)
     try:
         yield
     finally:

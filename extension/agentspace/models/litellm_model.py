@@ -38,6 +38,7 @@ from agentspace.errors import (
     ModelUnavailableError,
     RateLimitError,
 )
+from agentspace.imports import quietly
 from agentspace.models.assembler import StreamAssembler
 from agentspace.models.base import Completion, StreamPart, Usage
 from agentspace.models.inline import inline
@@ -58,15 +59,15 @@ def load_litellm() -> None:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     # pydantic complains about a litellm TypedDict on first use; it is not ours to fix.
     warnings.filterwarnings("ignore", r"Item '\w+' on TypedDict class", UserWarning)
-    # The import allocates ~500k objects: full collections during it would pause every
-    # thread (the server's event loop included) for 100-200 ms, five times over.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        import litellm
-    finally:
-        if enabled:
-            gc.enable()
+    # ~500k long-lived objects: collections during the import would pause every thread
+    # (the server's loop included) 100-200 ms, five times over, and full ones after it
+    # would walk them all (300 ms pauses under load): imports.quietly.
+    quietly(_import_litellm)
+    _loaded = True
+
+
+def _import_litellm() -> None:
+    import litellm
 
     litellm.suppress_debug_info = True
     litellm.set_verbose = False
@@ -75,10 +76,6 @@ def load_litellm() -> None:
     from agentspace.models import scripted
 
     scripted.register()
-    # litellm leaves ~500k long-lived objects; without this every full collection walks them
-    # (300 ms pauses of the whole server under load).
-    gc.freeze()
-    _loaded = True
 
 
 def _freeze_after_first_call() -> None:
@@ -299,7 +296,7 @@ class LiteLLMModel:
             started = False
             response: Any = None
             try:
-                with inline(model):  # set-up on the loop: no GIL contest with threads
+                with inline(model, tools=bool(tools)):  # set-up on the loop, not a thread
                     response = await litellm.acompletion(**call)
                 _pace(response)
                 async for chunk in response:

@@ -38,7 +38,7 @@ class PacedDelegate(httputil.HTTPMessageDelegate):
     def __init__(self, inner: httputil.HTTPMessageDelegate) -> None:
         self.inner = inner
 
-    async def headers_received(  # type: ignore[override]
+    async def headers_received(
         self,
         start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
         headers: httputil.HTTPHeaders,

@@ -83,6 +83,7 @@ class AgentspaceHandler(APIHandler):
     async def prepare(self) -> None:  # type: ignore[override]
         # A burst of requests is bulk work too: take turns with the runs (see pacing.py).
         await checkpoint()
+        await self.state.imported()  # the first request imports the engine, off the loop
         await super().prepare()
 
     @property
