@@ -22,13 +22,20 @@ Call it where a task starts a unit of bulk work after waking up (a model chunk
 arrived, an event is to be written), not after the work: only work that has not
 run yet can be moved to a later turn.
 
+Two lanes: a request (an HTTP handler answering someone, marked with
+``requests_first()`` in its task) is let in before queued bulk work, so a POST
+into a server that is streaming runs is not queued behind their chunks; each
+batch still lets in at least one bulk caller, so a flood of requests cannot
+starve the runs. Both lanes share one budget per turn.
+
 When the loop is not busy a checkpoint costs a clock read and never waits; a
-queued caller waits only behind those queued before it.
+queued caller waits only behind those queued before it in its lane.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections import deque
 from weakref import WeakKeyDictionary
@@ -38,12 +45,26 @@ MAX_BATCH = 64  # queued callers let in per turn at most (the cost estimate can 
 
 _clock = time.perf_counter
 _last_opened = float("-inf")  # when any loop last opened a slice (collector.py reads it)
+# Whether this task's checkpoints are a request's (first lane) or bulk work's.
+_request: contextvars.ContextVar[bool] = contextvars.ContextVar("agentspace_request", default=False)
+
+Waiter = asyncio.Future[None]
 
 
 class _Gate:
-    """One loop's slice and queue. ``opened`` is None until a checkpoint opens a slice."""
+    """One loop's slice and queues. ``opened`` is None until a checkpoint opens a slice."""
 
-    __slots__ = ("batch", "cost", "loop", "opened", "returning", "scheduled", "units", "waiters")
+    __slots__ = (
+        "batch",
+        "bulk",
+        "cost",
+        "loop",
+        "opened",
+        "requests",
+        "returning",
+        "scheduled",
+        "units",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -52,10 +73,15 @@ class _Gate:
         self.batch = False  # a batch of queued callers is running (between _start and _turn)
         self.cost = BUDGET  # what one unit costs (seconds), learnt from batches
         self.scheduled = False  # _turn is pending
-        self.waiters: deque[asyncio.Future[None]] = deque()
-        self.returning: list[asyncio.Future[None]] = []  # let in too late: first next time
+        self.requests: deque[Waiter] = deque()  # the first lane
+        self.bulk: deque[Waiter] = deque()
+        self.returning: list[tuple[bool, Waiter]] = []  # let in too late: first next time
 
-    def admit(self) -> bool:
+    @property
+    def waiters(self) -> int:
+        return len(self.requests) + len(self.bulk)
+
+    def admit(self, request: bool) -> bool:
         """Whether the caller may go on now (counted); if not, it is to queue."""
         now = opened = _clock()
         if self.opened is None:
@@ -63,10 +89,17 @@ class _Gate:
             self.schedule()
         else:
             opened = self.opened
-        if (self.waiters and not self.batch) or now - opened >= BUDGET:
+        ahead = self.requests if request else (self.requests or self.bulk)
+        if (ahead and not self.batch) or now - opened >= BUDGET:
             return False
         self.units += 1
         return True
+
+    def queue(self, request: bool) -> Waiter:
+        waiter = self.loop.create_future()
+        (self.requests if request else self.bulk).append(waiter)
+        self.schedule()
+        return waiter
 
     def resume(self) -> bool:
         """A queued caller was let in: go on unless this batch's slice is spent (the first goes)."""
@@ -75,10 +108,10 @@ class _Gate:
         self.units += 1
         return True
 
-    def requeue(self) -> asyncio.Future[None]:
-        """A place at the front of the queue for a caller let in too late, kept in order."""
+    def requeue(self, request: bool) -> Waiter:
+        """A place at the front of its lane for a caller let in too late, kept in order."""
         waiter = self.loop.create_future()
-        self.returning.append(waiter)
+        self.returning.append((request, waiter))
         return waiter
 
     def _open(self, now: float, units: int) -> None:
@@ -99,15 +132,12 @@ class _Gate:
             self.cost = (self.cost + (now - self.opened) / self.units) / 2
         self.batch = False
         self.opened = None
-        if self.returning:
-            self.waiters.extendleft(reversed(self.returning))
-            self.returning.clear()
+        for request, waiter in reversed(self.returning):
+            (self.requests if request else self.bulk).appendleft(waiter)
+        self.returning.clear()
         size = max(1, min(MAX_BATCH, int(BUDGET / max(self.cost, 1e-6))))
-        chosen: list[asyncio.Future[None]] = []
-        while self.waiters and len(chosen) < size:
-            waiter = self.waiters.popleft()
-            if not waiter.done():  # a cancelled caller has left the queue
-                chosen.append(waiter)
+        chosen = _take(self.requests, size - 1 if self.bulk else size)
+        chosen += _take(self.bulk, size - len(chosen))
         if chosen:
             # In the next turn, in this order: _start, the chosen callers, _turn again.
             self.loop.call_soon(self._start)
@@ -120,14 +150,30 @@ class _Gate:
         self.batch = True
 
 
+def _take(lane: deque[Waiter], count: int) -> list[Waiter]:
+    """Up to ``count`` live waiters from the front of a lane (a cancelled caller has left)."""
+    chosen: list[Waiter] = []
+    while lane and len(chosen) < count:
+        waiter = lane.popleft()
+        if not waiter.done():
+            chosen.append(waiter)
+    return chosen
+
+
 _gates: WeakKeyDictionary[asyncio.AbstractEventLoop, _Gate] = WeakKeyDictionary()
+_last: _Gate | None = None  # the gate looked up last: nearly always the one asked for again
 
 
 def _gate() -> _Gate:
+    global _last
     loop = asyncio.get_running_loop()
+    gate = _last
+    if gate is not None and gate.loop is loop:
+        return gate
     gate = _gates.get(loop)
     if gate is None:
         gate = _gates[loop] = _Gate(loop)
+    _last = gate
     return gate
 
 
@@ -136,14 +182,21 @@ def last_active() -> float:
     return _last_opened
 
 
+def requests_first(first: bool = True) -> None:
+    """Mark the current task as answering a request: its checkpoints take the first lane.
+
+    Tasks it creates inherit the mark (contextvars): one that goes on to do bulk work
+    (a run, an event stream) calls ``requests_first(False)``.
+    """
+    _request.set(first)
+
+
 async def checkpoint() -> None:
     """Return at once while this turn's slice has budget left, else in a later turn."""
     gate = _gate()
-    if gate.admit():
+    request = _request.get()
+    if gate.admit(request):
         return
-    waiter = gate.loop.create_future()
-    gate.waiters.append(waiter)
-    gate.schedule()
-    await waiter
+    await gate.queue(request)
     while not gate.resume():
-        await gate.requeue()
+        await gate.requeue(request)

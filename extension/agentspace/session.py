@@ -32,6 +32,7 @@ from .events import Custom, StoredEvent, custom, messages_snapshot, new_id
 from .inbox import check_decision, check_message
 from .kerneltools import KernelTool, ToolListing
 from .models.base import Usage
+from .pacing import requests_first
 from .records import SessionInfo, SessionRecord, Status
 from .recovery import close_dead_run
 from .runloop import Outcome, Run
@@ -300,6 +301,7 @@ class Session:
         self.engine.serving_changed()
 
     async def _serve(self, continuation: bool, run_id: str | None = None) -> None:
+        requests_first(False)  # started by a request handler; what it runs is bulk work
         try:
             if continuation and await self._run_one(Run(self, run_id=run_id)) != "success":
                 return

@@ -108,7 +108,7 @@ async def test_a_request_is_routed_only_once_its_turn_comes(clock: Clock) -> Non
     delegate = PacedDelegate(Inner())
     waiting = asyncio.create_task(delegate.headers_received(line, httputil.HTTPHeaders()))
     await asyncio.sleep(0)
-    assert routed == [] and len(_gate().waiters) == 1  # queued behind the slice
+    assert routed == [] and _gate().waiters == 1  # queued behind the slice
     await asyncio.gather(spent, waiting)
     assert routed == ["/x"]
 

@@ -138,7 +138,7 @@ async def test_queued_callers_get_in_first_come_first_served(clock: Clock) -> No
     spent = asyncio.create_task(hog(clock))
     first = [asyncio.create_task(caller(i)) for i in range(10)]
     await asyncio.sleep(0)  # the hog ran, then all ten queued behind it
-    queued.append(len(_gate().waiters))
+    queued.append(_gate().waiters)
     late = asyncio.create_task(caller(10))
     await asyncio.gather(spent, *first, late)
     assert queued == [10]
@@ -150,7 +150,7 @@ async def test_a_cancelled_caller_leaves_the_queue(clock: Clock) -> None:
     gone = asyncio.create_task(checkpoint())
     stays = asyncio.create_task(checkpoint())
     await asyncio.sleep(0)
-    assert len(_gate().waiters) == 2
+    assert _gate().waiters == 2
     gone.cancel()
     await asyncio.gather(spent, stays)  # not stuck behind the cancelled one
     assert gone.cancelled()
@@ -160,3 +160,48 @@ async def test_last_active_is_when_a_slice_last_opened(clock: Clock) -> None:
     await asyncio.sleep(0)  # a slice another test left open is closed by now
     await checkpoint()
     assert pacing.last_active() == clock.now
+
+
+async def test_a_request_goes_ahead_of_queued_bulk_work(clock: Clock) -> None:
+    order: list[str] = []
+
+    async def caller(name: str, request: bool) -> None:
+        pacing.requests_first(request)
+        await checkpoint()
+        order.append(name)
+        clock.now += BUDGET / 4
+
+    spent = asyncio.create_task(hog(clock))
+    bulk = [asyncio.create_task(caller(f"bulk{i}", False)) for i in range(6)]
+    await asyncio.sleep(0)  # the hog spent the slice; the bulk callers queued
+    request = asyncio.create_task(caller("request", True))
+    await asyncio.gather(spent, *bulk, request)
+    assert order[0] == "request"
+    assert order[1:] == [f"bulk{i}" for i in range(6)]
+
+
+async def test_bulk_work_gets_in_while_requests_keep_coming(clock: Clock) -> None:
+    order: list[str] = []
+
+    async def caller(name: str, request: bool) -> None:
+        pacing.requests_first(request)
+        await checkpoint()
+        order.append(name)
+        clock.now += BUDGET  # each unit spends a slice: one a turn
+
+    spent = asyncio.create_task(hog(clock))
+    bulk = asyncio.create_task(caller("bulk", False))
+    requests = [asyncio.create_task(caller(f"r{i}", True)) for i in range(20)]
+    await asyncio.gather(spent, bulk, *requests)
+    assert order.index("bulk") <= 1  # in the first batch, not after all 20 requests
+
+
+async def test_a_task_started_by_a_request_can_go_back_to_bulk() -> None:
+    pacing.requests_first()
+
+    async def run() -> bool:
+        pacing.requests_first(False)
+        return pacing._request.get()
+
+    assert await asyncio.create_task(run()) is False
+    assert pacing._request.get() is True  # the request's own task keeps its lane

@@ -27,7 +27,7 @@ from typing import Any
 import tornado.netutil
 from tornado import httputil
 
-from ..pacing import checkpoint
+from ..pacing import checkpoint, requests_first
 
 ACCEPTS_PER_TURN = 16
 
@@ -43,6 +43,7 @@ class PacedDelegate(httputil.HTTPMessageDelegate):
         start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
         headers: httputil.HTTPHeaders,
     ) -> None:
+        requests_first()  # this connection's task: its requests go ahead of bulk work
         await checkpoint()
         result = self.inner.headers_received(start_line, headers)
         if result is not None:

@@ -25,7 +25,7 @@ from ..errors import (
     ToolError,
     UnknownProcessError,
 )
-from ..pacing import checkpoint
+from ..pacing import checkpoint, requests_first
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -81,7 +81,8 @@ class AgentspaceHandler(APIHandler):
     auth_resource = "agentspace"
 
     async def prepare(self) -> None:  # type: ignore[override]
-        # A burst of requests is bulk work too: take turns with the runs (see pacing.py).
+        # A burst of requests takes turns with the runs, ahead of them (see pacing.py).
+        requests_first()
         await checkpoint()
         await self.state.imported()  # the first request imports the engine, off the loop
         await super().prepare()

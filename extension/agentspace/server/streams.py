@@ -18,6 +18,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 from tornado.iostream import StreamClosedError
 
+from ..pacing import requests_first
 from .base import AgentspaceHandler, ApiError
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ async def stream(
     started = start is None
     try:
         await handler.flush()
+        requests_first(False)  # the request is answered; delivering events is bulk work
         async for event in events:
             if not started:
                 started = start(event) if start is not None else True
