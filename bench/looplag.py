@@ -33,6 +33,7 @@ import contextlib
 import gc
 import json
 import os
+import resource
 import sys
 import threading
 import time
@@ -66,9 +67,11 @@ class Probe:
     def reset(self) -> None:
         self.samples = array("d")
         # (lag s, wall time it ended, loop-thread CPU s, callbacks s, callbacks run, gc s,
-        #  top callbacks, other threads' CPU s by name)
+        #  top callbacks, other threads' CPU s by name, loop-thread (slept, preempted) counts)
         self.worst: list[
-            tuple[float, float, float, float, int, float, list[Any], dict[str, float]]
+            tuple[
+                float, float, float, float, int, float, list[Any], dict[str, float], tuple[int, int]
+            ]
         ] = []
         self.window: dict[str, list[float]] = {}  # name -> [count, s] since the last wake
         self.stacks: Counter[str] = Counter()
@@ -167,6 +170,7 @@ class Probe:
             t0 = self.beat = clock()
             c0, b0, n0, g0 = cpu(), self.busy, self.ran, self.gc_time
             others0 = self.thread_cpu()
+            u0 = resource.getrusage(resource.RUSAGE_THREAD)
             await asyncio.sleep(interval)
             lag = clock() - t0 - interval
             samples = self.samples
@@ -177,6 +181,8 @@ class Probe:
                 used = cpu() - c0
                 top = sorted(self.window.items(), key=lambda kv: kv[1][1], reverse=True)[:6]
                 others = _spent(others0, self.thread_cpu())
+                u1 = resource.getrusage(resource.RUSAGE_THREAD)
+                switches = (u1.ru_nvcsw - u0.ru_nvcsw, u1.ru_nivcsw - u0.ru_nivcsw)
                 worst.append(
                     (
                         lag,
@@ -187,6 +193,7 @@ class Probe:
                         self.gc_time - g0,
                         top,
                         others,
+                        switches,
                     )
                 )
                 worst.sort(key=lambda w: w[0], reverse=True)
@@ -221,8 +228,10 @@ class Probe:
                     "gc_ms": gcs * 1000,
                     "top": [[name, int(c), s * 1000] for name, (c, s) in top],
                     "threads_cpu_ms": {name: s * 1000 for name, s in others.items()},
+                    "slept": switches[0],  # the loop thread blocked (a futex: the GIL, a syscall)
+                    "preempted": switches[1],  # it was runnable, another task had the CPU
                 }
-                for lag, at, used, busy, ran, gcs, top, others in self.worst
+                for lag, at, used, busy, ran, gcs, top, others, switches in self.worst
             ],
             "threads_cpu_ms": {
                 name: s * 1000 for name, s in _spent(self.threads0, self.thread_cpu()).items()

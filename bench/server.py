@@ -458,8 +458,9 @@ async def wait_idle(conn: Conn, ids: list[str], timeout: float = 60) -> None:
 
 
 def worst_text(stats: dict[str, Any], t0: float) -> str:
-    """The worst stalls: lag, when, the loop thread's CPU time in it, its GC time, the other
-    threads' CPU time, and (with --stall-stacks) how many callbacks ran back to back in it."""
+    """The worst stalls: lag, when, the loop thread's CPU time in it, its GC time, how often it
+    slept (blocked) or was preempted, the other threads' CPU time, and (with --stall-stacks)
+    how many callbacks ran back to back in it."""
     parts = []
     for w in stats["worst"][:4]:
         text = f"{w['lag_ms']:.0f} ms @+{w['at'] - t0:.2f}s (CPU {w['loop_cpu_ms']:.0f} ms"
@@ -469,6 +470,8 @@ def worst_text(stats: dict[str, Any], t0: float) -> str:
             text += f", {w['callbacks']} callbacks {w['callbacks_ms']:.0f} ms"
             top = ", ".join(f"{name} {n}x {ms:.0f} ms" for name, n, ms in w["top"][:3])
             text += f": {top}"
+        if w.get("slept") or w.get("preempted"):
+            text += f", slept {w['slept']}x, preempted {w['preempted']}x"
         others = {k: v for k, v in w.get("threads_cpu_ms", {}).items() if v >= 0.5}
         if others:
             text += "; other threads " + ", ".join(

@@ -180,7 +180,7 @@ class Store:
         self._wake.set()
         await fut
         # One commit wakes every waiter in the same loop turn (200 POSTs in a burst):
-        # what each does next is bulk work that takes turns (pacing.py).
+        # what each does next takes its turn, in its lane (pacing.py).
         await checkpoint()
 
     async def _flush_loop(self) -> None:
