@@ -8,6 +8,7 @@ they took.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -162,15 +163,21 @@ async def test_last_active_is_when_a_slice_last_opened(clock: Clock) -> None:
     assert pacing.last_active() == clock.now
 
 
-async def test_a_request_goes_ahead_of_queued_bulk_work(clock: Clock) -> None:
-    order: list[str] = []
+def lane_caller(clock: Clock, order: list[str], cost: float) -> Callable[..., Awaitable[None]]:
+    """A caller in a lane that records when it got in and then works ``cost`` seconds."""
 
     async def caller(name: str, request: bool) -> None:
         pacing.requests_first(request)
         await checkpoint()
         order.append(name)
-        clock.now += BUDGET / 4
+        clock.now += cost
 
+    return caller
+
+
+async def test_a_request_goes_ahead_of_queued_bulk_work(clock: Clock) -> None:
+    order: list[str] = []
+    caller = lane_caller(clock, order, BUDGET / 4)
     spent = asyncio.create_task(hog(clock))
     bulk = [asyncio.create_task(caller(f"bulk{i}", False)) for i in range(6)]
     await asyncio.sleep(0)  # the hog spent the slice; the bulk callers queued
@@ -182,13 +189,7 @@ async def test_a_request_goes_ahead_of_queued_bulk_work(clock: Clock) -> None:
 
 async def test_bulk_work_gets_in_while_requests_keep_coming(clock: Clock) -> None:
     order: list[str] = []
-
-    async def caller(name: str, request: bool) -> None:
-        pacing.requests_first(request)
-        await checkpoint()
-        order.append(name)
-        clock.now += BUDGET  # each unit spends a slice: one a turn
-
+    caller = lane_caller(clock, order, BUDGET)  # each unit spends a slice: one a turn
     spent = asyncio.create_task(hog(clock))
     bulk = asyncio.create_task(caller("bulk", False))
     requests = [asyncio.create_task(caller(f"r{i}", True)) for i in range(20)]
