@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import tornado.netutil
-from tornado import httputil, web
+from tornado import httputil, web, websocket
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from tornado.httpserver import HTTPServer
 
@@ -43,10 +43,15 @@ class Upload(web.RequestHandler):
         self.write({"received": self.size})
 
 
+class Echoes(websocket.WebSocketHandler):
+    def on_message(self, message: str | bytes) -> None:
+        self.write_message(message)
+
+
 @pytest.fixture
 async def server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
     monkeypatch.setattr(tornado.netutil, "_DEFAULT_BACKLOG", 128)  # pace() lowers it
-    app = web.Application([("/echo", Echo), ("/upload", Upload)])
+    app = web.Application([("/echo", Echo), ("/upload", Upload), ("/ws", Echoes)])
     http = HTTPServer(app)
     assert pace(http)
     [sock] = tornado.netutil.bind_sockets(0, "127.0.0.1")
@@ -78,6 +83,10 @@ async def test_a_paced_server_serves_requests_as_before(server: str) -> None:
     with pytest.raises(HTTPClientError) as missing:
         await fetch(f"{server}/nowhere")
     assert missing.value.code == 404
+    ws = await websocket.websocket_connect(server.replace("http", "ws") + "/ws")
+    await ws.write_message("ping")
+    assert await ws.read_message() == "ping"
+    ws.close()
 
 
 async def test_a_burst_of_requests_is_answered_when_every_slice_is_spent(
