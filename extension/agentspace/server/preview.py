@@ -10,6 +10,12 @@ The app is served on Jupyter's origin, so Jupyter's credentials (Authorization,
 ``?token=``, the login and ``_xsrf`` cookies) are stripped before anything
 reaches it, and it may not set those cookies. Requests are authenticated like
 every API: without a token or cookie the answer is 403 and the app sees nothing.
+
+Stripping credentials does not stop the app's own pages, which run in the user's
+browser on Jupyter's origin, from calling Jupyter's API with the user's cookies.
+Every answer therefore carries headers that confine the page to its prefix (a CSP,
+COOP, X-Frame-Options) and the app's redirects stay under the prefix: see
+isolation.py for what they block and what they do not.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from tornado import httputil, web
 from tornado.http1connection import HTTP1Connection
 from tornado.iostream import IOStream, StreamClosedError
 
+from . import isolation
 from .base import AgentspaceHandler, ApiError
 
 CHUNK = 1 << 16
@@ -43,7 +50,6 @@ NOT_FORWARDED = frozenset(
 )
 # Cookies of Jupyter servers and JupyterHub (cookies ignore ports: other servers' count too).
 JUPYTER_COOKIE = re.compile(r"_xsrf$|username-|jupyterhub-")
-LOOPBACK = ("127.0.0.1", "localhost", "0.0.0.0")
 # Tornado keeps no reference to a handler's task, and asyncio's stream protocols hold their
 # readers weakly: a request waiting on the app would be garbage that GC may destroy mid-flight.
 LIVE: set[asyncio.Task[Any] | None] = set()
@@ -142,6 +148,22 @@ class PreviewHandler(AgentspaceHandler):
         """Jupyter's frame-ancestors only: the API's ``default-src 'none'`` breaks every page."""
         csp: str = super(APIHandler, self).content_security_policy
         return csp
+
+    def set_default_headers(self) -> None:
+        """Jupyter's headers, then the page's confinement to its prefix: set here (tornado calls
+        this again on ``clear()``) so that every answer has it, the app's and our errors alike."""
+        super().set_default_headers()
+        for name, value in isolation.headers(self.scope).items():
+            if name == "Content-Security-Policy":
+                self.add_header(name, value)  # a second policy: both are enforced
+            else:
+                self.set_header(name, value)
+
+    @property
+    def scope(self) -> isolation.Scope:
+        request = self.request
+        prefix = isolation.prefix_of(request.path, self.base_url)
+        return isolation.Scope(request.host, request.protocol, prefix, self.port)
 
     def check_xsrf_cookie(self) -> None:
         """The app's own forms cannot carry Jupyter's ``_xsrf``, so by default the check is
@@ -268,19 +290,17 @@ class PreviewHandler(AgentspaceHandler):
             client.close()
 
     def split_path(self) -> tuple[str, str]:
-        """(prefix as the browser sees it, the app's request target), cut from the raw path:
-        the route's arguments are percent-decoded, which would turn ``%2F`` into a ``/``."""
-        raw, marker = self.request.path, "/agentspace/preview/"
-        start = raw.index(marker, max(len(self.base_url) - 1, 0)) + len(marker)
-        parts = raw[start:].split("/", 2)
+        """(prefix as the browser sees it, the app's request target), cut from the raw path."""
+        raw = self.request.path
+        prefix = isolation.prefix_of(raw, self.base_url)
         token = self.token
         query = "&".join(  # Jupyter's ?token= is a credential: the app must not see it
             p
             for p in self.request.query.split("&")
             if p and not (token and p.startswith("token=") and unquote(p[6:]) == token)
         )
-        target = "/" + (parts[2] if len(parts) > 2 else "") + (f"?{query}" if query else "")
-        return raw[: start + len(parts[0]) + 1 + len(parts[1])], target
+        target = (raw[len(prefix) :] or "/") + (f"?{query}" if query else "")
+        return prefix, target
 
     def is_jupyter_cookie(self, name: str) -> bool:
         ours = self.identity_provider.get_cookie_name(self)
@@ -322,7 +342,8 @@ class PreviewHandler(AgentspaceHandler):
         self, headers: httputil.HTTPHeaders, upgrade: bool = False
     ) -> Iterator[tuple[str, str]]:
         """The app's headers for the browser: no hop-by-hop ones (but the upgrade's own), no
-        Jupyter cookies, and redirects kept under the prefix."""
+        Jupyter cookies, none that would loosen the confinement, redirects kept under the
+        prefix."""
         named = {t.strip().lower() for t in headers.get("Connection", "").split(",")}
         chunked = "Transfer-Encoding" in headers
         for name, value in headers.get_all():
@@ -331,20 +352,14 @@ class PreviewHandler(AgentspaceHandler):
                 yield name, value
             elif key in HOP or key in named or (key == "content-length" and (chunked or upgrade)):
                 continue
+            elif key in isolation.DROPPED:
+                continue
             elif key == "set-cookie" and self.is_jupyter_cookie(value.split("=", 1)[0].strip()):
                 continue
             else:
                 yield name, self.location(value) if key == "location" else value
 
     def location(self, value: str) -> str:
-        """``/x`` (or ``http://127.0.0.1:PORT/x``) from the app means ``{prefix}/x`` here."""
-        if value.startswith("/") and not value.startswith("//"):
-            return self.prefix + value
-        try:
-            url = urlsplit(value)
-            ours = url.scheme in ("http", "https") and url.hostname in LOOPBACK
-            if not ours or url.port != self.port:
-                return value
-        except ValueError:
-            return value
-        return self.prefix + (url.path or "/") + (f"?{url.query}" if url.query else "")
+        """``/x`` (or ``http://127.0.0.1:PORT/x``) from the app means ``{prefix}/x`` here, and
+        no redirect leaves the prefix on this origin (`isolation.location` says why)."""
+        return isolation.location(value, self.scope, self.request.path)

@@ -25,6 +25,7 @@ WEB, ECHO, WS = 8765, 8766, 8767
 ECHO_APP = r"""
 import json, os, select, socket, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 PORT = int(sys.argv[1])
 
@@ -52,6 +53,15 @@ class Echo(BaseHTTPRequestHandler):
             return self.reply(302, b"", [("Location", "/target?x=1"), *cookies])
         if route == "/absolute":
             return self.reply(302, b"", [("Location", f"http://127.0.0.1:{PORT}/abs")])
+        if route == "/to":  # a redirect to wherever the query says
+            location = parse_qs(self.path.split("?", 1)[1])["url"][0]
+            return self.reply(302, b"", [("Location", location)])
+        if route == "/lax":  # headers that would undo the confinement, and one that would not
+            return self.reply(200, b"lax", [
+                ("Content-Security-Policy", "img-src 'self'"),
+                ("Cross-Origin-Opener-Policy", "unsafe-none"), ("X-Frame-Options", "SAMEORIGIN"),
+                ("Service-Worker-Allowed", "/"), ("Clear-Site-Data", '"cookies"'),
+                ("Cross-Origin-Embedder-Policy", "require-corp")])
         data = {"method": self.command, "path": self.path, "headers": self.headers.items(),
                 "body": body.decode()}
         self.reply(200, json.dumps(data).encode(), [("Content-Type", "application/json")])
@@ -215,6 +225,29 @@ def headers_of(echoed: dict[str, Any]) -> dict[str, str]:
     return {name.lower(): value for name, value in echoed["headers"]}
 
 
+def confinement(response: Any) -> dict[str, list[str]]:
+    """The directives of the preview's own CSP in ``response`` (the one with connect-src),
+    after checking the headers that go with it."""
+    assert response.headers.get_list("Cross-Origin-Opener-Policy") == ["same-origin"]
+    assert response.headers.get_list("X-Frame-Options") == ["DENY"]
+    policies = response.headers.get_list("Content-Security-Policy")
+    assert any(p.startswith("frame-ancestors 'self'") for p in policies)  # Jupyter's, kept
+    ours = [p for p in policies if "connect-src" in p]
+    assert len(ours) == 1, policies
+    return {d.split()[0]: d.split()[1:] for d in ours[0].split(";")}
+
+
+def assert_confined(response: Any, prefix: str) -> None:
+    """``response`` confines its page to ``prefix`` on the host the client asked for."""
+    host = response.request.url.split("/")[2]
+    csp = confinement(response)
+    pages = [f"http://{host}{prefix}/", f"https://{host}{prefix}/"]
+    assert csp["connect-src"] == [*pages, f"ws://{host}{prefix}/", f"wss://{host}{prefix}/"]
+    for name in ("form-action", "frame-src", "child-src", "worker-src", "manifest-src", "base-uri"):
+        assert csp[name] == pages, (name, csp)
+    assert csp["object-src"] == csp["frame-ancestors"] == ["'none'"]
+
+
 async def test_files_listing_and_redirects(jp_fetch: Any, preview: Preview) -> None:
     response = await jp_fetch("agentspace", "preview", preview.sid, str(WEB), "hello.txt")
     assert response.body == b"hello from the sandbox\n"
@@ -302,6 +335,65 @@ async def test_location_and_cookies_from_the_app(jp_fetch: Any, preview: Preview
     assert not any(c.startswith("_xsrf=evil") for c in set_cookies)
     response = await jp_fetch("agentspace", "preview", preview.sid, str(ECHO), "absolute", **fetch)
     assert response.headers["Location"] == f"{preview.prefix}/{ECHO}/abs"
+
+
+async def test_every_answer_confines_the_page(jp_fetch: Any, preview: Preview) -> None:
+    """The app's pages, its errors, HEAD, its redirects and the proxy's own answers all carry the
+    confinement (a 101 carries no page, so it has none)."""
+    fetch = {"follow_redirects": False, "raise_error": False}
+    web = f"{preview.prefix}/{WEB}"
+    for parts, method, code in [
+        (("hello.txt",), "GET", 200),
+        (("hello.txt",), "HEAD", 200),
+        (("missing.txt",), "GET", 404),  # http.server's own error page
+        (("sub",), "GET", 301),
+        ((), "GET", 302),  # the proxy's redirect of the bare prefix
+    ]:
+        response = await jp_fetch("agentspace", "preview", preview.sid, str(WEB), *parts,
+                                  method=method, **fetch)  # fmt: skip
+        assert response.code == code, (parts, method)
+        assert_confined(response, web)
+    response = await jp_fetch("agentspace", "preview", preview.sid, "8799", "x", **fetch)
+    assert response.code == 502  # nothing listens: the proxy's JSON error
+    assert_confined(response, f"{preview.prefix}/8799")
+
+
+async def test_the_app_cannot_loosen_the_confinement(jp_fetch: Any, preview: Preview) -> None:
+    """The app's CSP is enforced beside ours; its COOP, X-Frame-Options, Service-Worker-Allowed
+    and Clear-Site-Data are dropped; what does not loosen anything (COEP) passes."""
+    response = await jp_fetch("agentspace", "preview", preview.sid, str(ECHO), "lax")
+    assert response.body == b"lax"
+    assert_confined(response, f"{preview.prefix}/{ECHO}")
+    assert "img-src 'self'" in response.headers.get_list("Content-Security-Policy")
+    assert "Service-Worker-Allowed" not in response.headers
+    assert "Clear-Site-Data" not in response.headers
+    assert response.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+
+
+async def test_redirects_to_this_server_stay_under_the_prefix(
+    jp_fetch: Any, preview: Preview
+) -> None:
+    """CSP ignores the path after a redirect: a Location to this server outside the prefix
+    would let a fetch the CSP allowed land on Jupyter's API. It is mapped under the prefix."""
+    probe = await jp_fetch("agentspace", "preview", preview.sid, str(ECHO), "x")
+    host = probe.request.url.split("/")[2]
+    here = f"{preview.prefix}/{ECHO}"
+    cases = {
+        f"http://{host}/api/kernels": f"{here}/api/kernels",
+        f"https://{host.upper()}/api/kernels": f"{here}/api/kernels",
+        f"//{host}/api/kernels": f"{here}/api/kernels",
+        f"/\\{host}/api/kernels": f"{here}/api/kernels",
+        "../../../../../api/kernels": f"{here}/api/kernels",
+        f"http://{host}{here}/inside?q=1": f"{here}/inside?q=1",  # already under it: kept
+        "https://example.com/callback?code=1": "https://example.com/callback?code=1",
+    }
+    for value, expected in cases.items():
+        response = await jp_fetch(
+            "agentspace", "preview", preview.sid, str(ECHO), "to", params={"url": value},
+            follow_redirects=False, raise_error=False,
+        )  # fmt: skip
+        assert response.code == 302, value
+        assert response.headers["Location"] == expected, value
 
 
 async def test_response_is_streamed(jp_fetch: Any, preview: Preview) -> None:
