@@ -209,6 +209,12 @@ class PreviewHandler(AgentspaceHandler):
             query = f"?{self.request.query}" if self.request.query else ""
             self.redirect(f"{self.prefix}/{query}")  # so that relative links resolve under it
             return
+        if self.navigated_with_token():
+            # The login cookie is set by now (Jupyter does it for a token-authenticated
+            # request); without the token in its address the page cannot read it from
+            # ``location`` nor send it out in a Referer.
+            self.redirect(self.prefix + target)
+            return
         runtime = await (await self.engine()).workspaces.get(session)
         try:
             reader, writer = await asyncio.wait_for(runtime.sandbox.connect(port), CONNECT_TIMEOUT)
@@ -293,14 +299,26 @@ class PreviewHandler(AgentspaceHandler):
         """(prefix as the browser sees it, the app's request target), cut from the raw path."""
         raw = self.request.path
         prefix = isolation.prefix_of(raw, self.base_url)
-        token = self.token
-        query = "&".join(  # Jupyter's ?token= is a credential: the app must not see it
-            p
-            for p in self.request.query.split("&")
-            if p and not (token and p.startswith("token=") and unquote(p[6:]) == token)
-        )
+        query = self.without_token(self.request.query)
         target = (raw[len(prefix) :] or "/") + (f"?{query}" if query else "")
         return prefix, target
+
+    def without_token(self, query: str) -> str:
+        """A query string without Jupyter's ``token=`` (a credential: the app must not see it)."""
+        return "&".join(p for p in query.split("&") if p and not self.is_token(p))
+
+    def is_token(self, part: str) -> bool:
+        token = self.token
+        return bool(token) and part.startswith("token=") and unquote(part[6:]) == token
+
+    def navigated_with_token(self) -> bool:
+        """A browser opened a page with ``?token=`` in its address (a link that logs in)."""
+        request = self.request
+        return (
+            request.method in ("GET", "HEAD")
+            and request.headers.get("Sec-Fetch-Mode") == "navigate"
+            and any(self.is_token(p) for p in request.query.split("&"))
+        )
 
     def is_jupyter_cookie(self, name: str) -> bool:
         ours = self.identity_provider.get_cookie_name(self)
@@ -326,6 +344,9 @@ class PreviewHandler(AgentspaceHandler):
                     continue
             elif key == "origin" and urlsplit(value).netloc == request.host:
                 value = f"http://127.0.0.1:{self.port}"  # same-origin, as the app sees itself
+            elif key == "referer":
+                url = urlsplit(value)
+                value = url._replace(query=self.without_token(url.query)).geturl()
             lines.append(f"{name}: {value}")
         lines += [
             f"X-Forwarded-Prefix: {self.prefix}",

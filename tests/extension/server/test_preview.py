@@ -325,6 +325,32 @@ async def test_methods_bodies_and_headers(
     assert head.code == 200 and head.body == b""
 
 
+async def test_the_token_does_not_stay_where_the_page_can_read_it(
+    jp_fetch: Any, jp_serverapp: Any, preview: Preview
+) -> None:
+    """A link with ``?token=`` logs the browser in, then the address loses the token (the page
+    could read ``location``); a Referer that carries it reaches the app without it."""
+    token = jp_serverapp.identity_provider.token
+    opened = await jp_fetch(
+        "agentspace", "preview", preview.sid, str(ECHO), "page",
+        params={"token": token, "keep": "me"},
+        headers={"Authorization": "", "Sec-Fetch-Mode": "navigate"},
+        follow_redirects=False, raise_error=False,
+    )  # fmt: skip
+    assert opened.code == 302
+    assert opened.headers["Location"] == f"{preview.prefix}/{ECHO}/page?keep=me"
+    assert any(c.startswith("username-") for c in opened.headers.get_list("Set-Cookie"))
+    assert "/page" not in (preview.workspace / "requests.log").read_text()
+
+    page = f"http://localhost{preview.prefix}/{ECHO}/page?token={token}&keep=me"
+    response = await jp_fetch(
+        "agentspace", "preview", preview.sid, str(ECHO), "style.css",
+        headers={"Referer": page, "Sec-Fetch-Mode": "no-cors"},
+    )  # fmt: skip
+    referer = headers_of(json.loads(response.body))["referer"]
+    assert referer == f"http://localhost{preview.prefix}/{ECHO}/page?keep=me"
+
+
 async def test_location_and_cookies_from_the_app(jp_fetch: Any, preview: Preview) -> None:
     fetch = {"follow_redirects": False, "raise_error": False}
     response = await jp_fetch("agentspace", "preview", preview.sid, str(ECHO), "redirect", **fetch)
