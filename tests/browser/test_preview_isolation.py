@@ -10,9 +10,12 @@ A control on JupyterLab's page, in the same browser, shows the same requests do 
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 import time
 import urllib.request
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,8 @@ class App(BaseHTTPRequestHandler):
         if route == "/escape":  # the app knows the public host: it sends the page to Jupyter's API
             where = f"http://{self.headers['X-Forwarded-Host']}/api/contents"
             return self.reply(302, b"", "text/plain", ("Location", where))
+        if route == "/dot.png":  # its own image
+            return self.reply(200, base64.b64decode(DOT), "image/png")
         if route == "/sw.js":  # and offers its worker the whole origin
             return self.reply(200, b"", "text/javascript", ("Service-Worker-Allowed", "/"))
         if route == "/ws" and "Sec-WebSocket-Key" in self.headers:
@@ -113,6 +118,30 @@ function socket(url, message) {  // 'open' (or the echo of message), else 'error
     ws.onerror = () => resolve('error');
   });
 }
+function imageRead(src) {  // 'read' if its pixels could be read, else why not
+  return new Promise((resolve) => {
+    const img = new Image();
+    img.onload = () => {
+      try {
+        const canvas = Object.assign(document.createElement('canvas'), {width: 1, height: 1});
+        const context = canvas.getContext('2d');
+        context.drawImage(img, 0, 0);
+        context.getImageData(0, 0, 1, 1);
+        resolve('read');
+      } catch (e) { resolve(`blocked: ${e.name}`); }
+    };
+    img.onerror = () => resolve('blocked');
+    img.src = src;
+  });
+}
+function scriptRan(src) {  // 'ran' if the script set window.secret
+  return new Promise((resolve) => {
+    const script = Object.assign(document.createElement('script'), {src});
+    script.onload = () => resolve(window.secret ? 'ran' : 'loaded');
+    script.onerror = () => resolve('blocked');
+    document.body.append(script);
+  });
+}
 function framed(src) {
   return new Promise((resolve) => {
     const frame = Object.assign(document.createElement('iframe'), {src});
@@ -166,6 +195,9 @@ async function probe() {
   r.form = await submitted('/api/contents/form.txt');
   r.workerEverywhere = await scope({scope: '/'});
   r.workerHere = await scope();
+  r.readImage = await imageRead('/files/secret.png');
+  r.readScript = await scriptRan('/files/secret.js');
+  r.ownImage = await imageRead('dot.png');
   await new Promise((resolve) => setTimeout(resolve));  // the last violation events
   r.violations = violations;
   return r;
@@ -187,8 +219,26 @@ CONTROL = r"""async (preview) => {
     document.body.append(frame);
   });
   frame.remove();
-  return {put: put.status, framed};
+  const image = await new Promise((resolve) => {
+    const img = Object.assign(new Image(), {src: '/files/secret.png'});
+    img.onload = () => resolve('loaded');
+    img.onerror = () => resolve('failed');
+  });
+  return {put: put.status, framed, image};
 }"""
+
+
+def tiny_png() -> bytes:
+    """A valid 1x1 PNG, made here (no imaging library needed)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)  # 1x1, 8-bit RGB
+    pixels = zlib.compress(b"\x00\xff\x00\x00")  # filter byte, one red pixel
+    chunks = chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunks
 
 
 def put_file(server: LabServer, sid: str, path: str, text: str) -> None:
@@ -218,8 +268,10 @@ def start_app(server: LabServer, tmp_path: Path) -> str:
     sid = info["id"]
     code, _ = server.api("PATCH", f"{sessions}/{sid}", {"policies": {"start_process": "allow"}})
     assert code == 200
-    put_file(server, sid, "app.py", APP)
+    put_file(server, sid, "app.py", f"DOT = {base64.b64encode(tiny_png()).decode()!r}\n{APP}")
     put_file(server, sid, "index.html", PAGE)
+    (server.root / "secret.png").write_bytes(tiny_png())  # the user's files on Jupyter's side
+    (server.root / "secret.js").write_text("window.secret = 'the user\\'s data';\n")
     code, _ = server.api("POST", f"{sessions}/{sid}/messages", {"text": "start the app"})
     assert code == 202
     url = f"{server.url}/agentspace/preview/{sid}/8000/"
@@ -241,7 +293,7 @@ def test_a_preview_cannot_reach_jupyter(page: Page, lab_server: LabServer, tmp_p
 
     page.goto(f"{lab_server.url}/lab")  # JupyterLab's page; it also sets the _xsrf cookie
     control = page.evaluate(CONTROL, preview)
-    assert control == {"put": 201, "framed": "no document"}, control  # frame-ancestors 'none'
+    assert control == {"put": 201, "framed": "no document", "image": "loaded"}, control
     # JupyterLab opens the preview: the two pages end up in browsing context groups of their own
     with page.context.expect_page() as opened:
         page.evaluate("(url) => { window.previewTab = window.open(url); }", preview)
@@ -268,6 +320,9 @@ def test_a_preview_cannot_reach_jupyter(page: Page, lab_server: LabServer, tmp_p
     assert result["own"]["cookie"] == "app=yes", result
     assert result["socket"] == "echo ping", result
     assert result["workerHere"] == f"{prefix}/", result
+    # loads reach the prefix (and https:), not the user's files under Jupyter's /files/
+    assert result["readImage"] == result["readScript"] == "blocked", result
+    assert result["ownImage"] == "read", result
     for refused in [
         "connect-src /api/kernels",
         "connect-src /api/contents/pwned.txt",

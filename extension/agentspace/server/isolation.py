@@ -21,10 +21,12 @@ previews in a new tab, never in a frame.
 CSP ignores a URL's path after a redirect, so a redirect from the app to Jupyter's own paths would
 pass it: `location` keeps every redirect to this origin under the prefix.
 
-Not covered: loads that CSP leaves open so that apps can use CDNs (scripts, styles, images, media
-from any URL) also reach Jupyter's own paths, so a page can read the user's files that way: an
-image under ``/files/`` drawn on a canvas, a ``.js`` file run and its functions' source read
-(observed in Chromium). Only a separate origin for previews closes that.
+Loads (scripts, styles, images, media, fonts) may come from the prefix, from any ``https:`` URL
+(CDNs), inline, or from ``data:``/``blob:`` URLs. Over http (a local Jupyter, the usual case) that
+keeps Jupyter's other paths out, so a page cannot read the user's files by loading them (an image
+under ``/files/`` drawn on a canvas, a ``.js`` file run and its source read: observed in Chromium
+before). Over https the ``https:`` source includes Jupyter's own origin and those reads stay
+possible; only a separate origin for previews would close that.
 """
 
 from __future__ import annotations
@@ -95,6 +97,10 @@ def policy(scope: Scope) -> str:
         return " ".join(f"{s}://{scope.host}{path}" for s in schemes) if ok else "'none'"
 
     pages = sources("http", "https")
+
+    def loads(*extra: str) -> str:
+        return " ".join([pages, "https:", *extra, "data:", "blob:"]) if ok else "'none'"
+
     directives = [
         ("connect-src", sources("http", "https", "ws", "wss")),
         *((name, pages) for name in ("form-action", "frame-src", "child-src", "worker-src")),
@@ -102,6 +108,11 @@ def policy(scope: Scope) -> str:
         ("base-uri", pages),
         ("object-src", "'none'"),
         ("frame-ancestors", "'none'"),
+        # Loads: the prefix, any https: URL (CDNs), inline code, data: and blob: URLs; not
+        # Jupyter's other paths when Jupyter is served over http (see the module docstring).
+        ("script-src", loads("'unsafe-inline' 'unsafe-eval'")),
+        ("style-src", loads("'unsafe-inline'")),
+        *((name, loads()) for name in ("img-src", "media-src", "font-src")),
     ]
     return "; ".join(f"{name} {value}" for name, value in directives)
 

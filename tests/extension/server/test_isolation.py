@@ -27,6 +27,12 @@ def test_policy_lists_only_the_prefix() -> None:
     for name in ("form-action", "frame-src", "child-src", "worker-src", "manifest-src", "base-uri"):
         assert csp[name] == pages, name
     assert csp["object-src"] == csp["frame-ancestors"] == ["'none'"]
+    # loads: the prefix, https: (CDNs), inline, data: and blob:, never Jupyter's other paths
+    inline = ["'unsafe-inline'", "'unsafe-eval'"]
+    assert csp["script-src"] == [*pages, "https:", *inline, "data:", "blob:"]
+    assert csp["style-src"] == [*pages, "https:", inline[0], "data:", "blob:"]
+    for name in ("img-src", "media-src", "font-src"):
+        assert csp[name] == [*pages, "https:", "data:", "blob:"], name
 
 
 def test_policy_escapes_or_refuses_what_a_source_cannot_hold() -> None:
@@ -34,7 +40,7 @@ def test_policy_escapes_or_refuses_what_a_source_cannot_hold() -> None:
     assert odd["connect-src"][0] == "http://[::1]:8888/x%3By%2Cz%20w/agentspace/preview/s/1/"
     for host in ("evil; script-src *", "a b", ""):
         csp = directives(policy(Scope(host, "http", P)))
-        assert csp["connect-src"] == csp["form-action"] == ["'none'"], host
+        assert csp["connect-src"] == csp["form-action"] == csp["img-src"] == ["'none'"], host
 
 
 def test_prefix_of_a_raw_path() -> None:
