@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
-from . import records
+from . import kerneltools, records
 from .config import EngineConfig, Policy
 from .errors import InputError, NotFoundError
 from .models.base import Model
@@ -209,7 +209,7 @@ class Engine:
         if found is None:
             return None
         data, owner, last_seq, queued = found
-        record = SessionRecord.model_validate_json(data)
+        record = SessionRecord.model_validate_json(data, context={kerneltools.STORED: True})
         session = self._register(Session(self, record, last_seq, queued))
         await session.recover(owner)
         return session

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from .approvals import RUN_CELL, Decision, Executor, PendingCall, resolve_policy
 from .config import Policy
@@ -49,12 +49,14 @@ class KernelTool(BaseModel):
 
     @field_validator("parameters")
     @classmethod
-    def _object_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _object_schema(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         if value.get("type") != "object":
             raise ValueError(
                 'parameters must be a JSON Schema for an object: {"type": "object", '
                 '"properties": {...}}'
             )
+        if info.context and info.context.get(STORED):
+            return value  # checked when it was set; a load must not import jsonschema (~1 s)
         from jsonschema.exceptions import SchemaError
         from jsonschema.validators import validator_for
 
@@ -190,6 +192,12 @@ def check_policies(policies: dict[str, Policy]) -> None:
             '"run_cell": false.',
             tool=RUN_CELL,
         )
+
+
+# Validation context of a record read back from the store: its tools' schemas were checked.
+STORED = "stored"
+# What checking a schema or arguments imports (~1 s once): off the loop before first use.
+VALIDATOR = "jsonschema.validators"
 
 
 def check_arguments(tool: KernelTool, raw: str) -> None:

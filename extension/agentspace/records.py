@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, computed_field
 
 from .approvals import Decision, PendingCall, PendingInfo
 from .config import Policy
-from .kerneltools import KernelTool
+from .kerneltools import STORED, KernelTool
 
 Status = Literal["idle", "running", "awaiting_approval", "stopped", "failed", "interrupted"]
 
@@ -264,7 +264,7 @@ def rename_notebooks(conn: sqlite3.Connection, old: str, new: str) -> list[tuple
     moved = []
     for sid, notebook, data in rows:
         renamed = new + notebook[len(old) :]
-        record = SessionRecord.model_validate_json(data)
+        record = SessionRecord.model_validate_json(data, context={STORED: True})
         record.notebook = renamed
         conn.execute(
             "UPDATE sessions SET notebook = ?, data = ? WHERE id = ?",

@@ -17,6 +17,7 @@ from . import kerneltools, records
 from .approvals import DENIED_TEXT, PendingCall, rejection_text
 from .errors import SandboxError, ToolError
 from .events import Custom, custom, new_id
+from .imports import import_off_loop
 from .tools.base import ToolContext
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ async def settle(run: Run) -> Settled:
             result(run, call_id, kerneltools.unknown_tool_text(s, name))
             continue
         if kernel is not None and approval is None:
+            await import_off_loop(kerneltools.VALIDATOR)
             try:  # the model can fix its arguments without bothering the kernel
                 kerneltools.check_arguments(kernel, arguments)
             except ToolError as exc:

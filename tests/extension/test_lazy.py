@@ -1,9 +1,11 @@
-"""Nothing heavy is imported when the server loads the extension or the CLI starts."""
+"""Nothing heavy is imported when the server loads the extension, the CLI starts, or a stored
+session is loaded."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 HEAVY = ("litellm", "docker", "agentspace.engine", "agentspace.session", "ag_ui", "pydantic")
 
@@ -35,3 +37,37 @@ def test_importing_agentspace_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+RELOAD = """
+import asyncio, sys
+from pathlib import Path
+from agentspace.config import EngineConfig
+from agentspace.engine import Engine
+
+async def main(state, fresh):
+    async with Engine(EngineConfig(state_dir=Path(state), model="scripted/echo")) as engine:
+        session = await engine.session("tools.ipynb")
+        if fresh:
+            from agentspace.kerneltools import KernelTool
+            schema = {"type": "object", "properties": {"x": {"type": "integer"}}}
+            tool = KernelTool(name="double", description="Double x.", parameters=schema)
+            session.set_kernel_tools([tool], run_cell=False)
+            await session.store.flush()
+        print([t.name for t in session.kernel_tools()], "jsonschema" in sys.modules)
+
+asyncio.run(main(sys.argv[1], sys.argv[2] == "fresh"))
+"""
+
+
+def test_a_session_with_kernel_tools_loads_without_jsonschema(tmp_path: Path) -> None:
+    """A stored tool's schema was checked when it was set: loading it back (after a server
+    restart, on the event loop) must not import jsonschema, which takes ~1 s."""
+
+    def run(mode: str) -> str:
+        state = str(tmp_path / "state")
+        args = [sys.executable, "-c", RELOAD, state, mode]
+        return subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip()
+
+    assert run("fresh") == "['double'] True"  # setting it checks the schema
+    assert run("reload") == "['double'] False"

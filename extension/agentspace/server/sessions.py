@@ -157,8 +157,11 @@ class ToolsHandler(AgentspaceHandler):
     @web.authenticated
     @authorized
     async def put(self, session_id: str) -> None:
+        from ..imports import import_off_loop
+        from ..kerneltools import VALIDATOR
         from .models import SetTools
 
+        await import_off_loop(VALIDATOR)  # checking the tools' schemas imports it: ~1 s
         body = self.body(SetTools)
         session = await self.session(session_id)
         session.set_kernel_tools(body.tools, body.run_cell)
