@@ -13,6 +13,10 @@ medians and percentiles because these machines are noisy.
 4. preview throughput: a 10 MB file from ``python3 -m http.server`` in the sandbox
    through ``connect(port)``, against the same server reached directly on the
    host's loopback.
+5. docker: a background process's output into its log, written in the container
+   (``start_process``) against relayed by the server from the exec stream (how
+   processes were logged before; still the ``shell`` tool's path): throughput to a
+   complete log and the server's CPU time.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 from agentspace.tools.base import ToolContext
 from agentspace.tools.processes import shell
 from agentspace.workspace.namespaces import system_mounts
+from agentspace.workspace.runner import drain, open_log
 from agentspace.workspace.sandbox import SandboxKind, SandboxPolicy
 from agentspace.workspace.workspace import Workspace, make_sandbox
 from common import Report, pct
@@ -38,11 +43,12 @@ from common import Report, pct
 row = Report()
 
 
-def new_workspace(root: Path, kind: SandboxKind) -> Workspace:
+def new_workspace(root: Path, kind: SandboxKind, **policy: Any) -> Workspace:
     sid = uuid.uuid4().hex
     folder = root / "ws" / sid
     folder.mkdir(parents=True)
-    sandbox = make_sandbox(kind, sid, folder, SandboxPolicy(), os.environ.get("DOCKER_HOST"))
+    limits = SandboxPolicy(**policy)
+    sandbox = make_sandbox(kind, sid, folder, limits, os.environ.get("DOCKER_HOST"))
     return Workspace(sandbox, root / "state" / sid, lambda k, v: None, "/preview/{port}/")
 
 
@@ -178,6 +184,45 @@ async def _rate(open_stream: Any, size: int, repeats: int) -> float:
     return statistics.median(rates)
 
 
+def log_size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+async def logs(root: Path, repeats: int) -> None:
+    print("5. docker: 100 MB of background output into its log", flush=True)
+    size = 100_000_000
+    command = f"yes 0123456789012345678 | head -c {size}"
+    ws = new_workspace(root, "docker", log_bytes=2 * size)
+    await tool_shell(ws, "true")  # start the container
+
+    async def complete(log: Path, total: int) -> None:
+        deadline = time.monotonic() + 120
+        while log_size(log) < total:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{log} stopped at {log_size(log)} bytes")
+            await asyncio.sleep(0.005)
+
+    ours, relayed = [], []
+    for i in range(repeats):
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        record = await ws.processes.start(command, f"flood-{i}")
+        await complete(ws.folder / record.log, size + len(command) + 3)
+        ours.append((size / (time.perf_counter() - t0) / 1e6, time.process_time() - cpu0))
+        path = ws.folder / f".agentspace/logs/relayed-{i}.log"
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        log = open_log(ws.folder, path, 2 * size)
+        execution = await ws.sandbox.exec(command)
+        await asyncio.gather(drain(execution.stdout, None, log), drain(execution.stderr, None, log))
+        await execution.wait()
+        log.close()
+        relayed.append((size / (time.perf_counter() - t0) / 1e6, time.process_time() - cpu0))
+    for name, got in (("written in the container", ours), ("relayed by the server", relayed)):
+        rate, cpu = statistics.median(r for r, _ in got), statistics.median(c for _, c in got)
+        row(f"docker: 100 MB to the log, {name}, median of {repeats}",
+            f"{rate:.0f} MB/s, server CPU {cpu:.2f} s", "each other", "reported")  # fmt: skip
+    await ws.destroy(purge=True)
+
+
 async def main(quick: bool) -> None:
     kinds: list[SandboxKind] = ["bubblewrap", "local"]
     if os.environ.get("DOCKER_HOST"):
@@ -189,6 +234,8 @@ async def main(quick: bool) -> None:
         await cold_start(root, kinds, 10 if quick else 100)
         await concurrent(root, kinds, 50)
         await preview(root, kinds, 2 if quick else 5)
+        if "docker" in kinds:
+            await logs(root, 2 if quick else 5)
     row.table()
 
 

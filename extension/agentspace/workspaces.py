@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from .config import EngineConfig
+from .errors import SandboxError
 from .events import custom
 from .workspace.sandbox import SandboxKind, SandboxPolicy
 from .workspace.workspace import Workspace, make_sandbox, resolve_backend
@@ -19,9 +21,12 @@ from .workspace.workspace import Workspace, make_sandbox, resolve_backend
 if TYPE_CHECKING:
     from .session import Session
 
+log = logging.getLogger(__name__)
+
 
 class Workspaces:
-    """Runtimes by session id; ``close`` stops them all (processes, holders, relays)."""
+    """Runtimes by session id; ``close`` stops them all (processes, holders, relays), except
+    what a detached backend keeps running (docker: the next server re-attaches to it)."""
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
@@ -63,7 +68,11 @@ class Workspaces:
             state = self.config.state_dir / "sandboxes" / session.id
             runtime = Workspace(sandbox, state, emit, self.config.preview_url)
             self._runtimes[session.id] = runtime
-            return runtime
+        try:  # what an earlier server left running (docker), outside the lock: it may wait
+            await runtime.attach()  # for an engine, and other sessions must not
+        except SandboxError as exc:  # the engine is away: tried again by the next start/stop
+            log.warning("session %s: processes not re-attached: %s", session.id, exc)
+        return runtime
 
     async def forget(self, session_id: str, *, destroy: bool, purge: bool = False) -> None:
         runtime = self._runtimes.pop(session_id, None)

@@ -4,10 +4,11 @@ One container per session, not per command, because processes must outlive a com
 server restart: it runs a keep-alive process, each command is a ``docker exec`` in it, ``close``
 leaves it running, ``start`` re-attaches by name and only ``destroy`` removes it.
 
-An exec cannot get a cgroup of its own, and a daemon's ``setsid`` leaves its process group, so
-each exec carries ``AGENTSPACE_EXEC=<token>`` (inherited across fork, exec and setsid) and
-``kill`` signals every process whose ``/proc/PID/environ`` holds it until none is left. (One
-that clears its own environment escapes the tree kill, not the container: the boundary.)
+Background processes are not read through an exec stream, which nobody reads while no
+server is attached: the container writes their logs itself (``docker_runs.py``).
+
+Each exec carries ``AGENTSPACE_EXEC=<token>``, which its whole process tree inherits,
+daemons included: ``kill`` signals every process that holds it (``docker_kill.py``).
 
 The SDK blocks: its calls run in ``asyncio.to_thread``, and a thread per exec reads the
 multiplexed output into two StreamReaders, paused by their own flow control when the consumer
@@ -27,31 +28,22 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ..errors import SandboxError, SandboxUnavailableError
 from .docker_exec import LIMIT, DockerExecution, frames
+from .docker_kill import MARK, signal_tree
 from .docker_limits import cgroup_files, outdated, update_limits
+from .docker_runs import DockerRun, adopt, spawn
 from .namespaces import ENV
 from .sandbox import WORKSPACE_MOUNT, Sandbox, SandboxKind
 
 __all__ = ["DockerExecution", "DockerSandbox", "docker_available"]
 
 T = TypeVar("T")
-LABEL, MARK = "agentspace.session", "AGENTSPACE_EXEC"
+LABEL = "agentspace.session"
 KEEPALIVE = ["sleep", "2147483647"]
 HOW_TO = "start one (scripts/dockerd.sh start, set DOCKER_HOST) or use the bubblewrap backend"
-# $1 signal, $2 token: signal every marked process. KILL stops them all first (so none can
-# react, exit 0 or fork in between) and repeats until none is left (one may have forked while
-# we looked). Exit 0 if something was signalled, 1 if nothing was found.
-KILLER = r"""m="AGENTSPACE_EXEC=$2"; hit=1
-for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do
-  p=; for f in $(grep -lzxF "$m" /proc/[0-9]*/environ 2>/dev/null); do
-    f=${f#/proc/}; p="$p ${f%/environ}"; done
-  [ -n "$p" ] || exit $hit
-  [ "$1" = KILL ] && kill -s STOP $p 2>/dev/null
-  kill -s "$1" $p 2>/dev/null; hit=0; [ "$1" = KILL ] || exit 0
-done"""
 # The cgroup files of counters(), read from inside when the engine runs on another host.
 COUNTERS = """cd /sys/fs/cgroup; echo =memory; cat memory.events memory/memory.oom_control
 echo =pids; cat pids.events pids/pids.events; true"""
@@ -86,6 +78,7 @@ class DockerSandbox(Sandbox):
     """A session's container ``agentspace-<session_id>``, its workspace at /workspace."""
 
     kind: SandboxKind = "docker"
+    detached = True
 
     def __init__(self, *args: Any, docker_host: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -178,7 +171,10 @@ class DockerSandbox(Sandbox):
         self._container_id = str(found.id)
         self._cgroup = cgroup_files(found.attrs["State"]["Pid"], self._container_id)
 
-    def _open(self, argv: list[str], env: dict[str, str], stdin: bool = False) -> tuple[str, Any]:
+    def _open(
+        self, argv: list[str], env: dict[str, str], stdin: bool = False, detach: bool = False
+    ) -> tuple[str, Any]:
+        """Create and start an exec: its id and its stream's socket (None when ``detach``)."""
         import docker.errors
 
         api = self._client().api
@@ -192,6 +188,9 @@ class DockerSandbox(Sandbox):
                 if not (again and e.status_code == 409):
                     raise
                 self._attach_or_create()
+        if detach:
+            api.exec_start(exec_id, detach=True)
+            return exec_id, None
         sock = api.exec_start(exec_id, socket=True)
         getattr(sock, "_sock", sock).settimeout(None)  # the SDK's 60 s would cut idle commands
         return exec_id, sock
@@ -212,6 +211,26 @@ class DockerSandbox(Sandbox):
             time.sleep(0.01)
         raise SandboxError(f"docker exec {exec_id[:12]} did not report an exit code")
 
+    def _exec_state(self, exec_id: str) -> int | Literal["running", "forgotten"]:
+        """An exec's exit code once it ended; "forgotten" when the engine no longer knows it."""
+        import docker.errors
+
+        try:
+            info = self._client().api.exec_inspect(exec_id)
+        except docker.errors.NotFound:
+            return "forgotten"
+        if info["Running"] or info["ExitCode"] is None:
+            return "running"
+        return int(info["ExitCode"])
+
+    async def spawn(self, command: str, *, log: str, limit: int) -> DockerRun:
+        await self.start()
+        return await spawn(self, command, log, limit)
+
+    async def adopt(self, command: str, *, log: str, handle: str | None) -> DockerRun | None:
+        await self.start()
+        return await adopt(self, command, log, handle)
+
     async def exec(self, command: str, *, env: dict[str, str] | None = None) -> DockerExecution:
         await self.start()
         token = uuid.uuid4().hex[:16]
@@ -222,31 +241,7 @@ class DockerSandbox(Sandbox):
     def _signal(
         self, exec_id: str, token: str, sig: str, ended: threading.Event
     ) -> threading.Thread:
-        """Run the killer from a thread: ``kill()`` is synchronous and may come from anywhere."""
-        thread = threading.Thread(target=self._kill_tree, args=(exec_id, token, sig, ended))
-        self._killers.add(thread)
-        thread.start()
-        return thread
-
-    def _kill_tree(self, exec_id: str, token: str, sig: str, ended: threading.Event) -> None:
-        import docker.errors
-
-        def done(exec_id: str) -> bool:
-            return self._client().api.exec_inspect(exec_id)["ExitCode"] is not None
-
-        try:
-            for _ in range(100):  # ~5 s at most: a fork bomb can starve our own exec for a while
-                try:
-                    hit = self._run(KILLER, sig, token)[0] == 0
-                    if ended.is_set() or (hit and sig == "TERM") or (not hit and done(exec_id)):
-                        return
-                except docker.errors.NotFound:
-                    return  # the container is gone, and its processes with it
-                except Exception:
-                    pass  # e.g. the pids limit leaves no room for our exec yet: try again
-                ended.wait(0.05)
-        finally:
-            self._killers.discard(threading.current_thread())
+        return signal_tree(self, exec_id, token, sig, ended)
 
     async def connect(self, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         await self.start()

@@ -7,6 +7,13 @@ inside it (for previews). Output capture, time limits, logs, process names and
 events are the same for every backend and live above this port
 (``runner.py``, ``processes.py``), so each adapter stays small and the hostile
 cases are handled once.
+
+One exception, for backends whose background processes outlive the server
+(``detached``: docker): there the server cannot be the one reading a background
+process's output, since nobody would read it while no server runs. Such a
+backend ``spawn``s the process with its output appended to its log file by the
+sandbox itself (capped there), and ``adopt``s after a restart what an earlier
+server spawned, from the ``handle`` it gave.
 """
 
 from __future__ import annotations
@@ -48,12 +55,25 @@ class SandboxPolicy(BaseModel):
     )
 
 
+class Vanished(Exception):
+    """A detached process ended without leaving its exit status (its sandbox was restarted).
+
+    A control signal between a backend and the process table, not an error anyone sees;
+    ``code`` is what the backend knows of how it ended, if anything (137: killed).
+    """
+
+    def __init__(self, code: int | None) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 class Execution(ABC):
     """A command running in a sandbox: its output streams, its end, and a tree kill."""
 
     stdout: asyncio.StreamReader
     stderr: asyncio.StreamReader
     pid: int | None = None
+    handle: str | None = None  # a spawned process: what ``Sandbox.adopt`` finds it again by
 
     @abstractmethod
     async def wait(self) -> int:
@@ -73,6 +93,7 @@ class Sandbox(ABC):
 
     kind: SandboxKind
     isolated: bool = True
+    detached: bool = False  # background processes outlive the server: ``spawn`` and ``adopt``
 
     def __init__(self, session_id: str, workspace: Path, policy: SandboxPolicy) -> None:
         self.session_id = session_id
@@ -86,6 +107,20 @@ class Sandbox(ABC):
     @abstractmethod
     async def exec(self, command: str, *, env: dict[str, str] | None = None) -> Execution:
         """Start ``sh -c command`` in the workspace folder inside the sandbox."""
+
+    async def spawn(self, command: str, *, log: str, limit: int) -> Execution:
+        """Start a background process whose stdout and stderr the sandbox itself appends to
+        ``log`` (workspace-relative), ``limit`` bytes at most (the rest is read and dropped).
+
+        It keeps running and logging while no server is attached; its ``wait`` raises
+        ``Vanished`` if it ended without a status. Only where ``detached`` is true.
+        """
+        raise NotImplementedError(f"the {self.kind} backend keeps no process past the server")
+
+    async def adopt(self, command: str, *, log: str, handle: str | None) -> Execution | None:
+        """Follow again a process an earlier server ``spawn``ed (by its ``handle``), or None
+        when there is nothing to follow (``handle`` None: started before ``spawn`` existed)."""
+        raise NotImplementedError(f"the {self.kind} backend keeps no process past the server")
 
     @abstractmethod
     async def connect(self, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -105,7 +140,8 @@ class Sandbox(ABC):
 
     @abstractmethod
     async def close(self) -> None:
-        """Stop every process (the server is shutting down); keep the workspace."""
+        """Stop every process (the server is shutting down); keep the workspace. A detached
+        backend lets its processes run on instead."""
 
     async def destroy(self) -> None:
         """Remove the sandbox for good (the session is deleted)."""

@@ -149,12 +149,16 @@ class Workspace:
         self._size = (now, total)
         return total
 
+    async def attach(self) -> None:
+        """Follow again the processes an earlier server left running (docker)."""
+        await self.processes.attach()
+
     async def close(self) -> None:
         await self.processes.close()
         await self.sandbox.close()
 
     async def destroy(self, purge: bool) -> None:
-        await self.processes.close()
+        await self.processes.close(detach=False)
         await self.sandbox.destroy()
         if purge:
             shutil.rmtree(self.folder, ignore_errors=True)

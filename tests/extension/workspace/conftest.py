@@ -6,6 +6,9 @@ same name gives a new workspace on the same folder, state and session id (a serv
 Every workspace made is closed at teardown. ``emitted`` collects the ``emit(kind, value)``
 calls of all of them.
 
+``docker_host`` is a docker engine with the sandbox image (the private one of
+``scripts/dockerd.sh``, started here when we are root, as on CI); without one the test skips.
+
 The helpers (``until``, ``pids_with``, ``marker``, ``tool_context``) are handed out as
 fixtures because test modules cannot import this file under ``--import-mode=importlib``.
 ``until`` waits by bounded polling, never by sleeping a guessed time.
@@ -15,10 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
+import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +34,7 @@ from agentspace.workspace import cgroups
 from agentspace.workspace.sandbox import SandboxPolicy
 from agentspace.workspace.workspace import Workspace, make_sandbox
 
+SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "dockerd.sh"
 PREVIEW_URL = "http://preview.test/{session_id}/{port}/"
 # Small limits so a hostile command is stopped fast; a test overrides what it needs.
 DEFAULTS: dict[str, Any] = {"memory_mb": 256, "pids": 128, "cpus": 1.0, "timeout": 30.0}
@@ -55,6 +61,36 @@ def bubblewrap_usable() -> bool:
 @pytest.fixture(scope="session")
 def has_bubblewrap() -> bool:
     return bubblewrap_usable()
+
+
+def _script(*args: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        [str(SCRIPT), *args], capture_output=True, text=True, timeout=300, env=env, check=False
+    )
+    if done.returncode:
+        pytest.fail(f"scripts/dockerd.sh {' '.join(args)} failed:\n{done.stderr}")
+    found = re.search(r"DOCKER_HOST=(\S+)", done.stdout)
+    assert found, done.stdout
+    return found.group(1)
+
+
+@pytest.fixture(scope="session")
+def docker_host() -> Iterator[str]:
+    """A docker engine with the sandbox image; DOCKER_HOST points at it for the session."""
+    pytest.importorskip("docker", reason="the docker SDK is not installed (pip install docker)")
+    from agentspace.workspace.docker import docker_available
+
+    if os.geteuid() == 0:
+        env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+        _script("start", env=env)
+        host = _script("image", env=env)
+    elif asyncio.run(docker_available()):
+        host = _script("image")  # someone else's engine: DOCKER_HOST or the default socket
+    else:
+        pytest.skip("not root and no docker engine answers: run scripts/dockerd.sh start as root")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DOCKER_HOST", host)
+        yield host
 
 
 @pytest.fixture

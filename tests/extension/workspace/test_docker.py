@@ -1,8 +1,9 @@
 """The docker sandbox against a real engine: real containers, real limits, real kills.
 
-The engine is the private one of ``scripts/dockerd.sh`` (started here when we are root, as on
-CI). Every test gets its own session id and its container is removed afterwards. Waiting is
-done by bounded polling, never by sleeping a guessed time.
+The engine is the private one of ``scripts/dockerd.sh`` (the ``docker_host`` fixture of
+conftest.py starts it when we are root, as on CI). Every test gets its own session id and its
+container is removed afterwards. Waiting is done by bounded polling, never by sleeping a
+guessed time.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import subprocess
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,37 +24,7 @@ from agentspace.workspace.sandbox import Execution, SandboxPolicy
 
 pytest.importorskip("docker", reason="the docker SDK is not installed (pip install docker)")
 
-ROOT = Path(__file__).resolve().parents[3]
-SCRIPT = ROOT / "scripts" / "dockerd.sh"
-
 MakeSandbox = Callable[..., Awaitable[DockerSandbox]]
-
-
-def _script(*args: str, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(
-        [str(SCRIPT), *args], capture_output=True, text=True, timeout=300, env=env, check=False
-    )
-    if done.returncode:
-        pytest.fail(f"scripts/dockerd.sh {' '.join(args)} failed:\n{done.stderr}")
-    found = re.search(r"DOCKER_HOST=(\S+)", done.stdout)
-    assert found, done.stdout
-    return found.group(1)
-
-
-@pytest.fixture(scope="session")
-def docker_host() -> Iterator[str]:
-    """A docker engine with the sandbox image; DOCKER_HOST points at it for the session."""
-    if os.geteuid() == 0:
-        env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
-        _script("start", env=env)
-        host = _script("image", env=env)
-    elif asyncio.run(docker_available()):
-        host = _script("image")  # someone else's engine: DOCKER_HOST or the default socket
-    else:
-        pytest.skip("not root and no docker engine answers: run scripts/dockerd.sh start as root")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DOCKER_HOST", host)
-        yield host
 
 
 @pytest.fixture
