@@ -154,6 +154,16 @@ async def _sessions(args: argparse.Namespace, engine: Engine) -> int:
     return EXIT_OK
 
 
+async def _prune(args: argparse.Namespace, engine: Engine) -> int:
+    pruned = await engine.prune(args.idle_days, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    for info in pruned:
+        print(info.model_dump_json() if args.json else f"{verb}\t{info.notebook}\t{info.id}")
+    if not args.json:
+        print(f"{len(pruned)} anonymous kernel session(s) idle for {args.idle_days:g} days {verb}")
+    return EXIT_OK
+
+
 async def _events(args: argparse.Namespace, engine: Engine) -> int:
     session = await engine.find(args.key)
     printer = Printer(args.json)
@@ -252,6 +262,16 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sessions", parents=[common], help="list sessions")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=_sessions)
+    pr = sub.add_parser(
+        "prune",
+        parents=[common],
+        help="delete the sessions (and workspaces) of kernels that could not name their notebook"
+        " (nbclient, papermill: kernels/<id>.ipynb), idle for a while",
+    )
+    pr.add_argument("--idle-days", type=float, default=7.0, help="idle for this long (default 7)")
+    pr.add_argument("--dry-run", action="store_true", help="list them, delete nothing")
+    pr.add_argument("--json", action="store_true")
+    pr.set_defaults(fn=_prune)
     e = sub.add_parser("events", parents=[common], help="print stored events")
     e.add_argument("key", help="notebook key or session id")
     e.add_argument("--after", type=int, default=0)

@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import logging
 import posixpath
+import shutil
+import time
 import uuid
 from collections.abc import Iterable
 from functools import cache
@@ -20,7 +22,7 @@ from typing import Any
 
 from . import kerneltools, records
 from .config import EngineConfig, Policy
-from .errors import InputError, NotFoundError
+from .errors import InputError, NotFoundError, SandboxError
 from .models.base import Model
 from .records import SessionInfo, SessionRecord
 from .session import Session
@@ -175,10 +177,31 @@ class Engine:
         """Stop a session and its processes, remove it from the store (and its files)."""
         session = await self.get(session_id)
         await session.stop()
+        # A session not opened since the server started has no runtime loaded: load it, so
+        # that its sandbox goes too (a docker container) and the folder is purged.
+        with contextlib.suppress(SandboxError):
+            await self.workspaces.get(session)
         await self.workspaces.forget(session.id, destroy=True, purge=purge)
+        if purge:  # what no sandbox could remove (the backend is gone)
+            await asyncio.to_thread(shutil.rmtree, session.workspace, ignore_errors=True)
         await self.store.transaction(lambda c: records.delete_session(c, session.id))
         self._sessions.pop(session.id, None)
         self._by_notebook.pop(session.notebook, None)
+
+    async def prune(self, idle_days: float, *, dry_run: bool = False) -> list[SessionInfo]:
+        """Delete, with their workspaces, anonymous kernels' sessions idle for ``idle_days``.
+
+        A kernel that cannot name its notebook (nbclient, papermill, a console) gets a
+        session of its own, ``kernels/<kernel id>.ipynb``, that nothing reaches once the
+        kernel is gone: without this they pile up, one per notebook run.
+        """
+        before = time.time() - idle_days * 86_400
+        stale = await self.store.read(lambda c: records.idle_anonymous(c, before))
+        pruned = [await (await self.get(sid)).info() for sid, _, _ in stale]
+        if not dry_run:
+            for info in pruned:
+                await self.delete(info.id, purge=True)
+        return pruned
 
     async def rename_notebooks(self, old: str, new: str) -> int:
         """Move session keys from notebook (or folder) ``old`` to ``new``; returns how many."""

@@ -249,6 +249,24 @@ def release(conn: sqlite3.Connection, session_id: str, token: str) -> None:
     conn.execute("UPDATE sessions SET owner = NULL WHERE id = ? AND owner = ?", (session_id, token))
 
 
+# The key of a kernel's session when the kernel cannot name its notebook (nbclient, papermill,
+# consoles): ``kernels/<kernel id>.ipynb`` (agentspace_kernel.discovery makes it).
+ANONYMOUS = "kernels/"
+
+
+def idle_anonymous(conn: sqlite3.Connection, before: float) -> list[tuple[str, str, float]]:
+    """(id, notebook, last activity) of anonymous kernels' sessions idle since before ``before``
+    (last activity: made, or a message or run started, whichever is latest)."""
+    rows = conn.execute(
+        "SELECT s.id, s.notebook, MAX(s.created,"
+        " COALESCE((SELECT MAX(created) FROM inbox i WHERE i.session_id = s.id), 0),"
+        " COALESCE((SELECT MAX(started) FROM runs r WHERE r.session_id = s.id), 0)) AS last"
+        " FROM sessions s WHERE s.notebook LIKE ? ORDER BY last",
+        (ANONYMOUS + "%",),
+    ).fetchall()
+    return [(sid, notebook, last) for sid, notebook, last in rows if last < before]
+
+
 def delete_session(conn: sqlite3.Connection, session_id: str) -> None:
     for table in ("events", "messages", "inbox", "approvals", "runs", "sessions"):
         key = "id" if table == "sessions" else "session_id"

@@ -129,4 +129,4 @@ def _embedded_notebook(session_name: str, user_ns: dict[str, Any], kernel_id: st
     for candidate in (explicit, session_name, vscode):
         if candidate:
             return Path(candidate).expanduser().absolute().as_posix().lstrip("/")
-    return f"kernels/{kernel_id or os.getpid()}.ipynb"
+    return f"kernels/{kernel_id or os.getpid()}.ipynb"  # records.ANONYMOUS: agentspace prune
