@@ -78,9 +78,10 @@ class EngineConfig(BaseModel):
     )
     sandbox_policy: SandboxPolicy = Field(default_factory=SandboxPolicy)
     docker_host: str | None = Field(None, description="Docker engine URL (default: DOCKER_HOST).")
-    preview_url: str = Field(
+    preview_url: str | None = Field(
         "/agentspace/preview/{session_id}/{port}/",
-        description="URL template of previews ({session_id}, {port}).",
+        description="URL template of previews ({session_id}, {port}), served by the server; "
+        "None: a token-checked forwarder on 127.0.0.1 per port (embedded mode, no server).",
     )
 
     @field_validator("state_dir")

@@ -116,13 +116,7 @@ def preview(client: AgentClient, args: list[str]) -> str:
     if len(args) != 1:
         raise UsageError(f"%agent preview needs a port. {USAGE}")
     port = _int(args[0], "PORT", 1, 65535)
-    url = client.preview_url(port)
-    if url is None:
-        return (
-            "Previews go through the Jupyter server, and this kernel runs without one"
-            f" ({client.why}). Open the notebook in JupyterLab to preview port {port}."
-        )
-    return url
+    return str(_wait(client.preview_url(port)))
 
 
 def model(client: AgentClient, args: list[str]) -> str:

@@ -119,10 +119,12 @@ class AgentMagics(Flows, Magics):
             from .commands import COMMANDS
 
             text = COMMANDS[name](self.client(), args)
-            if name == "preview" and text.startswith("/"):  # a link the browser can open
+            if name == "preview" and text.startswith(("/", "http://127.0.0.1:")):  # a link
+                from html import escape
+
                 from IPython.display import display
 
-                link = f'<a href="{text}" target="_blank" rel="noopener">{text}</a>'
+                link = f'<a href="{escape(text)}" target="_blank" rel="noopener">{escape(text)}</a>'
                 display({"text/plain": text, "text/html": link}, raw=True)
                 return
             print(text)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,7 +96,7 @@ def test_approve_without_an_id_takes_the_only_pending_call(
         ("%agent policy shell sometimes", "%agent policy TOOL allow|ask|deny"),
         ("%agent logs", "%agent logs needs a process name"),
         ("%agent history lots", "N must be a whole number"),
-        ("%agent preview 8000", "Previews go through the Jupyter server"),
+        ("%agent preview 8000", "Nothing is listening on port 8000 in the sandbox"),
         ("%%agent --fast\nhi", "unknown option '--fast'. usage: %%agent"),
         ("%%agent\n   ", "The %%agent cell is empty"),
         ("%reject", "usage: %reject TOOL_CALL_ID"),
@@ -180,3 +184,39 @@ def test_two_calls_in_one_pause_get_a_cell_each(kernel: Kernel, tmp_path: Path) 
     second = kernel.run(first.next_input)
     assert "✓ Wrote 1 bytes to b.txt" in second.text
     assert "Both written." in second.text and "[done]" in second.text
+
+
+def test_a_preview_is_a_working_loopback_url_with_a_token(kernel: Kernel, tmp_path: Path) -> None:
+    """No server to proxy it: a forwarder on 127.0.0.1 that checks a token (workspace/forward)."""
+    web = "echo served from the sandbox > hello.txt; python3 -m http.server 8781 --bind 127.0.0.1"
+    model = write_script(
+        tmp_path / "web.json",
+        {"text": "Starting it.", "tool_calls": [
+            {"name": "start_process", "arguments": {"command": web, "name": "web"}}]},
+        {"text": "Started."},
+        {"text": "Here.", "tool_calls": [{"name": "open_preview", "arguments": {"port": 8781}}]},
+        {"text": "Open it."},
+    )  # fmt: skip
+    kernel.run("%agent policy start_process allow")
+    assert "Started." in kernel.run(f"%%agent --new --model {model}\nserve").text
+    deadline = time.monotonic() + 30
+    while not (url := kernel.run("%agent preview 8781").final.strip()).startswith("http://"):
+        assert time.monotonic() < deadline, f"no preview of the server in the sandbox: {url}"
+    assert url.startswith("http://127.0.0.1:") and "?agentspace_token=" in url
+
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
+    with opener.open(url, timeout=10) as listing:  # the token, then the cookie it set
+        assert listing.status == 200 and b"hello.txt" in listing.read()
+        page = listing.geturl() + "hello.txt"
+    assert "agentspace_token" not in page
+    with opener.open(page, timeout=10) as hello:
+        assert hello.read() == b"served from the sandbox\n"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(page, timeout=10)  # no cookie, no token
+    assert refused.value.code == 403
+
+    # the agent's own tool hands out the same forwarder
+    out = kernel.run(f"%%agent --model {model}\nshow me")
+    assert f"Preview of port 8781: {url}" in out.text

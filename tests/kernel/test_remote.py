@@ -87,6 +87,8 @@ def test_approvals_over_the_server(kernel: Kernel, server: Server, tmp_path: Pat
     assert "✓ Wrote 3 bytes to a.txt" in approved.plain[-1]
     assert "Written." in approved.plain[-1]
     assert "a.txt" in kernel.run("%agent files").text
+    sid = kernel.run("%agent status").text.split("session:")[1].split()[0]
+    assert kernel.run("%agent preview 8000").final == f"/agentspace/preview/{sid}/8000/"
 
 
 def test_approve_clicked_in_the_widget_resumes_into_the_same_view(

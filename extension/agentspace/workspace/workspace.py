@@ -19,6 +19,7 @@ from typing import Any
 
 from ..config import SandboxChoice
 from ..errors import SandboxUnavailableError, ToolError
+from .previews import make_previews
 from .processes import ProcessManager
 from .runner import CommandResult, run_command
 from .sandbox import Sandbox, SandboxKind, SandboxPolicy
@@ -75,13 +76,13 @@ class Workspace:
         sandbox: Sandbox,
         state: Path,
         emit: Callable[[str, dict[str, Any]], None],
-        preview_url: str,
+        preview_url: str | None,
     ) -> None:
         self.sandbox = sandbox
         self.folder = sandbox.workspace
         self.policy = sandbox.policy
         self.emit = emit
-        self.preview_url = preview_url
+        self.previews = make_previews(preview_url, sandbox)  # None: loopback forwarders
         self.processes = ProcessManager(
             sandbox, self.folder, state / "processes.json", lambda v: emit("process", v)
         )
@@ -109,8 +110,9 @@ class Workspace:
         self._size = None
         return result
 
-    async def preview(self, port: int) -> str:
-        """The URL of the web server on ``port`` (checked: something must answer)."""
+    async def preview(self, port: int, *, announce: bool = True) -> str:
+        """The URL of the web server on ``port`` (checked: something must answer), announced
+        to the session's clients unless ``announce`` is false."""
         try:
             _, writer = await asyncio.wait_for(self.sandbox.connect(port), 5)
         except (OSError, asyncio.TimeoutError) as exc:
@@ -119,8 +121,9 @@ class Workspace:
                 "with start_process, bound to 127.0.0.1 or 0.0.0.0, then try again."
             ) from exc
         writer.close()
-        url = self.preview_url.format(session_id=self.session_id, port=port)
-        self.emit("preview", {"port": port, "url": url})
+        url = await self.previews.url(port)
+        if announce:
+            self.emit("preview", {"port": port, "url": url})
         return url
 
     def check_quota(self, extra: int) -> None:
@@ -156,9 +159,11 @@ class Workspace:
     async def close(self) -> None:
         await self.processes.close()
         await self.sandbox.close()
+        await self.previews.close()
 
     async def destroy(self, purge: bool) -> None:
         await self.processes.close(detach=False)
         await self.sandbox.destroy()
+        await self.previews.close()
         if purge:
             shutil.rmtree(self.folder, ignore_errors=True)

@@ -92,8 +92,9 @@ class AgentClient(abc.ABC):
     async def output(self, name: str, tail: int = 100) -> str: ...
 
     @abc.abstractmethod
-    def preview_url(self, port: int) -> str | None:
-        """Where a browser reaches ``port`` in the sandbox (None: not in this mode)."""
+    async def preview_url(self, port: int) -> str:
+        """Where a browser reaches ``port`` in the sandbox: the server's proxy (remote), or a
+        token-checked forwarder on this machine's 127.0.0.1 (embedded)."""
 
     async def close(self) -> None:  # noqa: B027 - most clients hold nothing to release
         """Release connections (the engine, in embedded mode)."""

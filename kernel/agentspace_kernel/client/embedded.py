@@ -4,7 +4,10 @@ Used where no Jupyter server started the kernel (nbclient, nbval, papermill,
 VS Code, a console). The store is the same SQLite file the server would use
 (the Jupyter data dir unless ``AgentMagics.state_dir`` says otherwise), so a
 notebook opened later in JupyterLab finds the same session; the engine's claim
-on a session keeps two processes from serving it at once.
+on a session keeps two processes from serving it at once. With no server to
+proxy previews behind its login, a previewed port gets a listener on 127.0.0.1
+that checks a per-port token (agentspace.workspace.forward), closed with the
+engine when the kernel exits.
 """
 
 from __future__ import annotations
@@ -23,10 +26,6 @@ if TYPE_CHECKING:
     from agentspace.session import Session
 
 T = TypeVar("T")
-NO_PREVIEW = (
-    "(no preview URL for port {port}: previews go through the Jupyter server, and this kernel"
-    " runs without one; open the notebook in JupyterLab to preview it)"
-)
 
 _engines: dict[tuple[str, str, str], Engine] = {}
 _engine_lock: asyncio.Lock | None = None
@@ -51,7 +50,7 @@ async def shared_engine(settings: Settings) -> Engine:
                 state_dir=state,
                 model=settings.model or default_model(),
                 sandbox=settings.sandbox,
-                preview_url=NO_PREVIEW,
+                preview_url=None,  # no server to proxy them: a token-checked loopback forwarder
             )
             engine = await Engine(config).start()
             _engines[key] = engine
@@ -205,8 +204,11 @@ class EmbeddedClient(AgentClient):
         runtime = await self._runtime()
         return str(await self._guard(lambda: _async(runtime.processes.output, name, tail)))
 
-    def preview_url(self, port: int) -> str | None:
-        return None
+    async def preview_url(self, port: int) -> str:
+        """A ``http://127.0.0.1:...`` URL with a token (see agentspace.workspace.forward)."""
+        runtime = await self._runtime()
+        url: str = await self._guard(lambda: runtime.preview(port, announce=False))
+        return url
 
 
 def _async_call(fn: Callable[[], T]) -> Callable[[], Awaitable[T]]:

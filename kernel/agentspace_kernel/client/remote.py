@@ -170,7 +170,7 @@ class RemoteClient(AgentClient):
         result = await self._call("GET", path, tail=tail)
         return str(result.get("output", ""))
 
-    def preview_url(self, port: int) -> str | None:
+    async def preview_url(self, port: int) -> str:
         from urllib.parse import urlsplit
 
         prefix = urlsplit(self.base_url).path  # the browser is on the same origin
