@@ -212,7 +212,7 @@ async def _stop(args: argparse.Namespace, engine: Engine) -> int:
 
 
 async def _preview(args: argparse.Namespace, engine: Engine) -> int:
-    from .workspace.relay import splice
+    from .workspace.forward import Forwarder
 
     session = await engine.find(args.key)
     sandbox = (await engine.workspaces.get(session)).sandbox
@@ -224,26 +224,18 @@ async def _preview(args: argparse.Namespace, engine: Engine) -> int:
             f"Nothing listens on port {args.port} in the sandbox of {session.notebook} ({exc}). "
             "Start the server there first (start_process), in a process that stays up."
         ) from exc
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            upstream = await sandbox.connect(args.port)
-        except OSError as exc:
-            writer.write(f"HTTP/1.0 502 Bad Gateway\r\n\r\n{exc}\n".encode())
-            writer.close()
-            return
-        await splice((reader, writer), upstream)
-
-    host, _, port = args.listen.rpartition(":")
-    server = await asyncio.start_server(handle, host or "127.0.0.1", int(port or 0))
-    bound = server.sockets[0].getsockname()
+    # The same checked loopback listener as embedded kernels' previews (workspace/forward.py):
+    # a token, a loopback Host, one checked request per connection.
+    forwarder = await Forwarder(lambda: sandbox.connect(args.port), args.local_port).start()
     print(
-        f"http://{bound[0]}:{bound[1]}/ -> port {args.port} in the sandbox of "
-        f"{session.notebook} (Ctrl-C to stop)",
+        f"{forwarder.url} -> port {args.port} in the sandbox of {session.notebook}"
+        " (Ctrl-C to stop)",
         flush=True,
     )
-    async with server:
-        await server.serve_forever()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await forwarder.close()
     return EXIT_OK
 
 
@@ -296,7 +288,9 @@ def parser() -> argparse.ArgumentParser:
     pv = sub.add_parser("preview", parents=[common], help="forward a local port to the sandbox")
     pv.add_argument("key")
     pv.add_argument("port", type=int, help="the port a server listens on inside the sandbox")
-    pv.add_argument("--listen", default="127.0.0.1:0", help="local HOST:PORT (default: any port)")
+    pv.add_argument(
+        "--local-port", type=int, default=0, help="the port on 127.0.0.1 (default: any free one)"
+    )
     pv.set_defaults(fn=_preview)
     return p
 

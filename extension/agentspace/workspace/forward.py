@@ -7,10 +7,12 @@ A loopback port is open to every process and user on the machine, and to web
 pages in the user's browser, so every connection's request head is checked
 before a byte reaches the app:
 
-- ``Host`` must be ``127.0.0.1:<p>`` or ``localhost:<p>`` (a DNS-rebinding page
-  sends its own name), and an ``Origin``, if sent, must be one of those two
-  origins (other local pages, e.g. another session's preview, are same-site:
-  ``SameSite`` alone would let their forms and WebSockets through);
+- ``Host`` must be a loopback name (``127.0.0.1``, ``localhost``, ``[::1]``) with
+  any port (a DNS-rebinding page sends its own name; a port forward such as
+  ``ssh -L`` or VS Code Remote's may show the listener under another port), and
+  an ``Origin``, if sent, must be ``http://`` + that Host (other local pages,
+  e.g. another session's preview, are same-site: ``SameSite`` alone would let
+  their forms and WebSockets through);
 - the request carries the forwarder's random token, in the query
   (``?agentspace_token=...``, the link handed out) or in its cookie. A GET with
   the token in the query is answered 302 to the same URL without it, setting
@@ -58,6 +60,11 @@ FORBIDDEN = (
 )
 
 
+# A loopback name, any port: a DNS-rebinding page sends its own name, and a port forward
+# (ssh -L, VS Code Remote) may present the listener under another port number.
+LOOPBACK_HOST = re.compile(r"(?:127\.0\.0\.1|localhost|\[::1\])(?::[0-9]{1,5})?")
+
+
 class Answer(NamedTuple):
     """What the forwarder answers itself; the app never hears of the request."""
 
@@ -69,10 +76,10 @@ class Answer(NamedTuple):
 class Forwarder:
     """One listener on ``127.0.0.1``: authenticated requests go to ``connect()``'s stream."""
 
-    def __init__(self, connect: Callable[[], Awaitable[Streams]]) -> None:
+    def __init__(self, connect: Callable[[], Awaitable[Streams]], port: int = 0) -> None:
         self.connect = connect
         self.token = secrets.token_urlsafe(32)
-        self.port = 0
+        self.port = port  # 0: any free one
         self._server: asyncio.Server | None = None
         self._live: set[asyncio.Task[Any]] = set()  # asyncio holds these only weakly
 
@@ -85,7 +92,9 @@ class Forwarder:
         return f"http://127.0.0.1:{self.port}/?{TOKEN_PARAM}={self.token}"
 
     async def start(self) -> Forwarder:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, limit=MAX_HEAD)
+        self._server = await asyncio.start_server(
+            self._serve, "127.0.0.1", self.port, limit=MAX_HEAD
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -147,11 +156,10 @@ class Forwarder:
         if not TARGET.fullmatch(start.path):
             return Answer(400, "Only origin-form request targets are forwarded.\n")
         hosts = [h.lower() for h in headers.get_list("Host")]
-        mine = {f"127.0.0.1:{self.port}", f"localhost:{self.port}"}
-        if len(hosts) != 1 or hosts[0] not in mine:
+        if len(hosts) != 1 or not LOOPBACK_HOST.fullmatch(hosts[0]):
             return Answer(403, "Wrong Host: open the preview at 127.0.0.1 or localhost.\n")
         origins = headers.get_list("Origin")
-        if origins and {o.lower() for o in origins} - {f"http://{h}" for h in mine}:
+        if origins and {o.lower() for o in origins} != {f"http://{hosts[0]}"}:
             return Answer(403, "Requests from other origins are not forwarded.\n")
         path, _, query = start.path.partition("?")
         query, given = _cut_token(query)

@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from agentspace.approvals import Decision
 from agentspace.config import EngineConfig
@@ -84,12 +85,25 @@ async def test_preview_command_reaches_a_server_in_another_process_sandbox(
         assert proc.stdout is not None
         try:
             line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-            local = line.split()[0].removeprefix("http://").rstrip("/")
-            host, port = local.rsplit(":", 1)
-            reader, writer = await asyncio.open_connection(host, int(port))
-            writer.write(b"GET /index.html HTTP/1.0\r\n\r\n")
-            body = await reader.read()
-            assert b"200 OK" in body and b"from the sandbox" in body
+            url = urlsplit(line.split()[0])  # http://127.0.0.1:PORT/?agentspace_token=...
+            assert url.hostname == "127.0.0.1" and url.port
+            token = parse_qs(url.query)["agentspace_token"][0]
+            host = f"Host: 127.0.0.1:{url.port}"
+            cookie = f"Cookie: agentspace_preview_{url.port}={token}"
+
+            async def get(*head: str) -> bytes:
+                reader, writer = await asyncio.open_connection("127.0.0.1", url.port)
+                writer.write("\r\n".join(head).encode() + b"\r\n\r\n")
+                answer = await reader.read()
+                writer.close()
+                return answer
+
+            no_token = await get("GET /index.html HTTP/1.0", host)
+            assert no_token.startswith(b"HTTP/1.1 403")  # never reaches the app
+            link = await get(f"GET /index.html?agentspace_token={token} HTTP/1.0", host)
+            assert link.startswith(b"HTTP/1.1 302")  # sets the cookie, drops the token
+            page = await get("GET /index.html HTTP/1.0", host, cookie)
+            assert b"200 OK" in page and b"from the sandbox" in page
         finally:
             proc.terminate()
             await proc.wait()

@@ -165,7 +165,7 @@ async def test_no_token_wrong_token_wrong_host_or_origin_never_reach_the_app(
         f"GET / HTTP/1.1\n{host}\nCookie: agentspace_preview_{port}=wrong",
         f"GET / HTTP/1.1\n{host}\nCookie: agentspace_preview_1={token}",  # another port's name
         f"GET /?agentspace_token={token} HTTP/1.1\nHost: evil.example:{port}",  # DNS rebinding
-        f"GET /?agentspace_token={token} HTTP/1.1\nHost: 127.0.0.1:1",
+        f"GET /?agentspace_token={token} HTTP/1.1\nHost: 127.0.0.1.evil.example:{port}",
         f"GET /?agentspace_token={token} HTTP/1.1",  # no Host at all
         f"GET /?agentspace_token={token} HTTP/1.1\n{host}\n{host}",
         f"POST /?agentspace_token={token} HTTP/1.1\n{host}\nOrigin: http://127.0.0.1:1",
@@ -189,6 +189,20 @@ async def test_no_token_wrong_token_wrong_host_or_origin_never_reach_the_app(
     )
     assert status == 200
     assert [r[0] for r in requests_seen(app)] == ["GET /ok HTTP/1.1"]
+
+
+async def test_a_port_forward_may_show_the_listener_under_another_port(app: Workspace) -> None:
+    """``ssh -L 9000:127.0.0.1:<p>`` or VS Code Remote: the browser's Host (and Origin) name
+    another port on a loopback name; that is still this machine's loopback, not a rebinding."""
+    port, token = token_of(await app.preview(PORT))
+    cookie = f"Cookie: agentspace_preview_{port}={token}"
+    for host in ("localhost:9000", "127.0.0.1:9000", "[::1]:9000"):
+        head = f"POST /form HTTP/1.1\nHost: {host}\nOrigin: http://{host}\n{cookie}"
+        status, _, _ = await request(port, head + "\nContent-Length: 0")
+        assert status != 403, host
+    head = f"POST /form HTTP/1.1\nHost: localhost:9000\nOrigin: http://localhost:9001\n{cookie}"
+    status, _, _ = await request(port, head)
+    assert status == 403  # the Origin must be the page's own: Host as the browser sent it
 
 
 async def test_the_app_sees_no_token_and_no_hidden_cookie(app: Workspace) -> None:
