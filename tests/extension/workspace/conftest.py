@@ -208,3 +208,13 @@ def _marker() -> Callable[[], str]:
 @pytest.fixture(name="tool_context")
 def _tool_context() -> Callable[[Workspace], ToolContext]:
     return tool_context
+
+
+async def serving(workspace: Workspace, port: int) -> bool:
+    """Whether something in the workspace's sandbox accepts connections on ``port``."""
+    try:
+        _, writer = await workspace.sandbox.connect(port)
+    except OSError:
+        return False
+    writer.close()
+    return True

@@ -18,6 +18,8 @@ import pytest
 from agentspace.errors import ToolError
 from agentspace.workspace.workspace import Workspace
 
+from .conftest import serving
+
 MakeWorkspace = Callable[..., Workspace]
 Emitted = list[tuple[str, dict[str, Any]]]
 HERE = Path(__file__).resolve()
@@ -65,15 +67,6 @@ async def http_get(workspace: Workspace, port: int, path: str) -> bytes:
         return await asyncio.wait_for(reader.read(), 10)
     finally:
         writer.close()
-
-
-async def serving(workspace: Workspace, port: int) -> bool:
-    try:
-        _, writer = await workspace.sandbox.connect(port)
-    except OSError:
-        return False
-    writer.close()
-    return True
 
 
 def host_port_free(port: int) -> bool:

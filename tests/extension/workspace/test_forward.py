@@ -25,6 +25,8 @@ from agentspace.workspace.forward import Forwarder
 from agentspace.workspace.previews import LoopbackPreviews, make_previews
 from agentspace.workspace.workspace import Workspace
 
+from .conftest import serving
+
 MakeWorkspace = Callable[..., Workspace]
 Emitted = list[tuple[str, dict[str, Any]]]
 PORT = 8770
@@ -90,15 +92,6 @@ async def request(port: int, head: str | bytes, body: bytes = b"") -> tuple[int,
 def requests_seen(ws: Workspace) -> list[list[str]]:
     log = ws.folder / "requests.log"
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-
-
-async def serving(ws: Workspace, port: int) -> bool:
-    try:
-        _, writer = await ws.sandbox.connect(port)
-    except OSError:
-        return False
-    writer.close()
-    return True
 
 
 @pytest.fixture
