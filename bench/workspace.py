@@ -126,8 +126,10 @@ async def concurrent(root: Path, kinds: list[SandboxKind], sessions: int) -> Non
             await ws.destroy(purge=True)
 
 
-async def fetch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:
-    writer.write(b"GET /big.bin HTTP/1.0\r\nHost: x\r\n\r\n")
+async def fetch(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, headers: str = "Host: x"
+) -> int:
+    writer.write(f"GET /big.bin HTTP/1.0\r\n{headers}\r\n\r\n".encode())
     await writer.drain()
     total = 0
     while data := await reader.read(1 << 16):
@@ -163,10 +165,31 @@ async def preview(root: Path, kinds: list[SandboxKind], repeats: int) -> None:
         target = ">= 100 MB/s" if kind == "bubblewrap" else "reported"
         row(f"{kind}: 10 MB through connect(8765), median of {repeats}", f"{rate:.0f} MB/s",
             f"same server type on host loopback {direct:.0f} MB/s", target)  # fmt: skip
+        if kind == "bubblewrap":  # embedded previews: the same, through the loopback forwarder
+            await forwarded(ws, size, repeats, rate)
         await ws.destroy(purge=True)
 
 
-async def _rate(open_stream: Any, size: int, repeats: int) -> float:
+async def forwarded(ws: Workspace, size: int, repeats: int, spliced: float) -> None:
+    """The checked loopback forwarder (workspace/forward.py) in front of connect(8765)."""
+    from agentspace.workspace.forward import Forwarder
+
+    forwarder = await Forwarder(lambda: ws.sandbox.connect(8765)).start()
+    try:
+        headers = (
+            f"Host: 127.0.0.1:{forwarder.port}\r\nCookie: {forwarder.cookie}={forwarder.token}"
+        )
+        rate = await _rate(
+            lambda: asyncio.open_connection("127.0.0.1", forwarder.port), size, repeats, headers
+        )
+    finally:
+        await forwarder.close()
+    row(f"bubblewrap: 10 MB through the loopback forwarder (embedded previews), median of "
+        f"{repeats}", f"{rate:.0f} MB/s", f"connect(8765) alone {spliced:.0f} MB/s",
+        "reported")  # fmt: skip
+
+
+async def _rate(open_stream: Any, size: int, repeats: int, headers: str = "Host: x") -> float:
     rates = []
     for _ in range(repeats):
         for _ in range(200):  # the server may still be starting
@@ -178,7 +201,7 @@ async def _rate(open_stream: Any, size: int, repeats: int) -> float:
         else:
             raise RuntimeError("the preview server never answered")
         t0 = time.perf_counter()
-        got = await fetch(reader, writer)
+        got = await fetch(reader, writer, headers)
         assert got > size, got
         rates.append(got / (time.perf_counter() - t0) / 1e6)
     return statistics.median(rates)
