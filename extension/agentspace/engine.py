@@ -112,9 +112,9 @@ class Engine:
         (state / "workspaces").mkdir(parents=True, exist_ok=True)
         self._store = await Store.open(state / "agentspace.db")
         if preload_model and self._model is None:
-            from .models.litellm_model import load_litellm_async
+            from .models.litellm_model import preload_litellm
 
-            self._preload = asyncio.create_task(load_litellm_async())
+            self._preload = asyncio.create_task(preload_litellm())
         return self
 
     async def close(self) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import re
 import warnings
@@ -46,6 +47,8 @@ from agentspace.pacing import checkpoint
 
 SCRIPTED_CONTEXT_WINDOW = 128_000
 _loaded = False
+warmed = False  # the preload's warm-up call went through (tests)
+log = logging.getLogger(__name__)
 _called = False  # whether a model call completed since litellm was loaded
 _LITELLM_PREFIX = re.compile(r"^(?:litellm\.\w+:\s*)+")
 _sleep = asyncio.sleep  # the retry backoff; a seam so tests can record delays without waiting
@@ -96,6 +99,41 @@ async def load_litellm_async() -> None:
     """``load_litellm`` off the event loop: the import takes seconds and must not stall it."""
     if not _loaded:
         await asyncio.to_thread(load_litellm)
+
+
+async def preload_litellm() -> None:
+    """For servers, at engine start: import litellm and make one offline call, in a thread.
+
+    litellm's first call with ``tools=`` imports ~300 more modules (mcp, proxy types:
+    ~0.45 s). Done here, the first user's run pays neither that nor the import, and the
+    GIL-holding import work happens before any run streams.
+    """
+    await asyncio.to_thread(_preload)
+
+
+def _preload() -> None:
+    load_litellm()
+    try:
+        quietly(lambda: asyncio.run(_warm_call()))
+    except Exception as exc:  # only a warm-up: the first real call does the same work
+        log.debug("litellm warm-up call failed: %s", exc)
+
+
+async def _warm_call() -> None:
+    """One scripted call with a tool through litellm's whole streaming path (no network)."""
+    global warmed
+    import litellm
+
+    function = {"name": "warm", "description": "", "parameters": {"type": "object"}}
+    response = await litellm.acompletion(
+        model="scripted/echo",
+        messages=[{"role": "user", "content": "warm-up"}],
+        tools=[{"type": "function", "function": function}],
+        stream=True,
+    )
+    async for _ in response:
+        pass
+    warmed = True
 
 
 def _provider(model: str) -> str:

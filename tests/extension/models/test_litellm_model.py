@@ -313,3 +313,11 @@ async def test_paced_stream_passes_every_chunk_and_closes_the_provider_stream() 
         break
     await response.completion_stream.aclose()
     assert inner.closed
+
+
+async def test_the_servers_preload_makes_one_offline_call_through_litellm() -> None:
+    """The warm-up (imports litellm's lazy modules before any user's run) must keep working
+    with the installed litellm: a failure would only be logged, so it is checked here."""
+    litellm_model.warmed = False
+    await litellm_model.preload_litellm()
+    assert litellm_model.warmed
