@@ -118,17 +118,25 @@ class Cells:
 
 
 @contextlib.asynccontextmanager
-async def local_kernel(tmp: Path) -> AsyncIterator[Cells]:
-    """A python3 kernel started here by jupyter_client (no server: embedded mode)."""
-    manager = AsyncKernelManager(kernel_name="python3")
-    await manager.start_kernel(env=isolated_env(tmp), cwd=str(tmp))
-    client = manager.client()
+async def ready(client: Any) -> AsyncIterator[Cells]:
+    """A kernel client's channels open and the kernel answering, closed again after."""
     client.start_channels()
     try:
         await client.wait_for_ready(timeout=60)
         yield Cells(client)
     finally:
         client.stop_channels()
+
+
+@contextlib.asynccontextmanager
+async def local_kernel(tmp: Path) -> AsyncIterator[Cells]:
+    """A python3 kernel started here by jupyter_client (no server: embedded mode)."""
+    manager = AsyncKernelManager(kernel_name="python3")
+    await manager.start_kernel(env=isolated_env(tmp), cwd=str(tmp))
+    try:
+        async with ready(manager.client()) as cells:
+            yield cells
+    finally:
         await manager.shutdown_kernel(now=True)
 
 
@@ -201,12 +209,10 @@ async def server_kernel(server: Server, conn: Conn, notebook: str) -> AsyncItera
     client.load_connection_file(
         str(server.dir / "runtime" / f"kernel-{session['kernel']['id']}.json")
     )
-    client.start_channels()
     try:
-        await client.wait_for_ready(timeout=60)
-        yield Cells(client)
+        async with ready(client) as cells:
+            yield cells
     finally:
-        client.stop_channels()
         with contextlib.suppress(Exception):
             await conn.request("DELETE", f"api/sessions/{session['id']}")
 

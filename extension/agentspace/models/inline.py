@@ -146,14 +146,18 @@ def provider_of(model: str) -> str:
         return ""
 
 
-def inlinable(provider: str) -> bool:
-    """Whether the provider's set-up may run on the loop (``PURE`` or custom, not demoted)."""
+def is_custom(provider: str) -> bool:
+    """Whether ``provider`` is a custom provider registered with litellm (``scripted``)."""
     import litellm
 
+    return any(item.get("provider") == provider for item in litellm.custom_provider_map)
+
+
+def inlinable(provider: str) -> bool:
+    """Whether the provider's set-up may run on the loop (``PURE`` or custom, not demoted)."""
     if not provider or provider in _demoted:
         return False
-    custom = any(item.get("provider") == provider for item in litellm.custom_provider_map)
-    return custom or provider in PURE
+    return provider in PURE or is_custom(provider)
 
 
 @contextlib.contextmanager

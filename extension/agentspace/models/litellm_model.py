@@ -42,7 +42,7 @@ from agentspace.errors import (
 from agentspace.imports import quietly
 from agentspace.models.assembler import StreamAssembler
 from agentspace.models.base import Completion, StreamPart, Usage
-from agentspace.models.inline import inline
+from agentspace.models.inline import inline, is_custom
 from agentspace.pacing import checkpoint
 
 SCRIPTED_CONTEXT_WINDOW = 128_000
@@ -138,13 +138,6 @@ async def _warm_call() -> None:
 
 def _provider(model: str) -> str:
     return model.split("/", 1)[0] if "/" in model else ""
-
-
-def _is_custom_provider(model: str) -> bool:
-    import litellm
-
-    provider = _provider(model)
-    return any(item.get("provider") == provider for item in litellm.custom_provider_map)
 
 
 def context_window(model: str) -> int | None:
@@ -309,7 +302,7 @@ class LiteLLMModel:
     ) -> dict[str, Any]:
         call: dict[str, Any] = {**params, "model": model, "messages": messages, "stream": True}
         call["tools"] = tools or None
-        if "stream_options" not in call and not _is_custom_provider(model):
+        if "stream_options" not in call and not is_custom(_provider(model)):
             # Custom providers put usage on their finished chunk; include_usage would make
             # litellm strip it there and rebuild it in an extra pass over every chunk.
             call["stream_options"] = {"include_usage": True}
