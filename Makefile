@@ -6,11 +6,11 @@ STAMP  := $(VENV)/.installed-stamp
 STATE  ?= .state
 PROMPT ?= Write a small Python script that prints a greeting, then read it back.
 
-.PHONY: setup run demo test lint typecheck unit notebooks-check notebooks browser bench dockerd clean
+.PHONY: setup run demo test lint typecheck unit server notebooks-check notebooks browser bench dockerd clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/setup.sh
+$(STAMP): pyproject.toml constraints.txt scripts/setup.sh
 	scripts/setup.sh "$(VENV)"
 	touch $(STAMP)
 
@@ -37,6 +37,8 @@ typecheck: setup
 # Two runs: the server tests use pytest-jupyter's event loop, the others pytest-asyncio's.
 unit: setup
 	$(VENV)/bin/pytest -q --ignore=tests/extension/server --ignore=tests/browser
+
+server: setup
 	$(VENV)/bin/pytest -q -p no:asyncio -W ignore::pytest.PytestConfigWarning tests/extension/server
 
 # The example notebooks, executed by nbval against their saved outputs (embedded mode,
@@ -53,7 +55,9 @@ notebooks: setup
 browser: setup
 	$(VENV)/bin/pytest -q -p no:asyncio -W ignore::pytest.PytestConfigWarning tests/browser
 
-test: lint typecheck unit notebooks-check browser
+# Every step runs and reports even when an earlier one failed (scripts/test.sh).
+test: setup
+	scripts/test.sh
 
 bench: setup
 	$(PY) bench/engine.py

@@ -43,5 +43,8 @@ if [ ! -x /usr/bin/chromium ]; then
         echo "(Debian: sudo apt-get install chromium)." >&2
     fi
 fi
-"$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -e ".[test]"
+# Versions come from constraints.txt (updated on purpose with scripts/constraints.sh), so a new
+# release of a dependency cannot break a fresh install; pyproject.toml keeps the ranges that
+# `pip install jupyter-agentspace` accepts.
+"$VENV/bin/python" -m pip install --quiet -c constraints.txt pip
+"$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[test]"
