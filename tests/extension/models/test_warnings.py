@@ -32,12 +32,16 @@ PROBE = textwrap.dedent(
 
 
 def test_the_pattern_covers_both_forms() -> None:
+    notices = [
+        "Item 'index' on TypedDict class 'A' is using the `ReadOnly` qualifier.",
+        "Items 'a', 'b', 'c' on TypedDict class 'B' are using the `ReadOnly` qualifier.",
+        "Something else on TypedDict class 'C'",
+    ]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         warnings.filterwarnings("ignore", TYPEDDICT_NOTICE, UserWarning)
-        warnings.warn("Item 'index' on TypedDict class 'A' is using the `ReadOnly` qualifier.")
-        warnings.warn("Items 'a', 'b', 'c' on TypedDict class 'B' are using the `ReadOnly` q.")
-        warnings.warn("Something else on TypedDict class 'C'")
+        for notice in notices:
+            warnings.warn(notice, UserWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["Something else on TypedDict class 'C'"]
 
 
