@@ -1,0 +1,292 @@
+"""The workspace quota as a filesystem limit: real loop devices, real ext4, real bubblewrap.
+
+Needs root (loop devices and mount), as on CI; the non-root fallback is checked from a
+subprocess that drops to ``nobody`` with ``setpriv``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agentspace.config import EngineConfig
+from agentspace.engine import Engine
+from agentspace.testing import collect_run, turn
+from agentspace.workspace import disks, loopmount
+
+ROOT_ONLY = pytest.mark.skipif(
+    disks.probe() is not None, reason=f"no quota filesystems here: {disks.probe()} (CI is root)"
+)
+REPO = Path(__file__).resolve().parents[3]
+PYTHONPATH = f"{REPO / 'extension'}:{REPO / 'kernel'}"
+
+
+def config(state_dir: Path, quota_mb: int | None = 20, **kw: object) -> EngineConfig:
+    return EngineConfig(
+        state_dir=state_dir,
+        sandbox="bubblewrap",
+        sandbox_policy={"quota_mb": quota_mb, "memory_mb": 256},
+        policies={"*": "allow"},
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def shell_tool(engine: Engine, notebook: str, model: str) -> list[str]:
+    """The shell tool's results in one run of ``model`` (a script of shell calls)."""
+    session = await engine.session(notebook, model=model)
+    after = session.log.last_seq
+    await session.send("go")
+    events = await collect_run(session, after)
+    return [json.loads(e.data)["content"] for e in events if e.type == "TOOL_CALL_RESULT"]
+
+
+def loops_under(folder: Path) -> list[loopmount.Loop]:
+    return [lp for lp in loopmount.loops() if lp.backing.startswith(f"{folder}/")]
+
+
+def mounted_at(folder: Path) -> int:
+    return sum(1 for target in loopmount.mounts() if target == str(folder))
+
+
+@ROOT_ONLY
+async def test_a_command_past_the_quota_gets_the_limit_and_loses_nothing(
+    state_dir: Path, script: Callable[..., str]
+) -> None:
+    fill = "dd if=/dev/zero of=big bs=1M count=40"
+    model = script(
+        turn("", ("shell", {"command": "mkdir -p src && echo kept > src/before.txt"})),
+        turn("", ("shell", {"command": fill})),
+        turn("", ("shell", {"command": "cat src/before.txt; rm big; echo ok > after.txt"})),
+        turn("done"),
+    )
+    async with Engine(config(state_dir)) as engine:
+        made, full, after = await shell_tool(engine, "dd.ipynb", model)
+        session = await engine.session("dd.ipynb")
+        assert made.startswith("exit code: 0")
+        assert full.startswith("exit code: 1"), full
+        assert "the workspace is full: its quota is 20 MB (sandbox_policy.quota_mb)" in full
+        assert "stdout:\nkept\n" in after and after.startswith("exit code: 0")
+        assert (session.workspace / "src" / "before.txt").read_text() == "kept\n"
+        assert (session.workspace / "after.txt").read_text() == "ok\n"
+        assert sorted(os.listdir(session.workspace)) == [".agentspace", "after.txt", "src"]
+        image = state_dir / disks.DIR / f"{session.id}.img"
+        assert image.stat().st_blocks * 512 < 30 << 20  # the host disk took the quota only
+        st = os.statvfs(session.workspace)  # a fresh filesystem offers the whole quota
+        assert st.f_blocks * st.f_frsize >= 20 << 20
+        info = await session.info()
+        assert "20 MB quota enforced by its own filesystem (commands too)" in info.sandbox_backend
+
+
+@ROOT_ONLY
+async def test_a_file_tool_write_past_the_quota_is_refused_clearly(state_dir: Path) -> None:
+    async with Engine(config(state_dir)) as engine:
+        session = await engine.session("w.ipynb")
+        runtime = await engine.workspaces.get(session)
+        (session.workspace / "a.txt").write_text("a")
+        with pytest.raises(Exception, match="the workspace is full: its quota is 20 MB"):
+            runtime.check_quota(30 << 20)
+        assert (session.workspace / "a.txt").read_text() == "a"
+
+
+@ROOT_ONLY
+async def test_a_restart_reuses_the_mount_and_a_purge_unmounts_and_detaches(
+    state_dir: Path,
+) -> None:
+    async with Engine(config(state_dir)) as engine:
+        session = await engine.session("r.ipynb")
+        folder, sid = session.workspace, session.id
+        (folder / "f.txt").write_text("x")
+        device = loopmount.mounts()[str(folder)]
+    assert os.path.ismount(folder)  # the mount outlives the server
+    async with Engine(config(state_dir)) as engine:
+        session = await engine.session("r.ipynb")
+        await engine.workspaces.get(session)
+        assert mounted_at(folder) == 1 and loopmount.mounts()[str(folder)] == device
+        assert (folder / "f.txt").read_text() == "x"
+        await engine.delete(sid, purge=True)
+        assert not os.path.ismount(folder)
+        assert not (state_dir / disks.DIR / f"{sid}.img").exists()
+    assert loops_under(state_dir) == []
+
+
+@ROOT_ONLY
+async def test_a_raised_quota_grows_the_filesystem_and_keeps_the_files(state_dir: Path) -> None:
+    async with Engine(config(state_dir, 20)) as engine:
+        folder = (await engine.session("g.ipynb")).workspace
+        (folder / "f.txt").write_text("x")
+    async with Engine(config(state_dir, 60)) as engine:
+        session = await engine.session("g.ipynb")
+        st = os.statvfs(folder)
+        assert st.f_bavail * st.f_frsize >= 60 << 20
+        assert (folder / "f.txt").read_text() == "x"
+        assert "60 MB quota enforced" in (await session.info()).sandbox_backend
+
+
+@ROOT_ONLY
+async def test_an_existing_plain_workspace_moves_into_an_image_with_every_file(
+    state_dir: Path,
+) -> None:
+    async with Engine(config(state_dir, None)) as engine:  # no quota: a plain folder, as before
+        folder = (await engine.session("old.ipynb")).workspace
+    assert not os.path.ismount(folder)
+    (folder / "sub").mkdir()
+    (folder / "sub" / "data.bin").write_bytes(os.urandom(100_000))
+    (folder / "link").symlink_to("sub/data.bin")
+    os.chmod(folder / "sub" / "data.bin", 0o600)
+    before = disks._inventory(folder)
+    data = (folder / "sub" / "data.bin").read_bytes()
+    async with Engine(config(state_dir, 20)) as engine:
+        session = await engine.session("old.ipynb")
+        assert os.path.ismount(folder)
+        assert disks._inventory(folder) == before
+        assert (folder / "sub" / "data.bin").read_bytes() == data
+        assert not (folder.parent / f".{session.id}.plain").exists()
+        assert "enforced by its own filesystem" in (await session.info()).sandbox_backend
+
+
+@ROOT_ONLY
+async def test_an_existing_workspace_over_its_quota_stays_plain_and_says_so(
+    state_dir: Path,
+) -> None:
+    async with Engine(config(state_dir, None)) as engine:
+        folder = (await engine.session("big.ipynb")).workspace
+    (folder / "big.bin").write_bytes(os.urandom(3 << 20))
+    async with Engine(config(state_dir, 2)) as engine:
+        session = await engine.session("big.ipynb")
+        assert not os.path.ismount(folder)
+        assert len((folder / "big.bin").read_bytes()) == 3 << 20
+        status = (await session.info()).sandbox_backend
+        assert "checked by the file tools and PUT only; commands are NOT limited" in status
+        assert "kept as a plain folder" in status
+
+
+@ROOT_ONLY
+def test_an_interrupted_migration_is_finished_at_the_next_open(tmp_path: Path) -> None:
+    """Killed after the copy was verified (the image complete) but before the swap."""
+    state, sid = tmp_path / "state", "s1"
+    folder = state / "workspaces" / sid
+    folder.mkdir(parents=True)
+    (folder / "a.txt").write_text("a")
+    images = disks.Disks(state)
+    images.start()
+    assert images._migrate(sid, folder, 20) == ""  # the copy, then "killed"
+    assert not os.path.ismount(folder)
+    try:
+        assert disks.Disks(state).open(sid, folder, 20).mode == "filesystem"
+        assert os.path.ismount(folder) and (folder / "a.txt").read_text() == "a"
+        assert not (folder.parent / f".{sid}.plain").exists()
+    finally:
+        disks.release_under(state)
+
+
+def test_without_root_the_status_says_commands_are_not_limited(
+    request: pytest.FixtureRequest,
+) -> None:
+    """A real unprivileged server (``setpriv`` to nobody): the fallback, and what it says."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop to another user (CI is root)")
+    tmp_path = Path(tempfile.mkdtemp(prefix="agentspace-nobody-"))  # pytest's is root-only
+    tmp_path.chmod(0o777)
+    request.addfinalizer(lambda: shutil.rmtree(tmp_path, ignore_errors=True))
+    code = textwrap.dedent(
+        f"""
+        import asyncio
+        from pathlib import Path
+        from agentspace.config import EngineConfig
+        from agentspace.engine import Engine
+        async def main():
+            config = EngineConfig(state_dir=Path({str(tmp_path / "state")!r}), sandbox="local",
+                                  sandbox_policy={{"quota_mb": 20}})
+            async with Engine(config) as engine:
+                session = await engine.session("n.ipynb")
+                await engine.workspaces.get(session)
+                print((await session.info()).sandbox_backend)
+        asyncio.run(main())
+        """
+    )
+    done = subprocess.run(
+        ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+         sys.executable, "-c", code],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "PYTHONPATH": PYTHONPATH, "HOME": str(tmp_path),
+             "XDG_RUNTIME_DIR": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (
+        "disk: 20 MB quota checked by the file tools and PUT only; commands are NOT limited "
+        "(the server does not run as root" in done.stdout
+    )
+
+
+LEAVE = """
+import asyncio, os, sys
+from pathlib import Path
+from agentspace.config import EngineConfig
+from agentspace.engine import Engine
+from agentspace.workspace import disks, loopmount
+async def main():
+    state = Path(sys.argv[1])
+    config = EngineConfig(state_dir=state, sandbox="bubblewrap", sandbox_policy={"quota_mb": 20})
+    engine = await Engine(config).start(preload_model=True)
+    session = await engine.session("k.ipynb")
+    await engine.workspaces._filling  # a spare ready
+    # and one being prepared right now: formatted and on its temporary mount
+    spare = state / disks.DIR / f"spare-{disks._token_name()}-cut.img"
+    with open(spare, "wb") as f:
+        f.truncate(disks.image_bytes(20))
+    disks._run(*disks.mkfs_argv(spare, 20))
+    mnt = state / disks.DIR / f".prep-{disks._token_name()}-cut"
+    mnt.mkdir()
+    loopmount.mount_ext4(spare, mnt)
+    print(session.id, flush=True)
+    await asyncio.sleep(3600)
+asyncio.run(main())
+"""
+
+
+@ROOT_ONLY
+async def test_what_a_killed_server_left_is_cleaned_at_the_next_start(state_dir: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LEAVE, str(state_dir)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": PYTHONPATH},
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        sid = proc.stdout.readline().strip()
+        assert sid, "the subprocess did not start"
+        assert len(loops_under(state_dir)) == 2  # the session's mount and the half-made spare
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    left = sorted(p.name for p in (state_dir / disks.DIR).glob("spare-*"))
+    assert len(left) == 2
+    async with Engine(config(state_dir)) as engine:
+        assert list((state_dir / disks.DIR).glob("spare-*")) == []
+        assert list((state_dir / disks.DIR).glob(".prep-*")) == []
+        (only,) = loops_under(state_dir)  # the session's, reused
+        assert only.backing == str(state_dir / disks.DIR / f"{sid}.img")
+        await engine.delete(sid, purge=True)
+    assert loops_under(state_dir) == []
+
+
+@ROOT_ONLY
+def test_mounts_whose_state_dir_was_removed_are_released(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    images = disks.Disks(state)
+    folder = state / "workspaces" / "gone"
+    images.open("gone", folder, 20)
+    assert os.path.ismount(folder)
+    (state / disks.DIR / "gone.img").unlink()  # the state dir is being removed under it
+    disks.release_deleted()
+    assert not os.path.ismount(folder)
+    assert loops_under(state) == []
