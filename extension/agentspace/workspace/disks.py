@@ -215,7 +215,10 @@ class Disks:
             part.rename(self.root / f"{sid}.img")
         except (OSError, subprocess.SubprocessError) as exc:
             part.unlink(missing_ok=True)
-            return f"moving this older workspace into a quota filesystem failed ({_reason(exc)}): kept as a plain folder"
+            return (
+                f"moving this older workspace into a quota filesystem failed ({_reason(exc)}): "
+                "kept as a plain folder"
+            )
         finally:
             with contextlib.suppress(OSError):
                 mnt.rmdir()
@@ -367,7 +370,11 @@ def _inventory(root: Path) -> dict[str, tuple[int, int, str]]:
         for name in [*dirnames, *filenames]:
             path = os.path.join(dirpath, name)
             info = os.lstat(path)
-            if stat.S_ISSOCK(info.st_mode) or stat.S_ISBLK(info.st_mode) or stat.S_ISCHR(info.st_mode):
+            if (
+                stat.S_ISSOCK(info.st_mode)
+                or stat.S_ISBLK(info.st_mode)
+                or stat.S_ISCHR(info.st_mode)
+            ):
                 continue
             link = os.readlink(path) if stat.S_ISLNK(info.st_mode) else ""
             size = info.st_size if stat.S_ISREG(info.st_mode) else 0

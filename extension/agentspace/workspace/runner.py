@@ -42,7 +42,6 @@ class CommandResult:
     limit: LimitHit | None = None
     full: str | None = None  # the workspace's filesystem is full: what the limit is
 
-
     def render(self) -> str:
         """The tool result text: exit code, limit, outputs (head and tail)."""
         lines = [f"exit code: {self.exit_code}"]

@@ -6,6 +6,7 @@ subprocess that drops to ``nobody`` with ``setpriv``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -107,14 +108,14 @@ async def test_a_restart_reuses_the_mount_and_a_purge_unmounts_and_detaches(
         folder, sid = session.workspace, session.id
         (folder / "f.txt").write_text("x")
         device = loopmount.mounts()[str(folder)]
-    assert os.path.ismount(folder)  # the mount outlives the server
+    assert folder.is_mount()  # the mount outlives the server
     async with Engine(config(state_dir)) as engine:
         session = await engine.session("r.ipynb")
         await engine.workspaces.get(session)
         assert mounted_at(folder) == 1 and loopmount.mounts()[str(folder)] == device
         assert (folder / "f.txt").read_text() == "x"
         await engine.delete(sid, purge=True)
-        assert not os.path.ismount(folder)
+        assert not folder.is_mount()
         assert not (state_dir / disks.DIR / f"{sid}.img").exists()
     assert loops_under(state_dir) == []
 
@@ -138,7 +139,7 @@ async def test_an_existing_plain_workspace_moves_into_an_image_with_every_file(
 ) -> None:
     async with Engine(config(state_dir, None)) as engine:  # no quota: a plain folder, as before
         folder = (await engine.session("old.ipynb")).workspace
-    assert not os.path.ismount(folder)
+    assert not folder.is_mount()
     (folder / "sub").mkdir()
     (folder / "sub" / "data.bin").write_bytes(os.urandom(100_000))
     (folder / "link").symlink_to("sub/data.bin")
@@ -147,7 +148,7 @@ async def test_an_existing_plain_workspace_moves_into_an_image_with_every_file(
     data = (folder / "sub" / "data.bin").read_bytes()
     async with Engine(config(state_dir, 20)) as engine:
         session = await engine.session("old.ipynb")
-        assert os.path.ismount(folder)
+        assert folder.is_mount()
         assert disks._inventory(folder) == before
         assert (folder / "sub" / "data.bin").read_bytes() == data
         assert not (folder.parent / f".{session.id}.plain").exists()
@@ -163,7 +164,7 @@ async def test_an_existing_workspace_over_its_quota_stays_plain_and_says_so(
     (folder / "big.bin").write_bytes(os.urandom(3 << 20))
     async with Engine(config(state_dir, 2)) as engine:
         session = await engine.session("big.ipynb")
-        assert not os.path.ismount(folder)
+        assert not folder.is_mount()
         assert len((folder / "big.bin").read_bytes()) == 3 << 20
         status = (await session.info()).sandbox_backend
         assert "checked by the file tools and PUT only; commands are NOT limited" in status
@@ -180,10 +181,10 @@ def test_an_interrupted_migration_is_finished_at_the_next_open(tmp_path: Path) -
     images = disks.Disks(state)
     images.start()
     assert images._migrate(sid, folder, 20) == ""  # the copy, then "killed"
-    assert not os.path.ismount(folder)
+    assert not folder.is_mount()
     try:
         assert disks.Disks(state).open(sid, folder, 20).mode == "filesystem"
-        assert os.path.ismount(folder) and (folder / "a.txt").read_text() == "a"
+        assert folder.is_mount() and (folder / "a.txt").read_text() == "a"
         assert not (folder.parent / f".{sid}.plain").exists()
     finally:
         disks.release_under(state)
@@ -256,18 +257,18 @@ asyncio.run(main())
 
 @ROOT_ONLY
 async def test_what_a_killed_server_left_is_cleaned_at_the_next_start(state_dir: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", LEAVE, str(state_dir)],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": PYTHONPATH},
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", LEAVE, str(state_dir), stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": PYTHONPATH},
     )  # fmt: skip
     try:
         assert proc.stdout is not None
-        sid = proc.stdout.readline().strip()
+        sid = (await proc.stdout.readline()).decode().strip()
         assert sid, "the subprocess did not start"
         assert len(loops_under(state_dir)) == 2  # the session's mount and the half-made spare
     finally:
         proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        await proc.wait()
     left = sorted(p.name for p in (state_dir / disks.DIR).glob("spare-*"))
     assert len(left) == 2
     async with Engine(config(state_dir)) as engine:
@@ -285,8 +286,8 @@ def test_mounts_whose_state_dir_was_removed_are_released(tmp_path: Path) -> None
     images = disks.Disks(state)
     folder = state / "workspaces" / "gone"
     images.open("gone", folder, 20)
-    assert os.path.ismount(folder)
+    assert folder.is_mount()
     (state / disks.DIR / "gone.img").unlink()  # the state dir is being removed under it
     disks.release_deleted()
-    assert not os.path.ismount(folder)
+    assert not folder.is_mount()
     assert loops_under(state) == []
