@@ -159,6 +159,13 @@ class Disks:
         plain = folder.parent / f".{sid}.plain"  # the old folder while a migration swaps
         (self.root / f"{sid}.img.part").unlink(missing_ok=True)  # an interrupted migration
         folder.mkdir(parents=True, exist_ok=True)
+        if not os.path.ismount(folder) and bound_elsewhere(folder):
+            return DiskState(
+                "checked",
+                quota_mb,
+                "the folder is in use by a container made before its quota filesystem: it "
+                "moves into one when the session reopens after that container is gone",
+            )
         if not os.path.ismount(folder):
             if not image.exists():
                 if _has_entries(folder):
@@ -305,6 +312,29 @@ def probe() -> str | None:
     except OSError as exc:
         return f"no loop devices ({loopmount.LOOP_CONTROL}: {exc.strerror})"
     return None
+
+
+def bound_elsewhere(folder: Path) -> bool:
+    """Whether another mount namespace has ``folder`` itself bind-mounted (a docker
+    container made before the folder had its filesystem). Mounting over it, or swapping it
+    for a copy, would leave that container writing to a folder nobody else sees."""
+    tail = "/" + "/".join(folder.parts[-2:])  # workspaces/<session id>: unique enough
+    own = os.stat("/proc/self/ns/mnt").st_ino
+    seen = {own}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            ns = os.stat(f"/proc/{entry.name}/ns/mnt").st_ino
+            if ns in seen:
+                continue
+            seen.add(ns)
+            with open(f"/proc/{entry.name}/mountinfo") as f:
+                if any(line.split()[3].endswith(tail) for line in f):
+                    return True
+        except (OSError, IndexError):
+            continue
+    return False
 
 
 def make_image(path: Path, quota_mb: int, scratch: Path) -> None:

@@ -291,3 +291,31 @@ def test_mounts_whose_state_dir_was_removed_are_released(tmp_path: Path) -> None
     disks.release_deleted()
     assert not folder.is_mount()
     assert loops_under(state) == []
+
+
+@ROOT_ONLY
+async def test_a_folder_a_container_binds_is_not_swapped_under_it(state_dir: Path) -> None:
+    """As a docker container made before the change: its own mount namespace binds the
+    plain folder; moving the files into an image then would leave it writing to nothing."""
+    async with Engine(config(state_dir, None)) as engine:
+        folder = (await engine.session("c.ipynb")).workspace
+    (folder / "a.txt").write_text("a")
+    holder = await asyncio.create_subprocess_exec(
+        "unshare", "-m", "--propagation", "private", "sh", "-c",
+        f"mount --bind {folder} /mnt && echo bound && exec sleep 1000",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None
+        assert await holder.stdout.readline() == b"bound\n"
+        async with Engine(config(state_dir, 20)) as engine:
+            session = await engine.session("c.ipynb")
+            assert not folder.is_mount()
+            assert (folder / "a.txt").read_text() == "a"
+            assert "in use by a container" in (await session.info()).sandbox_backend
+    finally:
+        holder.kill()
+        await holder.wait()
+    async with Engine(config(state_dir, 20)) as engine:  # gone: now it moves
+        await engine.session("c.ipynb")
+        assert folder.is_mount() and (folder / "a.txt").read_text() == "a"
