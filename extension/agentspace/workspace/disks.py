@@ -85,8 +85,9 @@ class DiskState:
 
 
 def full_message(quota_mb: int | None) -> str:
+    limit = f"its quota is {quota_mb} MB" if quota_mb else "it is at its quota"
     return (
-        f"the workspace is full: its quota is {quota_mb} MB (sandbox_policy.quota_mb). "
+        f"the workspace is full: {limit} (sandbox_policy.quota_mb). "
         "Delete files (large logs are in .agentspace/logs) or raise the quota; the files "
         "written before are intact."
     )
@@ -150,7 +151,12 @@ class Disks:
             state = DiskState("checked", quota_mb, self.unavailable)
         else:
             with self._locked(session_id):
-                state = self._open(session_id, folder, quota_mb)
+                try:
+                    state = self._open(session_id, folder, quota_mb)
+                except (OSError, subprocess.SubprocessError) as exc:  # nothing was removed
+                    state = DiskState(
+                        "checked", quota_mb, f"its quota filesystem failed: {_reason(exc)}"
+                    )
         self.states[session_id] = state
         return state
 
@@ -166,6 +172,7 @@ class Disks:
                 "the folder is in use by a container made before its quota filesystem: it "
                 "moves into one when the session reopens after that container is gone",
             )
+        swap = self.root / f"{sid}.swap"  # the image holds a verified copy of the folder
         if not os.path.ismount(folder):
             if not image.exists():
                 if _has_entries(folder):
@@ -173,16 +180,28 @@ class Disks:
                     if note:
                         return DiskState("checked", quota_mb, note)
                 else:
+                    swap.unlink(missing_ok=True)
                     self._new_image(image, quota_mb)
                     _write_meta(meta, quota_mb)
-            if _has_entries(folder):  # a verified copy is in the image: set the folder aside
+            if _has_entries(folder):
+                if not swap.exists():  # written while unmounted: never hide nor delete them
+                    return DiskState(
+                        "checked",
+                        quota_mb,
+                        "files were written to the folder while its quota filesystem "
+                        f"({image}) was not mounted; it is not mounted over them: move them "
+                        "aside, reopen the session, then copy them back in",
+                    )
                 if plain.exists():
                     shutil.rmtree(plain)
-                folder.rename(plain)
+                folder.rename(plain)  # the original, kept until the image is mounted
                 folder.mkdir()
+                shutil.copystat(plain, folder)
             loopmount.mount_ext4(image, folder)
+        if swap.exists():  # mounted: the original can go (also after a kill right here)
             if plain.exists():
                 shutil.rmtree(plain)
+            swap.unlink()
         return self._resize(sid, folder, image, meta, quota_mb)
 
     def _new_image(self, image: Path, quota_mb: int) -> None:
@@ -219,6 +238,7 @@ class Disks:
             finally:
                 loopmount.unmount(mnt)
             _write_meta(self.root / f"{sid}.json", quota_mb)
+            (self.root / f"{sid}.swap").touch()
             part.rename(self.root / f"{sid}.img")
         except (OSError, subprocess.SubprocessError) as exc:
             part.unlink(missing_ok=True)
@@ -267,7 +287,10 @@ class Disks:
             else:
                 _run("resize2fs", str(image), f"{size // 1024}K")
                 os.truncate(image, size)
+            fit(image, quota_mb, folder)
             _write_meta(meta, quota_mb)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return DiskState("filesystem", had, f"resizing to {quota_mb} MB failed: {_reason(exc)}")
         finally:
             loopmount.mount_ext4(image, folder)
         return DiskState("filesystem", quota_mb)
@@ -346,22 +369,29 @@ def make_image(path: Path, quota_mb: int, scratch: Path) -> None:
     mnt = scratch / f".prep-{_token_name()}-{uuid.uuid4().hex[:8]}"
     mnt.mkdir()
     try:
-        for _ in range(3):
-            loopmount.mount_ext4(path, mnt)
-            try:
-                with contextlib.suppress(FileNotFoundError):
-                    (mnt / "lost+found").rmdir()
-                st = os.statvfs(mnt)
-                short = quota_mb * MB - st.f_bavail * st.f_frsize
-            finally:
-                loopmount.unmount(mnt)
-            if short <= 0:
-                return
-            os.truncate(path, path.stat().st_size + -(-short * 11 // 10 // 4096) * 4096)
-            _run("resize2fs", "-f", str(path))
-        raise OSError(f"the new filesystem has less than {quota_mb} MB free")
+        fit(path, quota_mb, mnt)
     finally:
         mnt.rmdir()
+
+
+def fit(image: Path, quota_mb: int, mnt: Path) -> None:
+    """Grow an unmounted ``image`` until its filesystem offers ``quota_mb`` (fixed metadata,
+    such as a shrunk filesystem's journal and inode tables, can take more than the estimate).
+    Mounts it at ``mnt`` to measure; leaves it unmounted, with no ``lost+found``."""
+    for _ in range(3):
+        loopmount.mount_ext4(image, mnt)
+        try:
+            with contextlib.suppress(FileNotFoundError, OSError):
+                (mnt / "lost+found").rmdir()  # OSError: not empty (e2fsck put files there)
+            st = os.statvfs(mnt)
+            short = quota_mb * MB - st.f_bavail * st.f_frsize
+        finally:
+            loopmount.unmount(mnt)
+        if short <= 0:
+            return
+        os.truncate(image, image.stat().st_size + -(-short * 11 // 10 // 4096) * 4096)
+        _run("resize2fs", "-f", str(image))
+    raise OSError(f"the filesystem offers less than {quota_mb} MB")
 
 
 def copy_tree(src: Path, dst: Path) -> None:
@@ -444,6 +474,7 @@ def release_deleted() -> None:
 
 def release_under(folder: Path) -> None:
     """Unmount and detach every workspace image below ``folder`` (the test suite's teardown)."""
+    folder = folder.resolve()
     for loop in loopmount.loops():
         if loop.backing.startswith(f"{folder}/"):
             release_loop(loop)
@@ -461,7 +492,7 @@ def release_loop(loop: loopmount.Loop) -> None:
 def _purge(root: Path, sid: str, folder: Path) -> None:
     if os.path.ismount(folder):
         loopmount.unmount(folder, lazy=True)  # processes were stopped; a straggler keeps
-    for suffix in (".img", ".img.part", ".json"):  # its files until it goes
+    for suffix in (".img", ".img.part", ".json", ".swap"):  # its files until it goes
         (root / f"{sid}{suffix}").unlink(missing_ok=True)
     (root / f"{sid}.purge").unlink(missing_ok=True)
     (root / f"{sid}.lock").unlink(missing_ok=True)

@@ -319,3 +319,42 @@ async def test_a_folder_a_container_binds_is_not_swapped_under_it(state_dir: Pat
     async with Engine(config(state_dir, 20)) as engine:  # gone: now it moves
         await engine.session("c.ipynb")
         assert folder.is_mount() and (folder / "a.txt").read_text() == "a"
+
+
+@ROOT_ONLY
+async def test_a_lowered_quota_shrinks_when_the_files_fit_and_says_so_when_not(
+    state_dir: Path,
+) -> None:
+    async with Engine(config(state_dir, 100)) as engine:
+        folder = (await engine.session("s.ipynb")).workspace
+        (folder / "big.bin").write_bytes(os.urandom(30 << 20))
+    async with Engine(config(state_dir, 20)) as engine:  # 30 MB in use: kept at 100 MB
+        session = await engine.session("s.ipynb")
+        assert len((folder / "big.bin").read_bytes()) == 30 << 20
+        status = (await session.info()).sandbox_backend
+        assert "lowered to 20 MB but 30 MB are in use" in status
+        assert "keeps its 100 MB" in status
+    (folder / "big.bin").unlink()
+    (folder / "small.txt").write_text("s")
+    async with Engine(config(state_dir, 20)) as engine:  # now it fits: shrunk
+        session = await engine.session("s.ipynb")
+        st = os.statvfs(folder)
+        assert 20 << 20 <= st.f_blocks * st.f_frsize < 30 << 20
+        assert (folder / "small.txt").read_text() == "s"
+        assert "20 MB quota enforced" in (await session.info()).sandbox_backend
+
+
+@ROOT_ONLY
+async def test_files_written_while_unmounted_are_never_hidden_or_deleted(state_dir: Path) -> None:
+    async with Engine(config(state_dir)) as engine:
+        folder = (await engine.session("u.ipynb")).workspace
+        (folder / "inside.txt").write_text("in the image")
+    loopmount.unmount(folder)  # by an admin, say; then something writes to the bare folder
+    (folder / "outside.txt").write_text("in the folder")
+    async with Engine(config(state_dir)) as engine:
+        session = await engine.session("u.ipynb")
+        assert not folder.is_mount()
+        assert (folder / "outside.txt").read_text() == "in the folder"
+        status = (await session.info()).sandbox_backend
+        assert "files were written to the folder while its quota filesystem" in status
+    assert (state_dir / disks.DIR / f"{session.id}.img").exists()  # its files are kept too
