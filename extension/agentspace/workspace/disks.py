@@ -19,6 +19,7 @@ next start remove what a killed process left half-made.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -268,16 +269,22 @@ class Disks:
                 f"the quota was lowered to {quota_mb} MB but {used // MB} MB are in use: the "
                 f"filesystem keeps its {had} MB until files are deleted and the session reopened",
             )
-        loopmount.unmount(folder)
+        later = DiskState(
+            "filesystem",
+            had,
+            f"the quota changed to {quota_mb} MB; it applies once nothing uses the workspace "
+            "(its processes, a container, a shell in it) and the session is reopened",
+        )
+        try:
+            loopmount.unmount(folder)
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise
+            return later
         live = [lp for lp in loopmount.loops() if lp.backing == str(image) and not lp.deleted]
         if live:  # still mounted elsewhere (a container's bind mount): resizing would corrupt it
             loopmount.mount_device(live[0].device, folder)
-            return DiskState(
-                "filesystem",
-                had,
-                f"the quota changed to {quota_mb} MB; it applies once nothing uses the "
-                "workspace (stop its container) and the session is reopened",
-            )
+            return later
         try:
             size = image_bytes(quota_mb)
             _run("e2fsck", "-f", "-p", str(image))

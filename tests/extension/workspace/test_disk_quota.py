@@ -358,3 +358,23 @@ async def test_files_written_while_unmounted_are_never_hidden_or_deleted(state_d
         status = (await session.info()).sandbox_backend
         assert "files were written to the folder while its quota filesystem" in status
     assert (state_dir / disks.DIR / f"{session.id}.img").exists()  # its files are kept too
+
+
+@ROOT_ONLY
+async def test_a_quota_change_waits_while_the_workspace_is_in_use(state_dir: Path) -> None:
+    async with Engine(config(state_dir, 20)) as engine:
+        folder = (await engine.session("b.ipynb")).workspace
+    user = await asyncio.create_subprocess_exec("sleep", "1000", cwd=folder)  # a shell in it
+    try:
+        async with Engine(config(state_dir, 60)) as engine:
+            session = await engine.session("b.ipynb")
+            assert folder.is_mount()
+            status = (await session.info()).sandbox_backend
+            assert "20 MB quota enforced" in status
+            assert "changed to 60 MB; it applies once nothing uses the workspace" in status
+    finally:
+        user.kill()
+        await user.wait()
+    async with Engine(config(state_dir, 60)) as engine:
+        session = await engine.session("b.ipynb")
+        assert "60 MB quota enforced" in (await session.info()).sandbox_backend
