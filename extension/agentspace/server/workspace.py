@@ -10,7 +10,6 @@ from tornado import web
 
 from ..errors import SandboxError
 from ..workspace import paths
-from ..workspace.disks import full_message
 from .base import AgentspaceHandler, ApiError
 
 CHUNK = 1 << 16
@@ -24,6 +23,8 @@ def _fs_error(exc: OSError, path: str) -> ApiError:
     if isinstance(exc, NotADirectoryError):
         return ApiError(400, "not_a_directory", f"A parent of {path!r} is not a folder.")
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # its quota filesystem is full
+        from ..workspace.disks import full_message
+
         return ApiError(507, "workspace_full", f"{path!r} was not written: {full_message(None)}")
     return ApiError(400, "file_error", f"{path!r}: {exc.strerror or exc}.")
 
