@@ -126,7 +126,7 @@ async def quota_cold_start(root: Path, n: int) -> None:
         await _holder_ready()
         sid = uuid.uuid4().hex
         t0 = time.perf_counter()
-        await asyncio.to_thread(images.open, sid, root / "ws" / sid, quota)
+        await asyncio.to_thread(images.open, sid, root / "ws" / sid, quota, new=True)
         taken = time.perf_counter()
         ws = new_workspace(root, "bubblewrap", sid=sid)
         text = await tool_shell(ws, "true")
@@ -140,7 +140,7 @@ async def quota_cold_start(root: Path, n: int) -> None:
         if i % 4 == 0:  # no spare ready: the format is on the path
             sid = uuid.uuid4().hex
             cold_takes.append(
-                await timed(asyncio.to_thread(images.open, sid, root / "ws" / sid, quota))
+                await timed(asyncio.to_thread(images.open, sid, root / "ws" / sid, quota, new=True))
             )
             await asyncio.to_thread(images.purge, sid, root / "ws" / sid)
     images.close()

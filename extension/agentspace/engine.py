@@ -250,7 +250,7 @@ class Engine:
         )
         await self.store.flush()
         session = self._register(Session(self, record, 0, 0))
-        await self.workspaces.open_disk(session)
+        await self.workspaces.open_disk(session, new=True)
         return session
 
     def _register(self, session: Session) -> Session:

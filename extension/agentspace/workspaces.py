@@ -50,10 +50,11 @@ class Workspaces:
             {**self.config.sandbox_policy.model_dump(), **session.record.sandbox}
         )
 
-    async def open_disk(self, session: Session) -> None:
+    async def open_disk(self, session: Session, *, new: bool = False) -> None:
         """Mount the workspace's quota filesystem (before anything reads or runs in it)."""
         quota = self.policy(session).quota_mb
-        await asyncio.to_thread(self.disks.open, session.id, session.workspace, quota)
+        folder = session.workspace
+        await asyncio.to_thread(self.disks.open, session.id, folder, quota, new=new)
         self._refill()
 
     async def purge_disk(self, session: Session) -> None:

@@ -143,8 +143,11 @@ class Disks:
             spare.unlink(missing_ok=True)
 
     # -- one workspace -------------------------------------------------------
-    def open(self, session_id: str, folder: Path, quota_mb: int | None) -> DiskState:
-        """Make sure ``folder`` is its image's mount point, at ``quota_mb`` (blocking)."""
+    def open(
+        self, session_id: str, folder: Path, quota_mb: int | None, *, new: bool = False
+    ) -> DiskState:
+        """Make sure ``folder`` is its image's mount point, at ``quota_mb`` (blocking).
+        ``new``: the session was just made, so nothing else can hold its folder yet."""
         self.start()
         if quota_mb is None:
             state = DiskState("none", None)
@@ -153,7 +156,7 @@ class Disks:
         else:
             with self._locked(session_id):
                 try:
-                    state = self._open(session_id, folder, quota_mb)
+                    state = self._open(session_id, folder, quota_mb, new)
                 except (OSError, subprocess.SubprocessError) as exc:  # nothing was removed
                     state = DiskState(
                         "checked", quota_mb, f"its quota filesystem failed: {_reason(exc)}"
@@ -161,12 +164,12 @@ class Disks:
         self.states[session_id] = state
         return state
 
-    def _open(self, sid: str, folder: Path, quota_mb: int) -> DiskState:
+    def _open(self, sid: str, folder: Path, quota_mb: int, new: bool) -> DiskState:
         image, meta = self.root / f"{sid}.img", self.root / f"{sid}.json"
         plain = folder.parent / f".{sid}.plain"  # the old folder while a migration swaps
         (self.root / f"{sid}.img.part").unlink(missing_ok=True)  # an interrupted migration
         folder.mkdir(parents=True, exist_ok=True)
-        if not os.path.ismount(folder) and bound_elsewhere(folder):
+        if not new and not os.path.ismount(folder) and bound_elsewhere(folder):
             return DiskState(
                 "checked",
                 quota_mb,
