@@ -121,7 +121,8 @@ async def quota_cold_start(root: Path, n: int) -> None:
     images, quota = disks.Disks(root / "qstate"), SandboxPolicy().quota_mb
     await asyncio.to_thread(images.start)
     plain, mounted, takes, cold_takes = [], [], [], []
-    for i in range(n):
+
+    async def on_image() -> None:
         await asyncio.to_thread(images.fill, quota)  # the pool's spare, made ahead (untimed)
         await _holder_ready()
         sid = uuid.uuid4().hex
@@ -135,14 +136,21 @@ async def quota_cold_start(root: Path, n: int) -> None:
         assert text.startswith("exit code: 0"), text
         await ws.destroy(purge=False)
         await asyncio.to_thread(images.purge, sid, ws.folder)
+
+    async def on_folder() -> None:
         await _holder_ready()
         plain.append(await timed(_plain_cold(root)))
+
+    for i in range(n):  # alternated, each first every other round
+        for step in (on_image, on_folder) if i % 2 else (on_folder, on_image):
+            await step()
         if i % 4 == 0:  # no spare ready: the format is on the path
             sid = uuid.uuid4().hex
+            folder = root / "ws" / sid
             cold_takes.append(
-                await timed(asyncio.to_thread(images.open, sid, root / "ws" / sid, quota, new=True))
+                await timed(asyncio.to_thread(images.open, sid, folder, quota, new=True))
             )
-            await asyncio.to_thread(images.purge, sid, root / "ws" / sid)
+            await asyncio.to_thread(images.purge, sid, folder)
     images.close()
     base = statistics.median(plain)
     row(f"bubblewrap: cold start on a quota filesystem, p50 (p90) of {n}",
