@@ -214,8 +214,13 @@ class Disks:
             spare = spares.pop() if spares else None
         if spare is not None:
             spare.rename(image)
-        else:
+            return
+        try:
             make_image(image, quota_mb, self.root)
+        except (OSError, subprocess.SubprocessError) as exc:  # this machine refuses: say so
+            image.unlink(missing_ok=True)
+            self.unavailable = f"no filesystem could be made: {_reason(exc)}"
+            raise
 
     def _migrate(self, sid: str, folder: Path, quota_mb: int) -> str:
         """Copy a plain workspace into a new image and verify it; '' on success, else why not.

@@ -378,3 +378,24 @@ async def test_a_quota_change_waits_while_the_workspace_is_in_use(state_dir: Pat
     async with Engine(config(state_dir, 60)) as engine:
         session = await engine.session("b.ipynb")
         assert "60 MB quota enforced" in (await session.info()).sandbox_backend
+
+
+@ROOT_ONLY
+def test_two_processes_opening_one_workspace_mount_it_once(tmp_path: Path) -> None:
+    """The server and the CLI on one state dir: one mounts, the other finds the mount."""
+    state, sid = tmp_path / "state", "both"
+    folder = state / "workspaces" / sid
+    code = (
+        "import sys; from pathlib import Path; from agentspace.workspace import disks; "
+        "print(disks.Disks(Path(sys.argv[1])).open(sys.argv[2], Path(sys.argv[3]), 20).mode)"
+    )
+    argv = [sys.executable, "-c", code, str(state), sid, str(folder)]
+    env = {**os.environ, "PYTHONPATH": PYTHONPATH}
+    try:
+        procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env) for _ in "ab"]
+        assert [p.communicate(timeout=60)[0].strip() for p in procs] == ["filesystem"] * 2
+        assert mounted_at(folder) == 1
+        (only,) = loops_under(state)
+        assert only.backing == str(state / disks.DIR / f"{sid}.img")
+    finally:
+        disks.release_under(state)
