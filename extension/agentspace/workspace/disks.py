@@ -149,7 +149,12 @@ class Disks:
         """Make sure ``folder`` is its image's mount point, at ``quota_mb`` (blocking).
         ``new``: the session was just made, so nothing else can hold its folder yet."""
         self.start()
-        if quota_mb is None:
+        if quota_mb is None and os.path.ismount(folder):
+            had = _read_meta(self.root / f"{session_id}.json")
+            state = DiskState(
+                "filesystem", had, "the quota was removed; the filesystem keeps this size"
+            )
+        elif quota_mb is None:
             state = DiskState("none", None)
         elif self.unavailable is not None:
             state = DiskState("checked", quota_mb, self.unavailable)
@@ -203,6 +208,14 @@ class Disks:
                 shutil.copystat(plain, folder)
             loopmount.mount_ext4(image, folder)
         if swap.exists():  # mounted: the original can go (also after a kill right here)
+            if plain.exists() and _inventory(plain) != _inventory(folder):
+                swap.unlink()  # changed since it was copied (by whom?): keep both, say so
+                return DiskState(
+                    "filesystem",
+                    quota_mb,
+                    f"the old folder changed after it was copied into the filesystem; it is "
+                    f"kept at {plain}: compare and delete it",
+                )
             if plain.exists():
                 shutil.rmtree(plain)
             swap.unlink()
@@ -438,9 +451,9 @@ def copy_tree(src: Path, dst: Path) -> None:
         shutil.copystat(dirpath, dst / rel)
 
 
-def _inventory(root: Path) -> dict[str, tuple[int, int, str]]:
-    """Path -> (mode, size, link target) of everything copy_tree keeps (the verification)."""
-    found: dict[str, tuple[int, int, str]] = {}
+def _inventory(root: Path) -> dict[str, tuple[int, int, int, str]]:
+    """Path -> (mode, size, mtime, link target) of what copy_tree keeps (the verification)."""
+    found: dict[str, tuple[int, int, int, str]] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in [*dirnames, *filenames]:
             path = os.path.join(dirpath, name)
@@ -452,8 +465,9 @@ def _inventory(root: Path) -> dict[str, tuple[int, int, str]]:
             ):
                 continue
             link = os.readlink(path) if stat.S_ISLNK(info.st_mode) else ""
-            size = info.st_size if stat.S_ISREG(info.st_mode) else 0
-            found[os.path.relpath(path, root)] = (info.st_mode, size, link)
+            regular = stat.S_ISREG(info.st_mode)
+            size, mtime = (info.st_size, info.st_mtime_ns) if regular else (0, 0)
+            found[os.path.relpath(path, root)] = (info.st_mode, size, mtime, link)
     return found
 
 

@@ -399,3 +399,24 @@ def test_two_processes_opening_one_workspace_mount_it_once(tmp_path: Path) -> No
         assert only.backing == str(state / disks.DIR / f"{sid}.img")
     finally:
         disks.release_under(state)
+
+
+@ROOT_ONLY
+def test_a_folder_changed_after_its_copy_is_kept_beside_the_image(tmp_path: Path) -> None:
+    """Killed between the copy and the swap, then written to: neither version is dropped."""
+    state, sid = tmp_path / "state", "s2"
+    folder = state / "workspaces" / sid
+    folder.mkdir(parents=True)
+    (folder / "a.txt").write_text("a")
+    images = disks.Disks(state)
+    images.start()
+    assert images._migrate(sid, folder, 20) == ""
+    (folder / "late.txt").write_text("written after the copy")
+    try:
+        state_now = disks.Disks(state).open(sid, folder, 20)
+        assert state_now.mode == "filesystem" and "it is kept at" in state_now.note
+        plain = folder.parent / f".{sid}.plain"
+        assert (plain / "late.txt").read_text() == "written after the copy"
+        assert (folder / "a.txt").read_text() == "a"
+    finally:
+        disks.release_under(state)
