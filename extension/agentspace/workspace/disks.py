@@ -484,6 +484,10 @@ def clean_leftovers(root: Path) -> None:
                     path.rmdir()
             else:
                 path.unlink(missing_ok=True)
+        elif path.name.endswith(".img.part"):  # a migration nobody is running any more
+            with contextlib.suppress(OSError), _try_lock(root / f"{path.name[:-9]}.lock") as ok:
+                if ok:
+                    path.unlink(missing_ok=True)
         elif path.suffix == ".purge":
             with contextlib.suppress(OSError):
                 if not owner_alive(path.read_text().strip()):
@@ -525,6 +529,21 @@ def _purge(root: Path, sid: str, folder: Path) -> None:
         (root / f"{sid}{suffix}").unlink(missing_ok=True)
     (root / f"{sid}.purge").unlink(missing_ok=True)
     (root / f"{sid}.lock").unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _try_lock(lock: Path) -> Iterator[bool]:
+    """The workspace's lock if nobody holds it (True), without waiting."""
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
 
 
 def _token_name() -> str:
