@@ -38,7 +38,7 @@ from typing import Any
 
 from agentspace.tools.base import ToolContext
 from agentspace.tools.processes import shell
-from agentspace.workspace import disks
+from agentspace.workspace import diskleftovers, disks
 from agentspace.workspace.namespaces import system_mounts
 from agentspace.workspace.runner import drain, open_log
 from agentspace.workspace.sandbox import SandboxKind, SandboxPolicy
@@ -336,7 +336,7 @@ async def main(quick: bool) -> None:
         if "docker" in kinds:
             await logs(root, 2 if quick else 5)
         await quota_cold_start(root, 10 if quick else 60)
-        disks.release_under(root)
+        diskleftovers.release_under(root)
     row.table()
 
 
@@ -348,7 +348,7 @@ if __name__ == "__main__":
     if args.only_quota:
         with tempfile.TemporaryDirectory() as tmp:
             asyncio.run(quota_cold_start(Path(tmp), 10 if args.quick else 60))
-            disks.release_under(Path(tmp))
+            diskleftovers.release_under(Path(tmp))
         row.table()
     else:
         asyncio.run(main(args.quick))

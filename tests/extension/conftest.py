@@ -12,7 +12,7 @@ from agentspace import pacing
 from agentspace.config import EngineConfig, Limits
 from agentspace.engine import Engine
 from agentspace.testing import write_script
-from agentspace.workspace.disks import release_under
+from agentspace.workspace.diskleftovers import release_under
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ import fcntl
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import threading
@@ -34,8 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ..records import owner_alive, owner_token
+from ..records import owner_token
 from . import loopmount
+from .diskleftovers import DIR, clean_leftovers, purge_files, token_name
+from .treecopy import copy_tree, inventory, tree_bytes
 
 MB = 1 << 20
 # 4 KiB blocks, no root reserve, one inode per 8 KiB, a 4 MiB journal (none below 64 MB,
@@ -47,7 +48,6 @@ MKFS = (
 )  # fmt: skip
 JOURNAL_FROM_MB = 64
 FULL_BYTES = 256 << 10  # less free than this after a command: it filled the workspace
-DIR = "disk-images"
 
 Mode = Literal["filesystem", "checked", "none"]
 
@@ -124,7 +124,7 @@ class Disks:
         with self._lock:
             if self._spares.get(quota_mb):
                 return
-        spare = self.root / f"spare-{_token_name()}-{uuid.uuid4().hex[:8]}.img"
+        spare = self.root / f"spare-{token_name()}-{uuid.uuid4().hex[:8]}.img"
         try:
             make_image(spare, quota_mb, self.root)
         except (OSError, subprocess.SubprocessError) as exc:
@@ -208,7 +208,7 @@ class Disks:
                 shutil.copystat(plain, folder)
             loopmount.mount_ext4(image, folder)
         if swap.exists():  # mounted: the original can go (also after a kill right here)
-            if plain.exists() and _inventory(plain) != _inventory(folder):
+            if plain.exists() and inventory(plain) != inventory(folder):
                 swap.unlink()  # changed since it was copied (by whom?): keep both, say so
                 return DiskState(
                     "filesystem",
@@ -241,21 +241,21 @@ class Disks:
         The image is complete only when renamed from ``.part``; until then the plain folder
         is the only copy and is untouched. A failure keeps the plain folder as it was.
         """
-        used = _tree_bytes(folder)
+        used = tree_bytes(folder)
         if used > quota_mb * MB:
             return (
                 f"this workspace predates quota filesystems and holds {used // MB} MB, over its "
                 "quota: kept as a plain folder; delete files and reopen it to move it into one"
             )
         part = self.root / f"{sid}.img.part"
-        mnt = self.root / f".migrate-{_token_name()}-{sid}"
+        mnt = self.root / f".migrate-{token_name()}-{sid}"
         try:
             make_image(part, quota_mb, self.root)
             mnt.mkdir()
             loopmount.mount_ext4(part, mnt)
             try:
                 copy_tree(folder, mnt)
-                if _inventory(folder) != _inventory(mnt):
+                if inventory(folder) != inventory(mnt):
                     raise OSError("the copy differs from the original")
             finally:
                 loopmount.unmount(mnt)
@@ -331,7 +331,7 @@ class Disks:
         with self._locked(session_id):
             marker = self.root / f"{session_id}.purge"
             marker.write_text(owner_token())
-            _purge(self.root, session_id, folder)
+            purge_files(self.root, session_id, folder)
 
     def describe(self, session_id: str) -> str | None:
         state = self.states.get(session_id)
@@ -394,7 +394,7 @@ def make_image(path: Path, quota_mb: int, scratch: Path) -> None:
     with open(path, "wb") as f:
         f.truncate(image_bytes(quota_mb))
     _run(*mkfs_argv(path, quota_mb))
-    mnt = scratch / f".prep-{_token_name()}-{uuid.uuid4().hex[:8]}"
+    mnt = scratch / f".prep-{token_name()}-{uuid.uuid4().hex[:8]}"
     mnt.mkdir()
     try:
         fit(path, quota_mb, mnt)
@@ -422,155 +422,9 @@ def fit(image: Path, quota_mb: int, mnt: Path) -> None:
     raise OSError(f"the filesystem offers less than {quota_mb} MB")
 
 
-def copy_tree(src: Path, dst: Path) -> None:
-    """Copy a workspace's files, links and FIFOs with their modes, owners and times."""
-    shutil.copystat(src, dst)
-    with contextlib.suppress(PermissionError):
-        st = src.stat()
-        os.chown(dst, st.st_uid, st.st_gid)
-    for dirpath, dirnames, filenames in os.walk(src):
-        rel = os.path.relpath(dirpath, src)
-        target = dst / rel
-        for name in [*dirnames, *filenames]:
-            s, d = os.path.join(dirpath, name), target / name
-            info = os.lstat(s)
-            if stat.S_ISLNK(info.st_mode):
-                os.symlink(os.readlink(s), d)
-            elif stat.S_ISDIR(info.st_mode):
-                d.mkdir()
-                shutil.copystat(s, d)
-            elif stat.S_ISREG(info.st_mode):
-                shutil.copy2(s, d, follow_symlinks=False)
-            elif stat.S_ISFIFO(info.st_mode):
-                os.mkfifo(d, stat.S_IMODE(info.st_mode))
-            else:
-                continue  # sockets, devices: nothing to keep
-            os.lchown(d, info.st_uid, info.st_gid)
-    for dirpath, _, _ in os.walk(src):  # directory times last: copying changed them
-        rel = os.path.relpath(dirpath, src)
-        shutil.copystat(dirpath, dst / rel)
-
-
-def _inventory(root: Path) -> dict[str, tuple[int, int, int, str]]:
-    """Path -> (mode, size, mtime, link target) of what copy_tree keeps (the verification)."""
-    found: dict[str, tuple[int, int, int, str]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames]:
-            path = os.path.join(dirpath, name)
-            info = os.lstat(path)
-            if (
-                stat.S_ISSOCK(info.st_mode)
-                or stat.S_ISBLK(info.st_mode)
-                or stat.S_ISCHR(info.st_mode)
-            ):
-                continue
-            link = os.readlink(path) if stat.S_ISLNK(info.st_mode) else ""
-            regular = stat.S_ISREG(info.st_mode)
-            size, mtime = (info.st_size, info.st_mtime_ns) if regular else (0, 0)
-            found[os.path.relpath(path, root)] = (info.st_mode, size, mtime, link)
-    return found
-
-
-def clean_leftovers(root: Path) -> None:
-    """Remove what processes that are gone left in ``root``: half-made spares and their
-    temporary mounts, unfinished purges, and loop devices whose image was deleted."""
-    for path in root.iterdir():
-        owner = _owner_of(path.name)
-        if owner is not None and not owner_alive(owner):
-            if path.is_dir():
-                with contextlib.suppress(OSError):
-                    if os.path.ismount(path):
-                        loopmount.unmount(path, lazy=True)
-                    path.rmdir()
-            else:
-                path.unlink(missing_ok=True)
-        elif path.name.endswith(".img.part"):  # a migration nobody is running any more
-            with contextlib.suppress(OSError), _try_lock(root / f"{path.name[:-9]}.lock") as ok:
-                if ok:
-                    path.unlink(missing_ok=True)
-        elif path.suffix == ".purge":
-            with contextlib.suppress(OSError):
-                if not owner_alive(path.read_text().strip()):
-                    sid = path.stem
-                    _purge(root, sid, root.parent / "workspaces" / sid)
-    release_deleted()
-
-
-def release_deleted() -> None:
-    """Unmount and detach the loop devices of workspace images that no longer exist (their
-    state directory was removed while they were mounted)."""
-    for loop in loopmount.loops():
-        ours = f"/{DIR}/" in loop.backing and loop.backing.endswith((".img", ".img.part"))
-        if ours and (loop.deleted or not os.path.exists(loop.backing)):
-            release_loop(loop)
-
-
-def release_under(folder: Path) -> None:
-    """Unmount and detach every workspace image below ``folder`` (the test suite's teardown)."""
-    folder = folder.resolve()
-    for loop in loopmount.loops():
-        if loop.backing.startswith(f"{folder}/"):
-            release_loop(loop)
-
-
-def release_loop(loop: loopmount.Loop) -> None:
-    for target, source in loopmount.mounts().items():
-        if source == loop.device:
-            with contextlib.suppress(OSError):
-                loopmount.unmount(Path(target), lazy=True)
-    with contextlib.suppress(OSError):  # auto-cleared by the unmount, unless never mounted
-        loopmount.detach(loop.device)
-
-
-def _purge(root: Path, sid: str, folder: Path) -> None:
-    if os.path.ismount(folder):
-        loopmount.unmount(folder, lazy=True)  # processes were stopped; a straggler keeps
-    for suffix in (".img", ".img.part", ".json", ".swap"):  # its files until it goes
-        (root / f"{sid}{suffix}").unlink(missing_ok=True)
-    (root / f"{sid}.purge").unlink(missing_ok=True)
-    (root / f"{sid}.lock").unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _try_lock(lock: Path) -> Iterator[bool]:
-    """The workspace's lock if nobody holds it (True), without waiting."""
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
-
-
-def _token_name() -> str:
-    return owner_token().replace(":", "_")
-
-
-def _owner_of(name: str) -> str | None:
-    """The owner token in a spare's or temporary mount's name, if it has one."""
-    for prefix in ("spare-", ".prep-", ".migrate-"):
-        if name.startswith(prefix):
-            token = name[len(prefix) :].split("-", 1)[0]
-            return token.replace("_", ":")
-    return None
-
-
 def _has_entries(folder: Path) -> bool:
     with os.scandir(folder) as it:
         return next(it, None) is not None
-
-
-def _tree_bytes(folder: Path) -> int:
-    total = 0
-    for dirpath, _, files in os.walk(folder):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
-    return total
 
 
 def _read_meta(meta: Path) -> int | None:

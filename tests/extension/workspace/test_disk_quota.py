@@ -23,7 +23,7 @@ import pytest
 from agentspace.config import EngineConfig
 from agentspace.engine import Engine
 from agentspace.testing import collect_run, turn
-from agentspace.workspace import disks, loopmount
+from agentspace.workspace import diskleftovers, disks, loopmount, treecopy
 
 ROOT_ONLY = pytest.mark.skipif(
     disks.probe() is not None, reason=f"no quota filesystems here: {disks.probe()} (CI is root)"
@@ -80,7 +80,7 @@ async def test_a_command_past_the_quota_gets_the_limit_and_loses_nothing(
         assert (session.workspace / "src" / "before.txt").read_text() == "kept\n"
         assert (session.workspace / "after.txt").read_text() == "ok\n"
         assert sorted(os.listdir(session.workspace)) == [".agentspace", "after.txt", "src"]
-        image = state_dir / disks.DIR / f"{session.id}.img"
+        image = state_dir / diskleftovers.DIR / f"{session.id}.img"
         assert image.stat().st_blocks * 512 < 30 << 20  # the host disk took the quota only
         st = os.statvfs(session.workspace)  # a fresh filesystem offers the whole quota
         assert st.f_blocks * st.f_frsize >= 20 << 20
@@ -116,7 +116,7 @@ async def test_a_restart_reuses_the_mount_and_a_purge_unmounts_and_detaches(
         assert (folder / "f.txt").read_text() == "x"
         await engine.delete(sid, purge=True)
         assert not folder.is_mount()
-        assert not (state_dir / disks.DIR / f"{sid}.img").exists()
+        assert not (state_dir / diskleftovers.DIR / f"{sid}.img").exists()
     assert loops_under(state_dir) == []
 
 
@@ -144,12 +144,12 @@ async def test_an_existing_plain_workspace_moves_into_an_image_with_every_file(
     (folder / "sub" / "data.bin").write_bytes(os.urandom(100_000))
     (folder / "link").symlink_to("sub/data.bin")
     os.chmod(folder / "sub" / "data.bin", 0o600)
-    before = disks._inventory(folder)
+    before = treecopy.inventory(folder)
     data = (folder / "sub" / "data.bin").read_bytes()
     async with Engine(config(state_dir, 20)) as engine:
         session = await engine.session("old.ipynb")
         assert folder.is_mount()
-        assert disks._inventory(folder) == before
+        assert treecopy.inventory(folder) == before
         assert (folder / "sub" / "data.bin").read_bytes() == data
         assert not (folder.parent / f".{session.id}.plain").exists()
         assert "enforced by its own filesystem" in (await session.info()).sandbox_backend
@@ -187,7 +187,7 @@ def test_an_interrupted_migration_is_finished_at_the_next_open(tmp_path: Path) -
         assert folder.is_mount() and (folder / "a.txt").read_text() == "a"
         assert not (folder.parent / f".{sid}.plain").exists()
     finally:
-        disks.release_under(state)
+        diskleftovers.release_under(state)
 
 
 def test_without_root_the_status_says_commands_are_not_limited(
@@ -234,7 +234,7 @@ import asyncio, os, sys
 from pathlib import Path
 from agentspace.config import EngineConfig
 from agentspace.engine import Engine
-from agentspace.workspace import disks, loopmount
+from agentspace.workspace import diskleftovers, disks, loopmount, treecopy
 async def main():
     state = Path(sys.argv[1])
     config = EngineConfig(state_dir=state, sandbox="bubblewrap", sandbox_policy={"quota_mb": 20})
@@ -242,11 +242,11 @@ async def main():
     session = await engine.session("k.ipynb")
     await engine.workspaces._filling  # a spare ready
     # and one being prepared right now: formatted and on its temporary mount
-    spare = state / disks.DIR / f"spare-{disks._token_name()}-cut.img"
+    spare = state / diskleftovers.DIR / f"spare-{diskleftovers.token_name()}-cut.img"
     with open(spare, "wb") as f:
         f.truncate(disks.image_bytes(20))
     disks._run(*disks.mkfs_argv(spare, 20))
-    mnt = state / disks.DIR / f".prep-{disks._token_name()}-cut"
+    mnt = state / diskleftovers.DIR / f".prep-{diskleftovers.token_name()}-cut"
     mnt.mkdir()
     loopmount.mount_ext4(spare, mnt)
     print(session.id, flush=True)
@@ -269,13 +269,13 @@ async def test_what_a_killed_server_left_is_cleaned_at_the_next_start(state_dir:
     finally:
         proc.send_signal(signal.SIGKILL)
         await proc.wait()
-    left = sorted(p.name for p in (state_dir / disks.DIR).glob("spare-*"))
+    left = sorted(p.name for p in (state_dir / diskleftovers.DIR).glob("spare-*"))
     assert len(left) == 2
     async with Engine(config(state_dir)) as engine:
-        assert list((state_dir / disks.DIR).glob("spare-*")) == []
-        assert list((state_dir / disks.DIR).glob(".prep-*")) == []
+        assert list((state_dir / diskleftovers.DIR).glob("spare-*")) == []
+        assert list((state_dir / diskleftovers.DIR).glob(".prep-*")) == []
         (only,) = loops_under(state_dir)  # the session's, reused
-        assert only.backing == str(state_dir / disks.DIR / f"{sid}.img")
+        assert only.backing == str(state_dir / diskleftovers.DIR / f"{sid}.img")
         await engine.delete(sid, purge=True)
     assert loops_under(state_dir) == []
 
@@ -287,8 +287,8 @@ def test_mounts_whose_state_dir_was_removed_are_released(tmp_path: Path) -> None
     folder = state / "workspaces" / "gone"
     images.open("gone", folder, 20)
     assert folder.is_mount()
-    (state / disks.DIR / "gone.img").unlink()  # the state dir is being removed under it
-    disks.release_deleted()
+    (state / diskleftovers.DIR / "gone.img").unlink()  # the state dir is being removed under it
+    diskleftovers.release_deleted()
     assert not folder.is_mount()
     assert loops_under(state) == []
 
@@ -357,7 +357,7 @@ async def test_files_written_while_unmounted_are_never_hidden_or_deleted(state_d
         assert (folder / "outside.txt").read_text() == "in the folder"
         status = (await session.info()).sandbox_backend
         assert "files were written to the folder while its quota filesystem" in status
-    assert (state_dir / disks.DIR / f"{session.id}.img").exists()  # its files are kept too
+    assert (state_dir / diskleftovers.DIR / f"{session.id}.img").exists()  # its files are kept too
 
 
 @ROOT_ONLY
@@ -396,9 +396,9 @@ def test_two_processes_opening_one_workspace_mount_it_once(tmp_path: Path) -> No
         assert [p.communicate(timeout=60)[0].strip() for p in procs] == ["filesystem"] * 2
         assert mounted_at(folder) == 1
         (only,) = loops_under(state)
-        assert only.backing == str(state / disks.DIR / f"{sid}.img")
+        assert only.backing == str(state / diskleftovers.DIR / f"{sid}.img")
     finally:
-        disks.release_under(state)
+        diskleftovers.release_under(state)
 
 
 @ROOT_ONLY
@@ -419,4 +419,4 @@ def test_a_folder_changed_after_its_copy_is_kept_beside_the_image(tmp_path: Path
         assert (plain / "late.txt").read_text() == "written after the copy"
         assert (folder / "a.txt").read_text() == "a"
     finally:
-        disks.release_under(state)
+        diskleftovers.release_under(state)
