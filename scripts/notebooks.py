@@ -10,6 +10,7 @@ changes only what really changed. CI checks them with ``pytest --nbval``.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +22,18 @@ FOLDER = Path(__file__).resolve().parent.parent / "notebooks"
 
 
 def main(names: list[str]) -> None:
-    os.environ["JUPYTER_DATA_DIR"] = tempfile.mkdtemp(prefix="agentspace-notebooks-")
+    data = tempfile.mkdtemp(prefix="agentspace-notebooks-")
+    os.environ["JUPYTER_DATA_DIR"] = data
+    try:
+        run(names)
+    finally:  # the kernels' workspaces may be mounted (quota filesystems, as root)
+        from agentspace.workspace.diskleftovers import release_under
+
+        release_under(Path(data))
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def run(names: list[str]) -> None:
     paths = [FOLDER / f"{n.removesuffix('.ipynb')}.ipynb" for n in names] or sorted(
         FOLDER.glob("*.ipynb")
     )
