@@ -167,9 +167,11 @@ async def _holder_ready() -> None:
     """Both cold starts find a spare namespace holder, as a server's would (made ahead),
     and no writeback of the last spare or purge pending (a server makes its spare early)."""
     from agentspace.workspace.holders import pool
+    from agentspace.workspace.sandbox import SANDBOX_UID
+    from agentspace.workspace.sandboxuser import dropping
 
     await asyncio.to_thread(os.sync)
-    filling = pool()._filling
+    filling = pool(SANDBOX_UID if dropping() else None)._filling
     if filling is not None:
         await filling
 

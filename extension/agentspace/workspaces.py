@@ -131,6 +131,7 @@ class Workspaces:
                 await self._filling
         await asyncio.to_thread(self.disks.close)
         if self._kind == "bubblewrap":
-            from .workspace.holders import pool
+            from .workspace.holders import pools
 
-            await pool().drain()
+            for spares in pools():
+                await spares.drain()

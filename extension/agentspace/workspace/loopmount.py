@@ -23,7 +23,7 @@ LOOP_CTL_GET_FREE = 0x4C82
 LOOP_CONFIGURE = 0x4C0A
 LOOP_CLR_FD = 0x4C01
 LO_FLAGS_AUTOCLEAR = 4
-MS_NOSUID, MS_NODEV = 2, 4
+MS_NOSUID, MS_NODEV, MS_BIND = 2, 4, 4096
 MNT_DETACH = 2
 _INFO64 = "=5Q4I64s64s32s2Q"  # struct loop_info64
 
@@ -83,6 +83,13 @@ def mount_device(device: str, target: Path) -> None:
     flags = MS_NOSUID | MS_NODEV
     result = _libc().mount(device.encode(), os.fsencode(target), b"ext4", flags, None)
     _check(result, f"mount {device}", str(target))
+
+
+def bind(source: Path, target: Path) -> None:
+    """Bind-mount the folder ``source`` at ``target`` (nosuid, nodev)."""
+    flags = MS_BIND | MS_NOSUID | MS_NODEV
+    result = _libc().mount(os.fsencode(source), os.fsencode(target), None, flags, None)
+    _check(result, f"bind {source}", str(target))
 
 
 def unmount(target: Path, *, lazy: bool = False) -> None:
