@@ -124,7 +124,8 @@ async def usable() -> bool:
     if found is None:
         return False
     proc = await asyncio.create_subprocess_exec(
-        *sandboxuser.drop(SANDBOX_UID), found[0], "--unshare-all", "--die-with-parent", *system_mounts(), "--", "true",
+        *sandboxuser.drop(SANDBOX_UID), found[0], "--unshare-all", "--die-with-parent",
+        *system_mounts(), "--", "true",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     return await proc.wait() == 0
