@@ -87,11 +87,17 @@ def doors_dir(runtime: Path) -> Path:
 def open_door(runtime: Path, name: str, workspace: Path) -> Path:
     """A path to ``workspace`` the sandbox user can reach: a bind mount under ``runtime``."""
     door = doors_dir(runtime) / f"{name}-{os.getpid()}"
-    if os.path.ismount(door):
+    if is_door(door):
         return door
     door.mkdir(mode=0o700, exist_ok=True)
     loopmount.bind(workspace, door)
     return door
+
+
+def is_door(path: Path) -> bool:
+    """Whether ``path`` is a mount point (a bind mount on the same filesystem included, which
+    ``os.path.ismount`` cannot tell)."""
+    return os.path.realpath(path) in loopmount.mounts()
 
 
 def close_door(door: Path) -> None:
