@@ -33,6 +33,8 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 _background: set[asyncio.Task[None]] = set()  # followers that outlive their cell
 OUT: ContextVar[TextIO | None] = ContextVar("agentspace_out", default=None)
+INTERRUPTED: ContextVar[bool] = ContextVar("agentspace_interrupted", default=False)
+"""Set by ``CellRun.follow`` once it has shown an interrupted run as stopped."""
 PROBE: list[tuple[int, float]] | None = None
 """bench/kernel.py sets a list here: (event timestamp ms, time.time() once drawn) per delta."""
 
@@ -152,6 +154,7 @@ class CellRun:
             with contextlib.suppress(Exception):
                 loop.call(self.client.stop(), timeout=5)
             self.render(self.view.stopped())
+            INTERRUPTED.set(True)
             raise
         finally:
             await events.aclose()

@@ -11,7 +11,6 @@ import json
 
 from .view import ToolBlock
 
-
 DECIDING = ("%%approve", "%reject", "%%agent_run")
 """The magics whose first word after them is the call they decide."""
 

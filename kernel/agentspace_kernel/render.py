@@ -114,7 +114,7 @@ def footer(view: RunView) -> str:
     if view.state == "moved":
         return f"[decided elsewhere: the run goes on in the cell or client that decided]{usage}"
     if view.state == "stopped":
-        return f"[stopped: `%agent resume` continues]{usage}"
+        return f"[stopped: %agent resume continues]{usage}"
     if view.state == "finished":
         return f"[done]{usage}"
     if view.queued:

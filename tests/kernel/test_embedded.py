@@ -130,9 +130,13 @@ def test_interrupting_the_kernel_stops_the_run(kernel: Kernel, tmp_path: Path) -
 
     out = kernel.run(f"%%agent --new --model {slow}\ntalk", during=interrupt_when_text_flows)
     assert interrupted
-    assert "[stopped: `%agent resume` continues]" in out.text
-    assert "w199" not in out.text
+    assert out.errors == [], "the interrupt button stops as cleanly as Stop: no traceback"
+    assert "Traceback" not in out.text and "CancelledError" not in out.text
+    assert "w1" in out.text and "w199" not in out.text  # the partial text is kept
+    assert "[stopped: %agent resume continues]" in out.text
     assert "status:   stopped" in kernel.run("%agent status").text
+    resumed = kernel.run("%agent resume")
+    assert resumed.errors == [] and "[done]" in resumed.text  # the run goes on to its end
 
 
 def test_load_ext_imports_nothing_heavy(tmp_path: Path) -> None:

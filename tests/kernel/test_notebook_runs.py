@@ -33,8 +33,10 @@ def run_all(server: Server, name: str) -> list[str]:
                 assert out.errors == [], out.errors
                 if out.next_input is not None:  # JupyterLab: a new cell right below
                     inserted.append(out.next_input)
-                    new: dict[str, Any] = {"cell_type": "code", "metadata": {}, "outputs": [],
-                                           "execution_count": None, "source": out.next_input}  # fmt: skip
+                    new: dict[str, Any] = {
+                        "cell_type": "code", "metadata": {}, "outputs": [],
+                        "execution_count": None, "source": out.next_input,
+                    }  # fmt: skip
                     nb["cells"].insert(i + 1, new)
                     path.write_text(json.dumps(nb))  # the user saves
                     i += 1  # Run All queued the cells it had: the new one does not run now

@@ -79,6 +79,29 @@ def test_the_stop_button_works_while_the_cell_runs(kernel: Kernel, tmp_path: Pat
     assert "w299" not in out.plain[-1]
 
 
+def test_the_kernels_interrupt_button_stops_as_cleanly_as_stop(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    """JupyterLab's interrupt (the server's api/kernels/ID/interrupt): no traceback."""
+    words = " ".join(f"w{i}" for i in range(300))
+    slow = write_script(tmp_path / "slow.json", {"text": words, "delay_ms": 30})
+    interrupted: list[bool] = []
+
+    def interrupt_when_text_flows(out: Output, msg: dict[str, Any]) -> None:
+        if interrupted or msg["msg_type"] != "comm_msg":
+            return
+        if "w3" in str(msg["content"]["data"].get("state", {}).get("value", "")):
+            interrupted.append(True)
+            kernel.interrupt()
+
+    out = kernel.run(f"%%agent --new --model {slow}\ntalk", during=interrupt_when_text_flows)
+    assert interrupted
+    assert out.errors == [] and "Traceback" not in out.text
+    assert "[stopped: %agent resume continues]" in out.plain[-1]
+    assert "w3" in out.plain[-1] and "w299" not in out.plain[-1]
+    assert "[done]" in kernel.run("%agent resume").plain[-1]
+
+
 def test_approvals_over_the_server(kernel: Kernel, server: Server, tmp_path: Path) -> None:
     page = writes_then(tmp_path, "a.txt", "abc", "Written.")
     out = kernel.run(f"%%agent --new --model {page}\nwrite it")
