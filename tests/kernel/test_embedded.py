@@ -224,3 +224,35 @@ def test_a_preview_is_a_working_loopback_url_with_a_token(kernel: Kernel, tmp_pa
     # the agent's own tool hands out the same forwarder
     out = kernel.run(f"%%agent --model {model}\nshow me")
     assert f"Preview of port 8781: {url}" in out.text
+
+
+def test_engine_diagnostics_never_reach_a_cell(tmp_path: Path) -> None:
+    """In embedded mode the kernel's stderr is the cell: the engine's logs, litellm's and
+    warnings raised on the agent's threads go to the kernel's own stderr instead."""
+    with embedded_kernel(tmp_path) as k:
+        assert not k.run("%load_ext agentspace").errors
+        first = k.run("%%agent --new --model scripted/echo\nwarm up")
+        assert first.errors == [] and "You said: warm up" in first.text
+        # as under load: litellm's set-up step counts as slow, which logs a warning
+        k.run("import agentspace.models.inline as inline; inline.SLOW = -1.0")
+        out = k.run("%%agent --model scripted/echo\nagain")
+        assert out.errors == [] and "You said: again" in out.text
+        assert "litellm's set-up" not in out.text, out.text
+        noisy = (
+            "import logging, warnings\n"
+            "from agentspace_kernel import loop\n"
+            "async def noise():\n"
+            "    logging.getLogger('agentspace.engine').warning('engine-diagnostic')\n"
+            "    logging.getLogger('LiteLLM').warning('litellm-diagnostic')\n"
+            "    warnings.warn('agent-thread-warning')\n"
+            "loop.call(noise())\n"
+            "warnings.warn('user-warning')\n"
+        )
+        shown = k.run(noisy).text
+        assert "diagnostic" not in shown and "agent-thread-warning" not in shown, shown
+        assert "user-warning" in shown  # the user's own warnings still show
+        assert "diagnostic" not in k.run("print(1)").text  # nor late, in the next cell
+        logged = "".join(p.read_text() for p in tmp_path.rglob("kernel.log"))
+        for text in ("litellm's set-up", "engine-diagnostic", "litellm-diagnostic",
+                     "agent-thread-warning"):  # fmt: skip
+            assert text in logged
