@@ -138,8 +138,10 @@ class CellRun:
                         break
                 if self.view.ended:  # the session's spend so far, for the footer
                     with contextlib.suppress(ClientError):
-                        usage = (await loop.bridge(self.client.info())).get("usage") or {}
+                        info = await loop.bridge(self.client.info())
+                        usage = info.get("usage") or {}
                         self.view.cost = float(usage.get("cost") or 0.0)
+                        self.view.model = str(info.get("effective_model") or info.get("model"))
                 self.render(changed)
                 if PROBE is not None:
                     drawn = time.time()
@@ -230,8 +232,8 @@ class CellRun:
     async def _show_pending(self, info: dict[str, Any], receipt: dict[str, Any]) -> None:
         waiting = ", ".join(info.get("pending_approvals") or []) or "an earlier call"
         self._say(
-            f"The session is waiting for a decision on {waiting} first (`%%approve ID` or"
-            f" `%reject ID REASON`); your message is queued (position {receipt.get('position')})"
+            f"The session is waiting for a decision on {waiting} first (%%approve ID or"
+            f" %reject ID REASON); your message is queued (position {receipt.get('position')})"
             " and runs after.\n"
         )
         self.view.state = "paused"

@@ -21,6 +21,14 @@ if TYPE_CHECKING:
     from markdown_it import MarkdownIt
 
 RESULT_LINES = 12
+STATUS_STYLE = "margin:2px 0;white-space:pre-wrap;word-break:normal;overflow-wrap:break-word"
+"""A status line wraps between words (JupyterLab's output ``pre`` breaks anywhere)."""
+DEMO_MODEL = "scripted/echo"
+DEMO_NOTE = (
+    "scripted/echo is a demo model: it repeats your message. For a real one, set a"
+    " provider's key (such as OPENAI_API_KEY) where the Jupyter server runs, then"
+    " %agent model NAME (for example openai/gpt-4o-mini)."
+)
 RESULT_CHARS = 1200
 ARGS_CHARS = 300
 
@@ -112,11 +120,12 @@ def footer(view: RunView) -> str:
     if view.state == "paused":
         return f"[waiting for a decision]{usage}"
     if view.state == "moved":
-        return f"[decided elsewhere: the run goes on in the cell or client that decided]{usage}"
+        return f"[decided elsewhere: the run goes on where it was decided]{usage}"
     if view.state == "stopped":
         return f"[stopped: %agent resume continues]{usage}"
     if view.state == "finished":
-        return f"[done]{usage}"
+        note = f"\n{DEMO_NOTE}" if view.model == DEMO_MODEL else ""
+        return f"[done]{usage}{note}"
     if view.queued:
         return f"[queued: position {view.queued}]"
     return "[running]"
@@ -209,12 +218,13 @@ def static_html(view: RunView) -> str:
             "<div class='agentspace-tool' style='border:1px solid #d0d7de;padding:4px 8px;"
             "margin:4px 0'>"
             f"<b>{escape(block.name)}</b> <code>{escape(arguments_text(block, 2000))}</code>"
-            f"<pre style='margin:2px 0'>{escape(status_line(block))}</pre></div>"
+            f"<pre style='{STATUS_STYLE}'>{escape(status_line(block))}</pre></div>"
         )
     links = " ".join(
         f"<a href='{escape(url)}' target='_blank' rel='noopener'>preview :{port}</a>"
         for port, url in sorted(view.previews.items())
         if url.startswith("/")
     )
-    parts.append(f"<p>{escape(footer(view))} {links}</p>")
+    text = escape(footer(view)).replace("\n", "<br>")
+    parts.append(f"<p>{text} {links}</p>")
     return "<div class='agentspace-view'>" + "".join(parts) + "</div>"

@@ -61,6 +61,7 @@ class RunView:
     queued: int | None = None  # position while the message waits behind other runs
     usage: dict[str, int] = field(default_factory=dict)
     cost: float | None = None  # the session's total spend (USD), read when a run ends
+    model: str = ""  # the session's model, read when a run ends (the footer names a demo one)
     previews: dict[int, str] = field(default_factory=dict)
     processes: dict[str, str] = field(default_factory=dict)  # name -> status
     last_seq: int = 0

@@ -15,7 +15,15 @@ from typing import Any
 
 import ipywidgets as w
 
-from .render import arguments_text, escape, footer, markdown_html, settled, status_line
+from .render import (
+    STATUS_STYLE,
+    arguments_text,
+    escape,
+    footer,
+    markdown_html,
+    settled,
+    status_line,
+)
 from .view import RunView, TextBlock, ToolBlock
 
 Decide = Callable[[str, dict[str, Any]], None]
@@ -57,7 +65,7 @@ class ToolCard(w.VBox):
         self.head.value = (
             f"<b>{escape(block.name)}</b> <code>{escape(arguments_text(block, 2000))}</code>"
         )
-        self.status.value = f"<pre style='margin:2px 0'>{escape(status_line(block))}</pre>"
+        self.status.value = f"<pre style='{STATUS_STYLE}'>{escape(status_line(block))}</pre>"
         waiting = block.status == "awaiting_approval" or (
             block.status == "waiting_kernel" and block.name == "run_cell"
         )
@@ -174,7 +182,8 @@ class RunWidget(w.VBox):
             f"<code>{escape(name)}</code> {escape(status)}"
             for name, status in sorted(view.processes.items())
         )
-        self.footer.value = f"<span>{escape(footer(view))}</span> {processes} {links}"
+        text = escape(footer(view)).replace("\n", "<br>")
+        self.footer.value = f"<span>{text}</span> {processes} {links}"
         self.stop_button.layout.display = "none" if view.ended else None
 
     def card(self, call_id: str) -> ToolCard | None:

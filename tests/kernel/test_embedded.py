@@ -39,7 +39,7 @@ def test_a_message_streams_the_answer_as_text(kernel: Kernel) -> None:
     out = kernel.run("%%agent --new --model scripted/echo\nhello there")
     assert out.errors == []
     assert out.text.startswith("You said: hello there\n")
-    assert out.text.rstrip().endswith("[done] · 28 tokens in, 4 out · session cost $0.0000")
+    assert "\n[done] · 28 tokens in, 4 out · session cost $0.0000\n" in out.text
     assert out.widgets == []  # no widget frontend here: text only
 
 
@@ -256,3 +256,15 @@ def test_engine_diagnostics_never_reach_a_cell(tmp_path: Path) -> None:
         for text in ("litellm's set-up", "engine-diagnostic", "litellm-diagnostic",
                      "agent-thread-warning"):  # fmt: skip
             assert text in logged
+
+
+def test_status_and_model_name_the_model_the_same_way(tmp_path: Path) -> None:
+    """A script beside the notebook is named as typed, by both, not by its absolute path."""
+    write_script(tmp_path / "beside.json", {"text": "hi"})
+    with embedded_kernel(tmp_path) as k:
+        assert not k.run("%load_ext agentspace").errors
+        assert k.run("%agent model scripted/beside.json").text == "model: scripted/beside.json\n"
+        assert k.run("%agent model").text == "model: scripted/beside.json\n"
+        assert "model:    scripted/beside.json\n" in k.run("%agent status").text
+        echo = k.run("%%agent --model scripted/echo\nhi").text
+        assert "scripted/echo is a demo model" in echo  # and says how to pick a real one
