@@ -101,7 +101,7 @@ class LabServer:
         shutil.copytree(agent_kernelspec_dir(), data_dir / "kernels/agentspace")
         config = self.base / "jupyter_server_config.json"
         config.write_text(json.dumps({
-            "ServerApp": {"jpserver_extensions": {"agentspace": True}},
+            "ServerApp": {"jpserver_extensions": {"agentspace": True, "notebook": True}},
             "LabApp": {"news_url": None},
             "AgentspaceApp": {"state_dir": str(self.base / "state"), "model": "scripted/echo"},
         }))  # fmt: skip
