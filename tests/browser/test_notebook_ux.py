@@ -129,3 +129,48 @@ def test_notebook_7_serves_tree_and_runs_an_agent_cell_with_an_approval(
     approve.click()
     expect(view).to_contain_text("Wrote 1 bytes to seven.txt", timeout=60_000)
     expect(view).to_contain_text("Written from Notebook 7.")
+
+
+def test_a_pending_approval_after_a_server_restart_shows_instructions_not_an_error(
+    page: Page, tmp_path: Path
+) -> None:
+    server = LabServer(tmp_path)
+    server.start()
+    try:
+        script = server.root / "restart_script.json"
+        script.write_text(json.dumps({"turns": [
+            {"text": "Writing.", "tool_calls": [
+                {"name": "write_file", "arguments": {"path": "kept.txt", "content": "kept"}}]},
+            {"text": "Written after the restart."},
+        ]}))  # fmt: skip
+        server.create_notebook("restart.ipynb", "python3", ("%load_ext agentspace", ""))
+        page.goto(f"{server.url}/api/status?token={server.token}")
+        nb = NotebookPage(page, server, "restart.ipynb").open()
+        nb.run_cell("%load_ext agentspace", 0)
+        nb.wait_idle()
+        out = nb.run_cell(f"%%agent --new --model scripted//{script}\nwrite it", 1)
+        expect(out.get_by_role("button", name="Approve", exact=True)).to_be_visible()
+        fallback = out.locator(".agentspace-fallback")
+        expect(fallback).to_be_hidden()  # the live widget shows the instructions itself
+        nb.wait_idle()
+        page.keyboard.press("Escape")
+        page.keyboard.press("Control+s")
+        deadline = time.monotonic() + 60
+        while "agentspace-fallback" not in (server.root / "restart.ipynb").read_text():
+            assert time.monotonic() < deadline, "the notebook was not saved"
+            time.sleep(0.1)  # a polling interval on the file, not a synchronisation
+        server.stop()
+        server.start()  # same port, token and state: the session and its pending call remain
+        nb.open()
+        out = nb.cells.nth(1).locator(".jp-OutputArea")
+        expect(out.locator(".agentspace-fallback")).to_be_visible()
+        expect(out).to_contain_text("%load_ext agentspace")
+        expect(out).to_contain_text("%%approve call_0_0")
+        expect(out.get_by_text("Error displaying widget")).to_be_hidden()
+        # the instructions work: load the extension, run the approval cell
+        nb.run_cell("%load_ext agentspace", 0)
+        nb.wait_idle()
+        approved = nb.run_cell("%%approve call_0_0", 2)
+        expect(approved).to_contain_text("Written after the restart.", timeout=60_000)
+    finally:
+        server.stop()

@@ -179,3 +179,18 @@ def test_run_all_again_does_not_insert_the_cell_twice(
         notebook.unlink()
     again = kernel.run(f"%%agent --new --model {model}\nwrite it")
     assert again.next_input is not None and again.next_input.startswith("%%approve call_0_0")
+
+
+def test_a_paused_widget_carries_instructions_for_when_it_is_gone(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    """Reopened after a restart, a widget has no model: the cell keeps a static output
+    that says how to decide the call from cells (its CSS hides it while the widget lives)."""
+    page = writes_then(tmp_path, "f.txt", "f", "Fallback done.")
+    out = kernel.run(f"%%agent --new --model {page}\nwrite it")
+    assert out.widgets and out.errors == []
+    fallback = next(p for p in out.plain if "waits for a decision" in p)
+    assert "%load_ext agentspace" in fallback and "%%approve call_0_0" in fallback
+    assert "%reject call_0_0" in fallback
+    kernel.click(out.buttons("Approve")[0])
+    assert "✓ Wrote 1 bytes to f.txt" in kernel.wait_for_display("Fallback done.", timeout=60)
