@@ -272,6 +272,7 @@ class CellRun:
 
     def _decide_clicked(self, tool_call_id: str, decision: dict[str, Any]) -> None:
         self._deciding = True  # this view follows the resumed run itself
+        self.view.cells = False  # no cell runs: the next pause gets no inserted cell
         self._spawn(lambda: self._decide(tool_call_id, decision))
 
     async def _decide(self, tool_call_id: str, decision: dict[str, Any]) -> None:
@@ -305,7 +306,7 @@ def fallback_bundle(view: RunView) -> dict[str, Any]:
 
     if view.state != "paused" or not view.pending:
         return {"text/plain": "", "text/html": ""}
-    lines = [f"‖ {b.name} {b.id}: {waiting_hint(b)}" for b in view.pending]
+    lines = [f"‖ {b.name} {b.id}: {waiting_hint(b, view.cell_below(b))}" for b in view.pending]
     intro = (
         "This run waits for a decision. If its live view is gone (the kernel restarted),"
         " run %load_ext agentspace first, then:"

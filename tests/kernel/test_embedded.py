@@ -182,6 +182,10 @@ def test_two_calls_in_one_pause_get_a_cell_each(kernel: Kernel, tmp_path: Path) 
     kernel.run("%agent policy write_file ask")
     out = kernel.run(f"%%agent --new --model {model}\ntwo files")
     assert out.next_input is not None and out.next_input.startswith("%%approve call_0_0")
+    # one cell is inserted, for the first call: the second's line does not point at it
+    assert "run the cell below (%%approve call_0_0" in out.text
+    assert "run the cell below (%%approve call_0_1" not in out.text
+    assert "run %%approve call_0_1 in a new cell" in out.text
     first = kernel.run(out.next_input)
     assert "still waiting for: call_0_1" in first.text
     assert first.next_input is not None and first.next_input.startswith("%%approve call_0_1")

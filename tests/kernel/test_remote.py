@@ -194,3 +194,22 @@ def test_a_paused_widget_carries_instructions_for_when_it_is_gone(
     assert "%reject call_0_0" in fallback
     kernel.click(out.buttons("Approve")[0])
     assert "✓ Wrote 1 bytes to f.txt" in kernel.wait_for_display("Fallback done.", timeout=60)
+
+
+def test_after_a_click_the_next_call_points_at_no_cell_of_another_call(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    """A click resumes the run with no cell running, so no cell is inserted for the next
+    call: its card says to write one, not to run "the cell below" (which holds call_0_0)."""
+    model = write_script(
+        tmp_path / "steps.json",
+        {"text": "One.", "tool_calls": [
+            {"name": "write_file", "arguments": {"path": "g.txt", "content": "g"}}]},
+        {"text": "Two.", "tool_calls": [{"name": "shell", "arguments": {"command": "ls"}}]},
+        {"text": "Steps done."},
+    )  # fmt: skip
+    out = kernel.run(f"%%agent --new --model {model}\ntwo steps")
+    assert out.next_input is not None and out.next_input.startswith("%%approve call_0_0")
+    kernel.click(out.buttons("Approve")[0])
+    kernel.wait_for_state("run %%approve call_1_0 in a new cell", timeout=60)
+    assert "Steps done." in kernel.run("%%approve call_1_0").final
