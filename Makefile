@@ -16,10 +16,13 @@ $(STAMP): pyproject.toml constraints.txt scripts/setup.sh
 
 # The main job: JupyterLab with the agentspace extension on the embedded defaults (SQLite,
 # bubblewrap, the offline scripted model unless a provider key such as OPENAI_API_KEY is set),
-# opened on the welcome notebook. `make demo` runs one session in the terminal instead.
+# opened on the welcome notebook, whose URL it prints. Options go to jupyter lab:
+# `make run ARGS="--port 8890 --no-browser"`. `make demo` runs one session in the terminal.
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+ARGS ?=
 run: setup
-	$(VENV)/bin/jupyter lab $(ROOT_FLAG) --ServerApp.root_dir=notebooks notebooks/welcome.ipynb
+	$(VENV)/bin/jupyter lab $(ROOT_FLAG) --ServerApp.root_dir=notebooks \
+		--LabApp.default_url=/lab/tree/welcome.ipynb $(ARGS)
 
 demo: setup
 	rm -rf "$(STATE)/demo"
