@@ -88,6 +88,7 @@ class PendingCall(BaseModel):
     decision: Decision | None = None
     executor: Executor = "sandbox"
     needs_approval: bool = True
+    decided_by: str | None = None
 
     @property
     def parsed_arguments(self) -> Any:
@@ -150,6 +151,31 @@ def resolve_policy(
     if "*" in server:
         return server["*"]
     return default
+
+
+_DONE = {
+    "approve": "approved",
+    "reject": "rejected",
+    "edit": "approved with edited arguments",
+    "result": "answered with the kernel's result",
+}
+
+
+def decided_text(call: PendingCall) -> str:
+    """How a call was decided, for whoever comes second: what, with what, by whom, why."""
+    d = call.decision
+    if d is None:
+        return "decided"
+    text = _DONE[d.decision]
+    if d.decision == "edit":
+        text += f" {json.dumps(d.arguments, ensure_ascii=False)[:500]}"
+    if d.decision == "result" and d.is_error:
+        text += " (an error)"
+    if call.decided_by:
+        text += f" by {call.decided_by}"
+    if d.reason:
+        text += f" (reason: {d.reason[:500]})"
+    return text
 
 
 def rejection_text(name: str, reason: str | None) -> str:

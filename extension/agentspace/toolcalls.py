@@ -94,7 +94,10 @@ async def settle(run: Run) -> Settled:
     if not held:
         return "success"
     for p in held:
-        s.store.write(records.INSERT_APPROVAL, records.approval_row(s.id, run.run_id, p))
+        if p.tool_call_id in run.approvals:  # held again: never undo a decision taken meanwhile
+            s.store.write(records.REHOLD_APPROVAL, (run.run_id, s.id, p.tool_call_id))
+        else:
+            s.store.write(records.INSERT_APPROVAL, records.approval_row(s.id, run.run_id, p))
     interrupts = [p.interrupt() for p in held]
     run.emit(
         RunFinishedEvent(
