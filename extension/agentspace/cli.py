@@ -80,6 +80,11 @@ class Printer:
             elif outcome.get("type") == "cancelled":
                 self._line()
                 self._write("[stopped]\n")
+        elif kind == "CUSTOM" and data.get("name") == "agentspace.decision":
+            value = data.get("value") or {}
+            if value.get("auto"):
+                self._line()
+                self._write(f"[auto-approved: {value.get('rule')}] {value.get('tool_call_id')}\n")
         elif kind == "RUN_ERROR":
             self._line()
             self._write(f"[error {data.get('code')}] {data['message']}\n")

@@ -68,6 +68,9 @@ def _remember(conn: sqlite3.Connection, session_id: str, tool: str) -> None:
     (data,) = conn.execute("SELECT data FROM sessions WHERE id = ?", (session_id,)).fetchone()
     record = json.loads(data)
     record.setdefault("policies", {})[tool] = "allow"
+    remembered = record.setdefault("always_allowed", [])
+    if tool not in remembered:
+        remembered.append(tool)
     conn.execute("UPDATE sessions SET data = ? WHERE id = ?", (json.dumps(record), session_id))
 
 

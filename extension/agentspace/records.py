@@ -44,6 +44,10 @@ class SessionRecord(BaseModel):
     model: str | None = None
     model_params: dict[str, Any] = Field(default_factory=dict)
     policies: dict[str, Policy] = Field(default_factory=dict)
+    always_allowed: list[str] = Field(
+        default_factory=list,
+        description="Tools allowed by an 'always allow' decision (their policy is 'allow').",
+    )
     status: Status = "idle"
     reason: str | None = None
     usage: UsageTotals = Field(default_factory=UsageTotals)

@@ -23,7 +23,7 @@ from ag_ui.core import MessagesSnapshotEvent
 from pydantic import BaseModel
 
 from . import decisions, kerneltools, records
-from .approvals import Decision, PendingCall
+from .approvals import Decision, PendingCall, check_session_policies
 from .config import Policy
 from .errors import (
     ConflictError,
@@ -156,7 +156,11 @@ class Session:
             self.record.model_params = dict(params)
         if policies is not None:
             kerneltools.check_policies(policies)
+            check_session_policies(policies, self.engine.config.policies)
             self.record.policies.update(policies)
+            # an explicit rule replaces what 'always allow' remembered
+            kept = [t for t in self.record.always_allowed if t not in policies]
+            self.record.always_allowed = kept
         if sandbox is not None:
             from .workspace.sandbox import SandboxPolicy
 
@@ -341,13 +345,19 @@ class Session:
                 taken.data, context={kerneltools.STORED: True}
             )
         elif decision.remember and decision.decision != "reject":
-            self.record.policies[call.name] = "allow"
+            self._remember(call.name)
         self.log.last_seq = max(self.log.last_seq, taken.last_seq)
         if taken.seq is not None:
             self.log.committed(StoredEvent(taken.seq, event.type.value, encode(event)))
         elif here:
             self.log.append(event)
         return taken
+
+    def _remember(self, tool: str) -> None:
+        """'Always allow' in this object (the store has it already: ``decisions.take``)."""
+        self.record.policies[tool] = "allow"
+        if tool not in self.record.always_allowed:
+            self.record.always_allowed.append(tool)
 
     def _announce(self, tool_call_id: str, decision: Decision, by: str | None) -> None:
         value: dict[str, Any] = {"tool_call_id": tool_call_id}
@@ -418,7 +428,7 @@ class Session:
             if p.decision is None:
                 continue
             if p.decision.remember and p.decision.decision != "reject":
-                self.record.policies[p.name] = "allow"
+                self._remember(p.name)
             self._announce(p.tool_call_id, p.decision, p.decided_by)
 
     async def _serve_queue(self, continuation: bool, run_id: str | None) -> Outcome:

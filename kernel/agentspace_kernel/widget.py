@@ -15,7 +15,15 @@ from typing import Any
 
 import ipywidgets as w
 
-from .render import arguments_text, escape, footer, markdown_html, settled, status_line
+from .render import (
+    always_label,
+    arguments_text,
+    escape,
+    footer,
+    markdown_html,
+    settled,
+    status_line,
+)
 from .view import RunView, TextBlock, ToolBlock
 
 Decide = Callable[[str, dict[str, Any]], None]
@@ -67,6 +75,7 @@ class ToolCard(w.VBox):
             self.children = self._parts(self.controls)
             kernel = block.kernel_tool
             self.buttons[0].description = "Run" if kernel else "Approve"
+            self.buttons[3].description = always_label(block)
             for b in self.buttons[2:]:
                 b.layout.display = "none" if kernel else None
         elif not waiting and self.controls in shown:
@@ -81,11 +90,11 @@ class ToolCard(w.VBox):
             b.disabled = True
         self.decide(self.call_id, decision)
 
-    def failed(self, message: str) -> None:
-        """A decision was refused (e.g. already decided elsewhere): say so, re-enable."""
+    def failed(self, message: str, settled: bool = False) -> None:
+        """A decision was refused: say so; re-enable unless another decision already won."""
         self.error.value = f"<span style='color:#b00'>{escape(message)}</span>"
         for b in self.buttons:
-            b.disabled = False
+            b.disabled = settled
 
     def _approve(self) -> None:
         if self.editor.layout.display != "none":
