@@ -153,7 +153,8 @@ def test_quiet_prints_only_the_answer(kernel: Kernel, page_script: str) -> None:
     assert out.text == (
         "Writing the page.\n"
         "‖ write_file: approve: run the cell below (%%approve call_0_0; edit the arguments"
-        " first if you like) · reject: %reject call_0_0 REASON\n"
+        " first if you like) · reject: %reject call_0_0 REASON · always allow write_file in"
+        " this session: %%approve call_0_0 --always\n"
     )
 
 

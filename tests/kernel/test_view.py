@@ -94,7 +94,8 @@ def test_streamed_text_does_not_depend_on_how_events_are_batched(batch: int) -> 
         "Let me look.\n"
         '→ shell {"command": "ls"}\n'
         "  ‖ approve: run the cell below (%%approve c1; edit the arguments first if you like)"
-        " · reject: %reject c1 REASON\n"
+        " · reject: %reject c1 REASON · always allow shell in this session:"
+        " %%approve c1 --always\n"
         "[waiting for a decision] · 10 tokens in, 4 out\n"
         "  ✓ exit code: 0\n"
         "Done.\n"
