@@ -221,3 +221,27 @@ def test_a_preview_is_a_working_loopback_url_with_a_token(kernel: Kernel, tmp_pa
     # the agent's own tool hands out the same forwarder
     out = kernel.run(f"%%agent --model {model}\nshow me")
     assert f"Preview of port 8781: {url}" in out.text
+
+
+def test_always_allow_is_per_tool_and_what_it_lets_through_is_marked(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    model = write_script(
+        tmp_path / "twice.json",
+        {"text": "", "tool_calls": [
+            {"name": "write_file", "arguments": {"path": "one.txt", "content": "1"}}]},
+        {"text": "", "tool_calls": [
+            {"name": "write_file", "arguments": {"path": "two.txt", "content": "2"}}]},
+        {"text": "Both written."},
+    )  # fmt: skip
+    out = kernel.run(f"%%agent --new --model {model}\nwrite twice")
+    assert "always allow write_file in this session: %%approve call_0_0 --always" in out.text
+    approved = kernel.run("%%approve call_0_0 --always")
+    assert approved.errors == []
+    assert "✓ Wrote 1 bytes to one.txt" in approved.text  # decided by the user: no mark
+    assert "✓ auto-approved (always allow (session)) · Wrote 1 bytes to two.txt" in approved.text
+    assert "Both written." in approved.text
+    history = kernel.run("%agent history 4").text
+    assert "[auto-approved (always allow (session))]: Wrote 1 bytes to two.txt" in history
+    again = kernel.run("%%approve call_0_0")
+    assert "already decided: approved by this notebook (embedded)" in again.text

@@ -145,3 +145,40 @@ def test_settled_markdown_ends_after_the_last_paragraph_outside_code() -> None:
     text = "para one\n\n- item\n- item\n\nlast line, still streaming"
     cut = settled(text)
     assert markdown_html(text[:cut]) + markdown_html(text[cut:]) == markdown_html(text)
+
+
+AUTO_RUN = [
+    {"type": "RUN_STARTED", "threadId": "t", "runId": "r3"},
+    *call("c2", "shell", '{"command": "ls"}'),
+    {"type": "CUSTOM", "name": "agentspace.decision",
+     "value": {"tool_call_id": "c2", "decision": "approve", "auto": True,
+               "rule": "always allow (session)"}},
+    {"type": "TOOL_CALL_RESULT", "toolCallId": "c2", "messageId": "y", "content": "exit code: 0"},
+    {"type": "RUN_FINISHED", "outcome": {"type": "success"}},
+]  # fmt: skip
+
+
+def test_always_allow_names_its_tool_and_auto_approved_calls_say_so_in_every_view() -> None:
+    from agentspace_kernel.render import static_html
+    from agentspace_kernel.widget import ToolCard
+
+    view = RunView()
+    for e in RUN:
+        view.apply(e)
+    waiting = view.tool("c1")
+    assert waiting is not None
+    card = ToolCard(waiting, lambda _id, _d: None)
+    labels = [b.description for b in card.buttons]
+    assert labels == ["Approve", "Reject", "Edit", "Always allow shell in this session"]
+    card.failed("The tool call 'c1' was already decided: approved by alice.", settled=True)
+    assert all(b.disabled for b in card.buttons)  # another decision won: nothing to click
+
+    view = RunView()
+    for e in AUTO_RUN:
+        view.apply(e)
+    block = view.tool("c2")
+    assert block is not None and block.status == "done"
+    marked = "✓ auto-approved (always allow (session)) · exit code: 0"
+    assert marked in plain(view)
+    assert marked in static_html(view)
+    assert marked in ToolCard(block, lambda _id, _d: None).status.value
