@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -407,7 +408,9 @@ class Session:
                 async with self._turn:
                     paused = outcome == "interrupt" and not self._stop
                     again = await self.store.transaction(
-                        lambda c, paused=paused: decisions.finish_serving(c, self.id, token, paused)
+                        functools.partial(
+                            decisions.finish_serving, session_id=self.id, token=token, paused=paused
+                        )
                     )
                     if not again:
                         self._serving, done = None, True
