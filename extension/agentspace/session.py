@@ -6,7 +6,9 @@ time, so at most one model call is in flight per session with no lock. An idle
 session holds no task. ``stop`` cancels the run in flight; ``resume`` and
 approval decisions start a continuation run. A session being served by another
 process (the server while the CLI looks on) is claimed in the store, so two
-processes never write one session's log at once.
+processes never write one session's log at once. A decision is taken in the
+store too (``decisions.py``): of racing decisions one wins, and exactly one
+process starts the continuation.
 """
 
 from __future__ import annotations
