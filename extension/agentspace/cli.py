@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +26,8 @@ from .events import StoredEvent
 from .session import Session
 
 EXIT_OK, EXIT_RUN_ERROR, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
+DECIDER = f"{getpass.getuser()} (agentspace CLI, pid {os.getpid()})"
+"""Who a decision taken here is recorded as: whoever decides second is told."""
 
 
 class Printer:
@@ -76,6 +80,11 @@ class Printer:
             elif outcome.get("type") == "cancelled":
                 self._line()
                 self._write("[stopped]\n")
+        elif kind == "CUSTOM" and data.get("name") == "agentspace.decision":
+            value = data.get("value") or {}
+            if value.get("auto"):
+                self._line()
+                self._write(f"[auto-approved: {value.get('rule')}] {value.get('tool_call_id')}\n")
         elif kind == "RUN_ERROR":
             self._line()
             self._write(f"[error {data.get('code')}] {data['message']}\n")
@@ -124,7 +133,7 @@ async def follow(
         reason = None if approve == "all" else "rejected by --approve none"
         for item in outcome.interrupts:
             await session.decide(
-                item.tool_call_id or item.id, Decision(decision=kind, reason=reason)
+                item.tool_call_id or item.id, Decision(decision=kind, reason=reason), by=DECIDER
             )
     return EXIT_OK
 
@@ -187,9 +196,12 @@ async def _approve(args: argparse.Namespace, engine: Engine) -> int:
     else:
         decision = Decision(decision="approve", remember=args.always)
     after = session.log.last_seq
-    remaining = await session.decide(args.call_id, decision)
+    remaining = await session.decide(args.call_id, decision, by=DECIDER)
     if remaining:
         print(f"recorded; still pending: {' '.join(remaining)}", file=sys.stderr)
+        return EXIT_OK
+    if not session.busy:  # the process serving the session (the server) goes on with it
+        print("recorded; the run goes on where the session is served", file=sys.stderr)
         return EXIT_OK
     return await follow(session, after, Printer(args.json), "ask")
 

@@ -83,6 +83,11 @@ class EventLog:
         self.store.after_commit(partial(self._publish, stored))
         return stored
 
+    def committed(self, event: StoredEvent) -> None:
+        """An event another writer committed (a decision taken in a transaction): publish it."""
+        self.last_seq = max(self.last_seq, event.seq)
+        self._publish(event)
+
     def _publish(self, event: StoredEvent) -> None:
         for subscriber in self._subscribers:
             subscriber.push(event)

@@ -49,7 +49,8 @@ class Custom:
     PREVIEW = "agentspace.preview"
     """A preview was opened: ``{"port", "url"}``."""
     DECISION = "agentspace.decision"
-    """An approval was decided: ``{"tool_call_id", "decision", "reason"?, "arguments"?}``."""
+    """An approval was decided: ``{"tool_call_id", "decision", "reason"?, "arguments"?,
+    "by"?}``; a call let through without asking: ``{…, "auto": true, "rule"}``."""
 
 
 def new_id(prefix: str) -> str:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import kerneltools
+from .decisions import conflict
 from .errors import (
-    ConflictError,
     InputError,
     NotFoundError,
     PayloadTooLargeError,
@@ -62,7 +62,7 @@ def check_decision(
             pending=waiting,
         )
     if call.status != "pending":
-        raise ConflictError(f"The tool call {tool_call_id!r} was already decided.")
+        raise conflict(tool_call_id, call)
     limit = engine.config.limits.max_tool_result_chars
     decision = kerneltools.check_decision(call, decision, limit)
     if decision.decision == "edit":

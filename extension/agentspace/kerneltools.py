@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from .approvals import RUN_CELL, Decision, Executor, PendingCall, resolve_policy
+from .approvals import RUN_CELL, Decision, Executor, PendingCall, Resolved, explain_policy
 from .config import Policy
 from .errors import ConflictError, InputError, ToolArgumentsError
 
@@ -99,6 +99,7 @@ class OfferedTool(BaseModel):
     description: str
     parameters: dict[str, Any]
     policy: Policy
+    rule: str = Field("default", description="Where the policy comes from, e.g. 'server: *'.")
     executor: Executor
 
 
@@ -120,13 +121,21 @@ def find(session: Session, name: str) -> KernelTool | None:
     return next((t for t in kernel_tools(session) if t.name == name), None)
 
 
-def policy_of(session: Session, name: str) -> Policy:
-    """Session overrides beat server settings, which beat the tool's own; run_cell always asks."""
+def rule_of(session: Session, name: str) -> Resolved:
+    """The tool's policy and where it comes from (``explain_policy``); run_cell always asks."""
     kernel = find(session, name)
     if kernel is not None and kernel.name == RUN_CELL:
-        return "ask"
+        return Resolved("ask", "run_cell always asks", "ask")
     default = kernel.policy if kernel is not None else session.engine.default_policy(name)
-    return resolve_policy(name, default, session.engine.config.policies, session.record.policies)
+    record = session.record
+    return explain_policy(
+        name, default, session.engine.config.policies, record.policies, record.always_allowed
+    )
+
+
+def policy_of(session: Session, name: str) -> Policy:
+    """The tool's effective policy in the session (see ``rule_of``)."""
+    return rule_of(session, name).policy
 
 
 def schemas(session: Session) -> list[dict[str, Any]]:
@@ -140,7 +149,8 @@ def listing(session: Session) -> ToolListing:
             name=t.name,
             description=t.description,
             parameters=t.openai_schema()["function"]["parameters"],
-            policy=policy_of(session, t.name),
+            policy=(rule := rule_of(session, t.name)).policy,
+            rule=rule.rule,
             executor="sandbox",
         )
         for t in session.engine.tools
@@ -150,7 +160,8 @@ def listing(session: Session) -> ToolListing:
             name=t.name,
             description=t.description,
             parameters=t.parameters,
-            policy=policy_of(session, t.name),
+            policy=(rule := rule_of(session, t.name)).policy,
+            rule=rule.rule,
             executor="kernel",
         )
         for t in kernel_tools(session)

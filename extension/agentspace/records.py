@@ -44,6 +44,10 @@ class SessionRecord(BaseModel):
     model: str | None = None
     model_params: dict[str, Any] = Field(default_factory=dict)
     policies: dict[str, Policy] = Field(default_factory=dict)
+    always_allowed: list[str] = Field(
+        default_factory=list,
+        description="Tools allowed by an 'always allow' decision (their policy is 'allow').",
+    )
     status: Status = "idle"
     reason: str | None = None
     usage: UsageTotals = Field(default_factory=UsageTotals)
@@ -136,7 +140,7 @@ def approval_row(session_id: str, run_id: str, p: PendingCall) -> tuple[Any, ...
     )
 
 
-DECIDE_APPROVAL = "UPDATE approvals SET status = 'decided', decision = ? WHERE session_id = ? AND tool_call_id = ?"  # noqa: E501
+REHOLD_APPROVAL = "UPDATE approvals SET run_id = ? WHERE session_id = ? AND tool_call_id = ? AND status = 'pending'"  # noqa: E501
 INSERT_RUN = (
     "INSERT INTO runs (session_id, run_id, started, owner, first_seq) VALUES (?, ?, ?, ?, ?)"
 )
@@ -182,7 +186,7 @@ def next_inbox(conn: sqlite3.Connection, session_id: str) -> InboxItem | None:
 
 
 _APPROVAL_COLUMNS = (
-    "tool_call_id, run_id, name, arguments, status, decision, executor, needs_approval"
+    "tool_call_id, run_id, name, arguments, status, decision, executor, needs_approval, decided_by"
 )
 
 
@@ -196,6 +200,7 @@ def _pending_call(r: tuple[Any, ...]) -> PendingCall:
         decision=Decision.model_validate_json(r[5]) if r[5] else None,
         executor=r[6],
         needs_approval=bool(r[7]),
+        decided_by=r[8],
     )
 
 

@@ -6,12 +6,16 @@ time, so at most one model call is in flight per session with no lock. An idle
 session holds no task. ``stop`` cancels the run in flight; ``resume`` and
 approval decisions start a continuation run. A session being served by another
 process (the server while the CLI looks on) is claimed in the store, so two
-processes never write one session's log at once.
+processes never write one session's log at once. A decision is taken in the
+store too (``decisions.py``): of racing decisions one wins, and exactly one
+process starts the continuation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -21,14 +25,14 @@ from typing import TYPE_CHECKING, Any
 from ag_ui.core import MessagesSnapshotEvent
 from pydantic import BaseModel
 
-from . import kerneltools, records
-from .approvals import Decision, PendingCall
+from . import decisions, kerneltools, records
+from .approvals import Decision, PendingCall, check_session_policies
 from .config import Policy
 from .errors import (
     ConflictError,
 )
 from .eventlog import EventLog
-from .events import Custom, StoredEvent, custom, messages_snapshot, new_id
+from .events import Custom, StoredEvent, custom, encode, messages_snapshot, new_id, now_ms
 from .inbox import check_decision, check_message
 from .kerneltools import KernelTool, ToolListing
 from .models.base import Usage
@@ -63,6 +67,10 @@ class Session:
         self._serving: asyncio.Task[None] | None = None
         self._run_task: asyncio.Task[Outcome] | None = None
         self._stop = False
+        # Decisions and the end of serving take turns: a decision that comes while the
+        # run is finishing is either seen by it (it goes on) or finds it gone (starts one).
+        self._turn = asyncio.Lock()
+        self._writes = 0  # bumped by every change made here (see ``refresh``)
 
     # -- facts ---------------------------------------------------------------
     @property
@@ -89,8 +97,28 @@ class Session:
     def busy(self) -> bool:
         return self._serving is not None
 
+    async def refresh(self) -> None:
+        """Take the store's word for the session when nothing is served here.
+
+        Another process on the state directory (the ``agentspace`` CLI next to the
+        server) may have decided a call and run the continuation: its status, usage,
+        events and queue are in the store, not in this object.
+        """
+        if self.busy:
+            return
+        writes = self._writes
+        await self.store.flush()
+        found = await self.store.read(lambda c: records.load_session(c, key=self.id, by="id"))
+        if found is None or self.busy or writes != self._writes:
+            return  # deleted, or changed here meanwhile: this object is the newer one
+        data, _owner, last_seq, queued = found
+        self.record = SessionRecord.model_validate_json(data, context={kerneltools.STORED: True})
+        self.log.last_seq = max(self.log.last_seq, last_seq)
+        self.queued = queued
+
     async def info(self, pending: list[PendingCall] | None = None) -> SessionInfo:
         """The session as listed; ``pending`` saves a read when the caller has it already."""
+        await self.refresh()
         if pending is None:
             pending = await self.pending()
         waiting = [p for p in pending if p.status == "pending"]
@@ -131,7 +159,11 @@ class Session:
             self.record.model_params = dict(params)
         if policies is not None:
             kerneltools.check_policies(policies)
+            check_session_policies(policies, self.engine.config.policies)
             self.record.policies.update(policies)
+            # an explicit rule replaces what 'always allow' remembered
+            kept = [t for t in self.record.always_allowed if t not in policies]
+            self.record.always_allowed = kept
         if sandbox is not None:
             from .workspace.sandbox import SandboxPolicy
 
@@ -171,6 +203,7 @@ class Session:
         self.log.append(custom(Custom.STATUS, value))
 
     def save(self) -> None:
+        self._writes += 1
         self.store.write(records.UPDATE_SESSION, (self.record.model_dump_json(), self.id))
 
     def add_usage(self, usage: Usage) -> None:
@@ -186,6 +219,7 @@ class Session:
         self, text: str, *, sender: str | None = None, run_id: str | None = None
     ) -> Receipt:
         """Queue a user message; it runs after everything queued before it."""
+        await self.refresh()
         check_message(text, self.engine.config.limits, self.queued)
         message_id = new_id("msg")
         waiting = self.busy or self.status == "awaiting_approval"
@@ -197,6 +231,7 @@ class Session:
             records.INSERT_INBOX, (self.id, message_id, text, sender, run_id, time.time())
         )
         self.queued += 1
+        self._writes += 1
         if waiting:
             self.log.append(custom(Custom.QUEUED, {"message_id": message_id, "position": position}))
         await self.store.flush()
@@ -207,16 +242,24 @@ class Session:
     async def stop(self) -> None:
         """Cancel the run in flight (partial text kept) and pause the queue."""
         self._stop = True
+        await self.refresh()
         if self._serving is not None:
             if self._run_task is not None:
                 self._run_task.cancel()
             await asyncio.wait([self._serving])
             return
         if self.status == "awaiting_approval":
-            for p in await self.pending():
-                if p.status == "pending":
-                    self._record_decision(p, Decision(decision="reject", reason="stopped"))
-            self.set_status("stopped", "stopped by the user")
+            async with self._turn:
+                for p in await self.pending():
+                    if p.status == "pending":
+                        with contextlib.suppress(ConflictError):  # decided just now: fine
+                            await self._take(
+                                p,
+                                Decision(decision="reject", reason="stopped"),
+                                by="stop",
+                                may_resume=False,
+                            )
+                self.set_status("stopped", "stopped by the user")
             await self.store.flush()
             return
         owner = await self.store.read(
@@ -228,6 +271,7 @@ class Session:
 
     async def resume(self) -> Status:
         """Continue from the transcript (after stop, failure or a crash), then the queue."""
+        await self.refresh()
         if self.busy:
             raise ConflictError("The session is already running; stop it first.")
         if self.status == "awaiting_approval":
@@ -242,32 +286,88 @@ class Session:
         return self.status
 
     async def decide(
-        self, tool_call_id: str, decision: Decision, *, run_id: str | None = None
+        self,
+        tool_call_id: str,
+        decision: Decision,
+        *,
+        run_id: str | None = None,
+        by: str | None = None,
     ) -> list[str]:
-        """Record a decision on a pending call; the last one resumes the session."""
+        """Record a decision on a pending call; the last one resumes the session.
+
+        The store takes it atomically (``decisions.take``): of decisions that race,
+        from this process or another, exactly one wins; the others get a
+        ``ConflictError`` naming the decision that won. ``by`` says who decided
+        (a user name, the CLI), for whoever comes second.
+        """
         calls = {p.tool_call_id: p for p in await self.pending()}
         call, decision = check_decision(self.engine, calls, tool_call_id, decision)
-        self._record_decision(call, decision)
-        remaining = [i for i, p in calls.items() if p.status == "pending" and i != tool_call_id]
-        await self.store.flush()
-        if not remaining and self.status == "awaiting_approval" and not self.busy:
-            await self._start(continuation=True, run_id=run_id)
-        return remaining
+        async with self._turn:
+            taken = await self._take(call, decision, by=by)
+            if taken.resume and not self.busy:
+                await self._start(continuation=True, claimed=True, run_id=run_id)
+        return taken.remaining
 
-    def _record_decision(self, call: PendingCall, decision: Decision) -> None:
-        self.store.write(
-            records.DECIDE_APPROVAL, (decision.model_dump_json(), self.id, call.tool_call_id)
-        )
-        call.status, call.decision = "decided", decision
-        if decision.remember and decision.decision != "reject":
-            self.record.policies[call.name] = "allow"
-            self.save()
-        self.log.append(
-            custom(
-                Custom.DECISION,
-                {"tool_call_id": call.tool_call_id, **decision.model_dump(exclude_none=True)},
+    async def _take(
+        self, call: PendingCall, decision: Decision, *, by: str | None, may_resume: bool = True
+    ) -> decisions.Taken:
+        """Take the decision in the store (raise ConflictError if another won), then log it."""
+        token = records.owner_token()
+        value: dict[str, Any] = {"tool_call_id": call.tool_call_id}
+        value.update(decision.model_dump(exclude_none=True))
+        if by:
+            value["by"] = by
+        event = custom(Custom.DECISION, value)
+        event.timestamp = now_ms()
+        here = self.busy  # serving here: our own log is ahead of the store, we log it
+        writes = self._writes
+        reserved = 0
+        if not here:  # logged in the transaction, at a number no append here takes
+            self.log.last_seq += 1
+            reserved = self.log.last_seq
+        taken = await self.store.transaction(
+            lambda c: decisions.take(
+                c,
+                self.id,
+                call.tool_call_id,
+                decision,
+                by=by,
+                token=token,
+                may_resume=may_resume,
+                event=None if here else (reserved, event.type.value, encode(event)),
             )
         )
+        if reserved and taken.seq != reserved and self.log.last_seq == reserved:
+            self.log.last_seq -= 1  # not used, and nothing was logged after it: no gap
+        if not taken.won:
+            raise decisions.conflict(call.tool_call_id, taken.call)
+        call.status, call.decision, call.decided_by = "decided", decision, by
+        if not here and taken.data is not None and writes == self._writes:
+            # Not serving here: the store is the truth (another process may have run).
+            self.record = SessionRecord.model_validate_json(
+                taken.data, context={kerneltools.STORED: True}
+            )
+        elif decision.remember and decision.decision != "reject":
+            self._remember(call.name)
+        self.log.last_seq = max(self.log.last_seq, taken.last_seq)
+        if taken.seq is not None:
+            self.log.committed(StoredEvent(taken.seq, event.type.value, encode(event)))
+        elif here:
+            self.log.append(event)
+        return taken
+
+    def _remember(self, tool: str) -> None:
+        """'Always allow' in this object (the store has it already: ``decisions.take``)."""
+        self.record.policies[tool] = "allow"
+        if tool not in self.record.always_allowed:
+            self.record.always_allowed.append(tool)
+
+    def _announce(self, tool_call_id: str, decision: Decision, by: str | None) -> None:
+        value: dict[str, Any] = {"tool_call_id": tool_call_id}
+        value.update(decision.model_dump(exclude_none=True))
+        if by:
+            value["by"] = by
+        self.log.append(custom(Custom.DECISION, value))
 
     async def wait(self) -> None:
         """Wait until the session has nothing to serve (for tools and tests)."""
@@ -302,26 +402,59 @@ class Session:
 
     async def _serve(self, continuation: bool, run_id: str | None = None) -> None:
         requests_first(False)  # started by a request handler; what it runs is bulk work
+        token = records.owner_token()
+        done = False
         try:
-            if continuation and await self._run_one(Run(self, run_id=run_id)) != "success":
-                return
-            while self.queued > 0 and not self._stop:
-                item = await self.store.read(lambda c: records.next_inbox(c, self.id))
-                if item is None:
-                    self.queued = 0
-                    break
-                self.queued -= 1  # in flight now; counted as "ahead" by ``send``
-                run = Run(self, item)
-                outcome = await self._run_one(run)
-                if not run.consumed:
-                    self.queued += 1  # the run ended before taking the message
-                if outcome != "success":
-                    return
+            while True:
+                outcome = await self._serve_queue(continuation, run_id)
+                async with self._turn:
+                    paused = outcome == "interrupt" and not self._stop
+                    again = await self.store.transaction(
+                        functools.partial(
+                            decisions.finish_serving, session_id=self.id, token=token, paused=paused
+                        )
+                    )
+                    if not again:
+                        self._serving, done = None, True
+                        break
+                # Every call it held was decided while the run finished: go on here.
+                await self._decided_meanwhile()
+                continuation, run_id = True, None
         finally:
-            self._serving = None
+            if not done:  # failed or cancelled in between: let go all the same
+                self._serving = None
+                with contextlib.suppress(Exception):
+                    await self.store.transaction(lambda c: records.release(c, self.id, token))
             self.engine.serving_changed()
-            token = records.owner_token()
-            await self.store.transaction(lambda c: records.release(c, self.id, token))
+
+    async def _decided_meanwhile(self) -> None:
+        """Log (and apply 'always allow' of) decisions another process took while we served."""
+        for p in await self.store.transaction(lambda c: decisions.unannounced(c, self.id)):
+            if p.decision is None:
+                continue
+            if p.decision.remember and p.decision.decision != "reject":
+                self._remember(p.name)
+            self._announce(p.tool_call_id, p.decision, p.decided_by)
+
+    async def _serve_queue(self, continuation: bool, run_id: str | None) -> Outcome:
+        """A continuation (if asked), then the queue, until empty or a run does not succeed."""
+        if continuation:
+            outcome = await self._run_one(Run(self, run_id=run_id))
+            if outcome != "success":
+                return outcome
+        while self.queued > 0 and not self._stop:
+            item = await self.store.read(lambda c: records.next_inbox(c, self.id))
+            if item is None:
+                self.queued = 0
+                break
+            self.queued -= 1  # in flight now; counted as "ahead" by ``send``
+            run = Run(self, item)
+            outcome = await self._run_one(run)
+            if not run.consumed:
+                self.queued += 1  # the run ended before taking the message
+            if outcome != "success":
+                return outcome
+        return "success"
 
     async def _run_one(self, run: Run) -> Outcome:
         self._run_task = asyncio.create_task(run.execute(), name=f"run-{self.id}")

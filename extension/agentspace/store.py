@@ -72,6 +72,8 @@ CREATE TABLE IF NOT EXISTS approvals (
     created REAL NOT NULL,
     executor TEXT NOT NULL DEFAULT 'sandbox',
     needs_approval INTEGER NOT NULL DEFAULT 1,
+    decided_by TEXT,
+    announced INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (session_id, tool_call_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs (
@@ -94,6 +96,8 @@ CREATE INDEX IF NOT EXISTS runs_open ON runs (ended) WHERE ended IS NULL;
 ADDED_COLUMNS = [
     ("approvals", "executor", "TEXT NOT NULL DEFAULT 'sandbox'"),
     ("approvals", "needs_approval", "INTEGER NOT NULL DEFAULT 1"),
+    ("approvals", "decided_by", "TEXT"),
+    ("approvals", "announced", "INTEGER NOT NULL DEFAULT 1"),
 ]
 
 

@@ -71,7 +71,8 @@ async def settle(run: Run) -> Settled:
             except ToolError as exc:
                 result(run, call_id, f"Error: {exc.message}")
                 continue
-        policy = kerneltools.policy_of(s, name)
+        resolved = kerneltools.rule_of(s, name)
+        policy = resolved.policy
         # A kernel tool is always held (the kernel runs it); "ask" also needs the user.
         if approval is not None or policy == "ask" or (kernel is not None and policy != "deny"):
             held.append(
@@ -89,12 +90,18 @@ async def settle(run: Run) -> Settled:
             continue  # waits behind an earlier call that needs approval
         elif policy == "deny":
             result(run, call_id, DENIED_TEXT.format(name=name))
-        else:
+        elif resolved.auto is None:
             await execute(run, call_id, name, arguments)
+        else:  # let through by a rule someone set, not by the tool's own: every view says so
+            approved(run, call_id, resolved.auto)
+            await execute(run, call_id, name, arguments, auto=resolved.auto)
     if not held:
         return "success"
     for p in held:
-        s.store.write(records.INSERT_APPROVAL, records.approval_row(s.id, run.run_id, p))
+        if p.tool_call_id in run.approvals:  # held again: never undo a decision taken meanwhile
+            s.store.write(records.REHOLD_APPROVAL, (run.run_id, s.id, p.tool_call_id))
+        else:
+            s.store.write(records.INSERT_APPROVAL, records.approval_row(s.id, run.run_id, p))
     interrupts = [p.interrupt() for p in held]
     run.emit(
         RunFinishedEvent(
@@ -106,7 +113,20 @@ async def settle(run: Run) -> Settled:
     return "interrupt"
 
 
-async def execute(run: Run, call_id: str, name: str, arguments: str, note: str = "") -> None:
+def approved(run: Run, call_id: str, rule: str) -> None:
+    """Log that a call runs without asking because of ``rule`` (an 'always allow', a policy)."""
+    value = {"tool_call_id": call_id, "decision": "approve", "auto": True, "rule": rule}
+    run.emit(custom(Custom.DECISION, value))
+
+
+def auto_text(rule: str) -> str:
+    """How an auto-approved call is labelled (stored with its result; the views say the same)."""
+    return f"auto-approved ({rule})"
+
+
+async def execute(
+    run: Run, call_id: str, name: str, arguments: str, note: str = "", auto: str | None = None
+) -> None:
     s = run.s
     changed: list[str] = []
     try:
@@ -121,14 +141,17 @@ async def execute(run: Run, call_id: str, name: str, arguments: str, note: str =
         text, changed = output.text, output.changed_paths
     except ToolError as exc:
         text = f"Error: {exc.message}"
-    result(run, call_id, note + text)
+    result(run, call_id, note + text, auto=auto)
     if changed:
         run.emit(custom(Custom.FILES, {"paths": changed, "tool_call_id": call_id}))
 
 
-def result(run: Run, call_id: str, text: str) -> None:
+def result(run: Run, call_id: str, text: str, auto: str | None = None) -> None:
     message_id = new_id("msg")
     run.emit(
         ToolCallResultEvent(message_id=message_id, tool_call_id=call_id, content=text, role="tool")
     )
-    run.append({"role": "tool", "tool_call_id": call_id, "content": text, "id": message_id})
+    message = {"role": "tool", "tool_call_id": call_id, "content": text, "id": message_id}
+    if auto is not None:  # not sent to the model (history.to_wire keeps known keys only)
+        message["approval"] = auto_text(auto)
+    run.append(message)

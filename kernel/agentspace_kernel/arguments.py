@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 CELL_MAGICS = ("agent", "approve")
 ASYNC_LINES = ("reject", "agent resume")
 AGENT_USAGE = "usage: %%agent [--model MODEL] [--new] [--quiet], then your message in the cell"
-APPROVE_USAGE = "usage: %%approve [TOOL_CALL_ID], then the arguments as JSON (optional)"
+APPROVE_USAGE = (
+    "usage: %%approve [TOOL_CALL_ID] [--always], then the arguments as JSON (optional);"
+    " --always allows the tool for the rest of the session"
+)
 REJECT_USAGE = "usage: %reject TOOL_CALL_ID [REASON...]"
 AGENT_RUN_USAGE = "usage: %%agent_run TOOL_CALL_ID, then the code to run for the agent"
 

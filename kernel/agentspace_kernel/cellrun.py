@@ -280,8 +280,8 @@ class CellRun:
             await self.decision(tool_call_id, decision)
         except ClientError as exc:
             card = self.widget.card(tool_call_id) if self.widget else None
-            if card is not None:
-                card.failed(exc.message)
+            if card is not None:  # another decision won (409): nothing left to click
+                card.failed(exc.message, settled=exc.code == "conflict" and "decision" in exc.data)
 
     def _stop_clicked(self) -> None:
         loop.submit(self.client.stop())

@@ -71,7 +71,8 @@ def history(client: AgentClient, args: list[str]) -> str:
     for m in _wait(client.history(limit)):
         role = m.get("role", "?")
         if role == "tool":
-            lines.append(f"tool ({m.get('tool_call_id', '')}): {_content(m)[:300]}")
+            auto = f" [{m['approval']}]" if m.get("approval") else ""  # e.g. auto-approved (…)
+            lines.append(f"tool ({m.get('tool_call_id', '')}){auto}: {_content(m)[:300]}")
             continue
         text = _content(m)
         if text:

@@ -122,13 +122,18 @@ class Flows:
         from . import loop
 
         client = self.client()
-        call_id = await pending_call_id(client, line.strip(), APPROVE_USAGE)
+        words = line.split()
+        always = "--always" in words  # always allow this tool in the session
+        given = " ".join(w for w in words if w != "--always")
+        call_id = await pending_call_id(client, given, APPROVE_USAGE)
         arguments = approve_arguments(cell)
         decision: dict[str, Any] = {"decision": "approve"}
         if arguments is not None:
             original = await loop.bridge(original_arguments(client, call_id))
             if original is None or arguments != original:
                 decision = {"decision": "edit", "arguments": arguments}
+        if always:
+            decision["remember"] = True
         run = self._run()
         await self._paused(run, await run.decision(call_id, decision))
 

@@ -94,15 +94,28 @@ def waiting_hint(block: ToolBlock, below: bool = True) -> str:
         )
     return (
         f"approve: run the cell below (%%approve {block.id}; edit the arguments first if you"
-        f" like) · reject: %reject {block.id} REASON"
+        f" like) · reject: %reject {block.id} REASON · always allow {block.name} in this"
+        f" session: %%approve {block.id} --always"
     )
 
 
 DECIDED = {"approve": "approved", "edit": "edited", "result": "answered", "reject": "rejected"}
 
 
+def always_label(block: ToolBlock) -> str:
+    """The 'always allow' control says what it allows, and for how long."""
+    return f"Always allow {block.name} in this session"
+
+
+def auto_label(block: ToolBlock) -> str:
+    """'auto-approved (always allow (session))' for a call no one was asked about, else ''."""
+    decision = block.decision or {}
+    return f"auto-approved ({decision.get('rule')})" if decision.get("auto") else ""
+
+
 def status_line(block: ToolBlock, below: bool = True) -> str:
     decision = block.decision or {}
+    auto = auto_label(block)
     if block.status == "awaiting_approval" or block.status == "waiting_kernel":
         return "‖ " + waiting_hint(block, below)
     if block.status == "rejected":
@@ -110,7 +123,10 @@ def status_line(block: ToolBlock, below: bool = True) -> str:
         return "✗ rejected" + (f": {reason}" if reason else "")
     if block.status in ("done", "error") and block.result is not None:
         mark = "✓" if block.status == "done" else "✗"
-        return mark + " " + clip(block.result).replace("\n", "\n  ")
+        lead = f"{mark} {auto} ·" if auto else mark
+        return lead + " " + clip(block.result).replace("\n", "\n  ")
+    if auto:
+        return f"… {auto}, running"
     if decision:
         done = DECIDED.get(str(decision.get("decision")), "decided")
         return f"… {done}, running"

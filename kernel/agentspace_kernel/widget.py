@@ -17,6 +17,7 @@ import ipywidgets as w
 
 from .render import (
     STATUS_STYLE,
+    always_label,
     arguments_text,
     escape,
     footer,
@@ -76,6 +77,7 @@ class ToolCard(w.VBox):
             self.children = self._parts(self.controls)
             kernel = block.kernel_tool
             self.buttons[0].description = "Run" if kernel else "Approve"
+            self.buttons[3].description = always_label(block)
             for b in self.buttons[2:]:
                 b.layout.display = "none" if kernel else None
         elif not waiting and self.controls in shown:
@@ -90,11 +92,11 @@ class ToolCard(w.VBox):
             b.disabled = True
         self.decide(self.call_id, decision)
 
-    def failed(self, message: str) -> None:
-        """A decision was refused (e.g. already decided elsewhere): say so, re-enable."""
+    def failed(self, message: str, settled: bool = False) -> None:
+        """A decision was refused: say so; re-enable unless another decision already won."""
         self.error.value = f"<span style='color:#b00'>{escape(message)}</span>"
         for b in self.buttons:
-            b.disabled = False
+            b.disabled = settled
 
     def _approve(self) -> None:
         if self.editor.layout.display != "none":

@@ -190,3 +190,25 @@ async def test_stop_from_another_process_cancels_the_run(
     assert await proc.wait() == 130
     last = json.loads(rest[-1])["event"]
     assert last["type"] == "RUN_FINISHED" and last["outcome"] == {"type": "cancelled"}
+
+
+def test_always_allow_marks_the_calls_it_lets_through_and_a_second_decision_is_refused(
+    state_dir: Path, capsys: pytest.CaptureFixture[str], script: Callable[..., str]
+) -> None:
+    model = script(
+        turn("", ("write_file", {"path": "1.txt", "content": "1"})),
+        turn("", ("write_file", {"path": "2.txt", "content": "2"})),
+        turn("ok"),
+    )
+    sd = ["--state-dir", str(state_dir)]
+    code, out, _ = run_cli(capsys, "run", *sd, "--notebook", "m.ipynb", "--model", model, "go")
+    assert code == 0 and out.strip().endswith("pending: call_0_0")
+    code, out, _ = run_cli(capsys, "approve", *sd, "m.ipynb", "call_0_0", "--always")
+    assert code == 0
+    assert "[auto-approved: always allow (session)] call_1_0" in out
+    assert out.count("[auto-approved") == 1  # the first call was decided, not auto-approved
+    code, out, err = run_cli(capsys, "approve", *sd, "m.ipynb", "call_0_0", "--reject", "no")
+    assert code == 2 and out == ""
+    (line,) = err.strip().splitlines()
+    assert line.startswith("agentspace: The tool call 'call_0_0' was already decided: approved")
+    assert "(agentspace CLI, pid" in line

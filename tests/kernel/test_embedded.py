@@ -157,7 +157,8 @@ def test_quiet_prints_only_the_answer(kernel: Kernel, page_script: str) -> None:
     assert out.text == (
         "Writing the page.\n"
         "‖ write_file: approve: run the cell below (%%approve call_0_0; edit the arguments"
-        " first if you like) · reject: %reject call_0_0 REASON\n"
+        " first if you like) · reject: %reject call_0_0 REASON · always allow write_file in"
+        " this session: %%approve call_0_0 --always\n"
     )
 
 
@@ -272,3 +273,27 @@ def test_status_and_model_name_the_model_the_same_way(tmp_path: Path) -> None:
         assert "model:    scripted/beside.json\n" in k.run("%agent status").text
         echo = k.run("%%agent --model scripted/echo\nhi").text
         assert "scripted/echo is a demo model" in echo  # and says how to pick a real one
+
+
+def test_always_allow_is_per_tool_and_what_it_lets_through_is_marked(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    model = write_script(
+        tmp_path / "twice.json",
+        {"text": "", "tool_calls": [
+            {"name": "write_file", "arguments": {"path": "one.txt", "content": "1"}}]},
+        {"text": "", "tool_calls": [
+            {"name": "write_file", "arguments": {"path": "two.txt", "content": "2"}}]},
+        {"text": "Both written."},
+    )  # fmt: skip
+    out = kernel.run(f"%%agent --new --model {model}\nwrite twice")
+    assert "always allow write_file in this session: %%approve call_0_0 --always" in out.text
+    approved = kernel.run("%%approve call_0_0 --always")
+    assert approved.errors == []
+    assert "✓ Wrote 1 bytes to one.txt" in approved.text  # decided by the user: no mark
+    assert "✓ auto-approved (always allow (session)) · Wrote 1 bytes to two.txt" in approved.text
+    assert "Both written." in approved.text
+    history = kernel.run("%agent history 4").text
+    assert "[auto-approved (always allow (session))]: Wrote 1 bytes to two.txt" in history
+    again = kernel.run("%%approve call_0_0")
+    assert "already decided: approved by this notebook (embedded)" in again.text

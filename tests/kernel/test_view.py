@@ -94,7 +94,8 @@ def test_streamed_text_does_not_depend_on_how_events_are_batched(batch: int) -> 
         "Let me look.\n"
         '→ shell {"command": "ls"}\n'
         "  ‖ approve: run the cell below (%%approve c1; edit the arguments first if you like)"
-        " · reject: %reject c1 REASON\n"
+        " · reject: %reject c1 REASON · always allow shell in this session:"
+        " %%approve c1 --always\n"
         "[waiting for a decision] · 10 tokens in, 4 out\n"
         "  ✓ exit code: 0\n"
         "Done.\n"
@@ -172,3 +173,40 @@ def test_an_approval_line_wraps_between_words_not_inside_them() -> None:
         view.apply(e)
     html = static_html(view)
     assert "word-break:normal" in html and "white-space:pre-wrap" in html
+
+
+AUTO_RUN = [
+    {"type": "RUN_STARTED", "threadId": "t", "runId": "r3"},
+    *call("c2", "shell", '{"command": "ls"}'),
+    {"type": "CUSTOM", "name": "agentspace.decision",
+     "value": {"tool_call_id": "c2", "decision": "approve", "auto": True,
+               "rule": "always allow (session)"}},
+    {"type": "TOOL_CALL_RESULT", "toolCallId": "c2", "messageId": "y", "content": "exit code: 0"},
+    {"type": "RUN_FINISHED", "outcome": {"type": "success"}},
+]  # fmt: skip
+
+
+def test_always_allow_names_its_tool_and_auto_approved_calls_say_so_in_every_view() -> None:
+    from agentspace_kernel.render import static_html
+    from agentspace_kernel.widget import ToolCard
+
+    view = RunView()
+    for e in RUN:
+        view.apply(e)
+    waiting = view.tool("c1")
+    assert waiting is not None
+    card = ToolCard(waiting, lambda _id, _d: None)
+    labels = [b.description for b in card.buttons]
+    assert labels == ["Approve", "Reject", "Edit", "Always allow shell in this session"]
+    card.failed("The tool call 'c1' was already decided: approved by alice.", settled=True)
+    assert all(b.disabled for b in card.buttons)  # another decision won: nothing to click
+
+    view = RunView()
+    for e in AUTO_RUN:
+        view.apply(e)
+    block = view.tool("c2")
+    assert block is not None and block.status == "done"
+    marked = "✓ auto-approved (always allow (session)) · exit code: 0"
+    assert marked in plain(view)
+    assert marked in static_html(view)
+    assert marked in ToolCard(block, lambda _id, _d: None).status.value

@@ -207,7 +207,7 @@ def document(base_url: str = "/") -> dict[str, Any]:
             "get": _op("A session", ("200", _ref("SessionInfo")), params=[SID]),
             "patch": _op("Change the session's model or tool policies",
                          ("200", _ref("SessionInfo")), body="ConfigureSession", params=[SID],
-                         errors=("400", "403", "404", "413", "422")),
+                         errors=("400", "403", "404", "409", "413", "422")),
             "delete": _op("Delete a session (its processes stop)", ("204", None), params=[
                 SID, _param("purge", "query", {"type": "boolean"}, False,
                             "Also delete its workspace and history.")]),

@@ -140,7 +140,7 @@ class ApprovalHandler(AgentspaceHandler):
 
         decision = self.body(Decision)
         session = await self.session(session_id)
-        remaining = await session.decide(tool_call_id, decision)
+        remaining = await session.decide(tool_call_id, decision, by=self.username)
         self.reply({"pending": remaining, "status": session.status})
 
 

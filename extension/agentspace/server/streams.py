@@ -142,7 +142,9 @@ class AguiHandler(AgentspaceHandler):
             remaining: list[str] = []
             for entry in run.resume:
                 decision = _decision(entry.status, entry.payload)
-                remaining = await session.decide(entry.interrupt_id, decision, run_id=run.run_id)
+                remaining = await session.decide(
+                    entry.interrupt_id, decision, run_id=run.run_id, by=self.username
+                )
             if remaining:
                 raise ApiError(
                     409,

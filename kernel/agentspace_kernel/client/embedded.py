@@ -137,7 +137,9 @@ class EmbeddedClient(AgentClient):
         except ValidationError as exc:
             message = "; ".join(e["msg"] for e in exc.errors())
             raise ClientError(f"Invalid decision: {message}", "invalid_body") from exc
-        remaining = await self._guard(lambda: session.decide(tool_call_id, parsed))
+        remaining = await self._guard(
+            lambda: session.decide(tool_call_id, parsed, by="this notebook (embedded)")
+        )
         return {"pending": remaining, "status": session.status}
 
     async def history(self, limit: int) -> list[dict[str, Any]]:

@@ -54,7 +54,12 @@ async def test_tools_are_set_listed_and_checked(api: Api) -> None:
     tools = {t["name"]: t for t in listing["tools"]}
     assert tools["run_cell"]["executor"] == "kernel" and tools["run_cell"]["policy"] == "ask"
     assert tools["run_cell"]["parameters"]["required"] == ["code"]
-    assert tools["summarise"] == {**SUMMARY, "policy": "allow", "executor": "kernel"}
+    assert tools["summarise"] == {
+        **SUMMARY,
+        "policy": "allow",
+        "rule": "default",
+        "executor": "kernel",
+    }
     assert tools["write_file"]["executor"] == "sandbox" and tools["write_file"]["policy"] == "ask"
     status, again = await api("GET", f"sessions/{sid}/tools")
     assert status == 200 and again == listing

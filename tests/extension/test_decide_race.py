@@ -1,0 +1,76 @@
+"""Decisions in one process: the moment a run pauses, racing decisions, and stop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from agentspace.approvals import Decision
+from agentspace.engine import Engine
+from agentspace.errors import ConflictError
+from agentspace.testing import turn
+
+WRITE = ("write_file", {"path": "a.txt", "content": "x"})
+
+
+async def test_a_decision_while_the_pausing_run_is_still_finishing_resumes_it(
+    engine: Engine, script: Callable[..., str]
+) -> None:
+    session = await engine.session("finishing.ipynb", model=script(turn("", WRITE), turn("ok")))
+    await session.send("go")
+    async for stored in session.subscribe(0):
+        if stored.type == "RUN_FINISHED":  # published on commit; the run has not ended yet
+            assert session.busy
+            call = stored.data.split('"toolCallId":"')[1].split('"')[0]
+            assert await session.decide(call, Decision(decision="approve")) == []
+            break
+    await session.wait()
+    assert session.status == "idle"
+    assert (session.workspace / "a.txt").read_text() == "x"
+    transcript = await session.transcript()
+    assert [m["role"] for m in transcript] == ["user", "assistant", "tool", "assistant"]
+
+
+async def test_racing_decisions_in_one_process_one_wins_and_the_tool_runs_once(
+    engine: Engine, script: Callable[..., str]
+) -> None:
+    session = await engine.session(
+        "race.ipynb", model=script(turn("", ("write_file", {"path": "n.txt", "content": "1"})))
+    )
+    await session.send("go")
+    await session.wait()
+    (pending,) = await session.pending()
+    decisions = [
+        Decision(decision="edit", arguments={"path": "n.txt", "content": str(i)}) for i in range(5)
+    ]
+    outcomes = await asyncio.gather(
+        *(session.decide(pending.tool_call_id, d, by=f"user{i}") for i, d in enumerate(decisions)),
+        return_exceptions=True,
+    )
+    won = [i for i, o in enumerate(outcomes) if not isinstance(o, BaseException)]
+    assert len(won) == 1
+    for o in outcomes:
+        if isinstance(o, BaseException):
+            assert isinstance(o, ConflictError)
+            assert o.data["decided_by"] == f"user{won[0]}"
+            assert o.data["decision"]["arguments"] == {"path": "n.txt", "content": str(won[0])}
+    await session.wait()
+    assert (session.workspace / "n.txt").read_text() == str(won[0])
+    results = [m for m in await session.transcript() if m["role"] == "tool"]
+    assert len(results) == 1
+
+
+async def test_stop_while_awaiting_rejects_and_a_late_decision_is_refused(
+    engine: Engine, script: Callable[..., str]
+) -> None:
+    session = await engine.session("stop.ipynb", model=script(turn("", WRITE), turn("ok")))
+    await session.send("go")
+    await session.wait()
+    (pending,) = await session.pending()
+    await session.stop()
+    assert session.status == "stopped"
+    with pytest.raises(ConflictError, match="already decided: rejected by stop"):
+        await session.decide(pending.tool_call_id, Decision(decision="approve"))
+    assert not (session.workspace / "a.txt").exists()
