@@ -184,6 +184,7 @@ class ServerState:
         self._sent: dict[str, list[float]] = {}
         self._listening = False
         self._imports: asyncio.Future[None] | None = None
+        self._checking: asyncio.Task[Any] | None = None
 
     async def imported(self) -> None:
         """The engine's modules, imported once in a thread (imports.py), not on the loop."""
@@ -195,7 +196,10 @@ class ServerState:
             await asyncio.shield(self._imports)
         self._imports.result()
 
-    async def engine(self) -> Engine:
+    async def engine(self, *, damaged: bool = False) -> Engine:
+        """The engine; a damaged store raises StoreDamaged (503) unless ``damaged`` (status)."""
+        if self._engine is not None and not damaged and self._engine.store.damaged is not None:
+            raise self._engine.store.damaged
         if self._engine is None:
             await self.imported()
             async with self._lock:
@@ -203,6 +207,10 @@ class ServerState:
                     from .engine import Engine
 
                     self._engine = await Engine(self.app.engine_config()).start(preload_model=True)
+                    from .storestatus import check_integrity
+
+                    # In the background: a page found damaged makes every call a 503.
+                    self._checking = asyncio.create_task(check_integrity(self._engine))
                     self._follow_renames()
                     if self.app.quiet_collections:
                         from .collector import QuietCollector
@@ -235,6 +243,8 @@ class ServerState:
         return None
 
     async def close(self) -> None:
+        if self._checking is not None and not self._checking.done():
+            self._checking.cancel()
         if self._collector is not None:
             collector, self._collector = self._collector, None
             await collector.stop()

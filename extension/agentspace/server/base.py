@@ -22,6 +22,7 @@ from ..errors import (
     PayloadTooLargeError,
     QueueFullError,
     SandboxError,
+    StoreDamaged,
     ToolError,
     UnknownProcessError,
 )
@@ -48,6 +49,7 @@ STATUS: list[tuple[type[AgentspaceError], int]] = [
     (InputError, 400),
     (ToolError, 400),
     (SandboxError, 503),
+    (StoreDamaged, 503),
 ]
 
 
