@@ -184,7 +184,6 @@ class ServerState:
         self._sent: dict[str, list[float]] = {}
         self._listening = False
         self._imports: asyncio.Future[None] | None = None
-        self._checking: asyncio.Task[Any] | None = None
 
     async def imported(self) -> None:
         """The engine's modules, imported once in a thread (imports.py), not on the loop."""
@@ -207,10 +206,6 @@ class ServerState:
                     from .engine import Engine
 
                     self._engine = await Engine(self.app.engine_config()).start(preload_model=True)
-                    from .storestatus import check_integrity
-
-                    # In the background: a page found damaged makes every call a 503.
-                    self._checking = asyncio.create_task(check_integrity(self._engine))
                     self._follow_renames()
                     if self.app.quiet_collections:
                         from .collector import QuietCollector
@@ -243,8 +238,6 @@ class ServerState:
         return None
 
     async def close(self) -> None:
-        if self._checking is not None and not self._checking.done():
-            self._checking.cancel()
         if self._collector is not None:
             collector, self._collector = self._collector, None
             await collector.stop()

@@ -125,6 +125,7 @@ class Engine:
         state = self.config.state_dir
         (state / "workspaces").mkdir(parents=True, exist_ok=True)
         self._store = await Store.open(state / "agentspace.db")
+        await self._check_store()
         await warn_orphans(self._store, state)
         await self.workspaces.start(prepare=preload_model)
         if preload_model and self._model is None:
@@ -132,6 +133,18 @@ class Engine:
 
             self._preload = asyncio.create_task(preload_litellm())
         return self
+
+    async def _check_store(self) -> None:
+        """A bounded quick_check before anything is served: a damaged file is refused here
+        (StoreDamaged, with what to do), not found later by whichever call reads a bad page."""
+        from .storestatus import check_integrity
+
+        store = self.store
+        await check_integrity(self, cached=False)
+        if store.damaged is not None:
+            self._store = None
+            await store.close()
+            raise store.damaged
 
     async def health(self) -> dict[str, Any]:
         """The store's health for ``GET api/status`` (storestatus.py; cached, bounded)."""

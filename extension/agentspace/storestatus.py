@@ -63,11 +63,11 @@ def schema_version(conn: Any) -> int:
     return version
 
 
-async def check_integrity(engine: Engine) -> Integrity:
-    """The bounded quick_check (cached); damage found marks the store, so that every API
-    call answers 503 from then on (server/base.py), not only those that touch the bad page."""
+async def check_integrity(engine: Engine, *, cached: bool = True) -> Integrity:
+    """The bounded quick_check (reused for CHECK_TTL if ``cached``); damage found marks the
+    store, so that every API call answers 503 from then on (server/base.py)."""
     store = engine.store
-    integrity: Integrity | None = _cached("integrity", store.path, CHECK_TTL)
+    integrity: Integrity | None = _cached("integrity", store.path, CHECK_TTL) if cached else None
     if integrity is None:
         integrity = _keep("integrity", store.path, await asyncio.to_thread(check, store.path))
     if integrity.state == "damaged" and store.damaged is None:
