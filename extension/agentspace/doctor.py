@@ -64,8 +64,16 @@ def run(args: argparse.Namespace, state_dir: Path) -> int:
                 f"`agentspace doctor --repair --state-dir {state_dir}` (a backup is kept)"
             )
             return _done(args, report, lines, EXIT_PROBLEMS)
-        from .storerepair import repair
+        from .storerepair import holders, repair
 
+        users = holders(db)
+        if users:
+            lines.append(
+                f"  not repaired: process(es) {', '.join(map(str, users))} have it open (a "
+                "Jupyter server or kernel?); stop them, then run this again"
+            )
+            report["held_by"] = users
+            return _done(args, report, lines, EXIT_PROBLEMS)
         done = repair(db)
         report["repair"] = done.to_dict()
         lines.append(f"  backup of the damaged file: {done.backup}")

@@ -64,6 +64,29 @@ class Repair:
         }
 
 
+def holders(db: Path) -> list[int]:
+    """Other processes with the database open (a server, a kernel): never repair under them.
+    Only the processes /proc lets this user see (all of them as root)."""
+    names = {os.path.realpath(f"{db}{suffix}") for suffix in SUFFIXES}
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            fds = os.scandir(f"/proc/{entry.name}/fd")
+        except OSError:
+            continue
+        with fds:
+            for fd in fds:
+                try:
+                    if os.readlink(fd.path) in names:
+                        found.append(int(entry.name))
+                        break
+                except OSError:
+                    continue
+    return found
+
+
 def backup(db: Path) -> Path:
     """Copy the database and its WAL and shared-memory files to ``<db>.bak-<time>``."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())

@@ -216,3 +216,25 @@ def test_repair_on_a_healthy_database_changes_nothing(tmp_path: Path) -> None:
     code, _ = doctor(tmp_path, "--repair")
     assert code == 0 and (tmp_path / "agentspace.db").read_bytes() == before
     assert not list(tmp_path.glob("agentspace.db.bak-*"))
+
+
+def test_repair_waits_for_the_processes_that_have_the_database_open(tmp_path: Path) -> None:
+    db = tmp_path / "agentspace.db"
+    build_state(tmp_path, sessions=1, events=50)
+    damage(db, "page")
+    hold = (
+        f"import sqlite3, sys; c = sqlite3.connect({str(db)!r}); "
+        "c.execute('PRAGMA user_version').fetchone(); print('open', flush=True); sys.stdin.read()"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "open\n"
+        code, report = doctor(tmp_path, "--repair")
+        assert code == 1 and report["held_by"] == [holder.pid]
+        assert not list(tmp_path.glob("agentspace.db.bak-*"))
+    finally:
+        holder.communicate("")
+    code, report = doctor(tmp_path, "--repair")
+    assert code == 0 and Path(report["repair"]["backup"]).exists()
