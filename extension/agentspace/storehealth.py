@@ -32,8 +32,9 @@ SCAN_TTL = 30.0  # seconds an orphan listing is reused
 def repair_advice(path: Path) -> str:
     state = path.parent
     return (
-        f"Stop the Jupyter server and kernels using it, run `agentspace doctor --repair "
-        f"--state-dir {state}` (a backup of the file is kept beside it), then start again."
+        f"Run `agentspace doctor --repair --state-dir {state}`: it keeps a backup of the file "
+        "beside it, copies every readable row into a new one and says what was lost (it names "
+        "the processes that still have the file open: stop those first)."
     )
 
 

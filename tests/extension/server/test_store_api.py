@@ -90,3 +90,19 @@ async def test_a_damaged_store_answers_503_everywhere_and_jupyter_keeps_serving(
     assert (await jp_fetch("api", "status")).code == 200
     assert (await jp_fetch("api", "contents")).code == 200
     assert not [r for r in caplog.records if "Uncaught exception" in r.getMessage()]
+
+
+async def test_the_server_serves_the_repaired_file_at_its_next_request(
+    agentspace_state: Path, api: Api
+) -> None:
+    from agentspace.storerepair import repair
+
+    made = build_state(agentspace_state, sessions=2, events=20)
+    damage(agentspace_state / "agentspace.db", "header")
+    code, reply = await api("GET", "sessions")
+    assert code == 503 and reply["error"] == "store_damaged"
+    done = repair(agentspace_state / "agentspace.db")  # what `agentspace doctor --repair` does
+    assert done.complete and done.backup.exists()
+    code, reply = await api("GET", "sessions")
+    assert code == 200, reply
+    assert {s["id"] for s in reply["sessions"]} == set(made.values())
