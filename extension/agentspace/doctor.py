@@ -47,6 +47,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, state_dir: Path) -> int:
     if args.dry_run and not args.prune:
         raise InputError("--dry-run goes with --prune (adopt and repair keep a backup or undo).")
+    if not state_dir.is_dir() and args.state_dir is None:  # a fresh machine: nothing yet
+        print(f"no state directory yet at {state_dir}: nothing to check")
+        return EXIT_OK
     if not state_dir.is_dir():
         raise InputError(f"{state_dir} is not a directory; give the state dir with --state-dir.")
     db = state_dir / "agentspace.db"
