@@ -11,6 +11,7 @@ or ``--AgentspaceApp.model=...`` on the command line.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jupyter_server.extension.application import ExtensionApp
@@ -184,6 +185,7 @@ class ServerState:
         self._sent: dict[str, list[float]] = {}
         self._listening = False
         self._imports: asyncio.Future[None] | None = None
+        self._refused: tuple[Exception, tuple[int, ...]] | None = None  # a damaged store
 
     async def imported(self) -> None:
         """The engine's modules, imported once in a thread (imports.py), not on the loop."""
@@ -195,14 +197,27 @@ class ServerState:
             await asyncio.shield(self._imports)
         self._imports.result()
 
-    async def engine(self) -> Engine:
+    async def engine(self, *, damaged: bool = False) -> Engine:
+        """The engine; a damaged store raises StoreDamaged (503) unless ``damaged`` (status)."""
+        if self._engine is not None and not damaged and self._engine.store.damaged is not None:
+            raise self._engine.store.damaged
         if self._engine is None:
             await self.imported()
             async with self._lock:
                 if self._engine is None:
                     from .engine import Engine
+                    from .errors import StoreDamaged
 
-                    self._engine = await Engine(self.app.engine_config()).start(preload_model=True)
+                    config = self.app.engine_config()
+                    db = config.state_dir / "agentspace.db"
+                    if self._refused is not None and self._refused[1] == _identity(db):
+                        raise self._refused[0]  # the same damaged file: not checked again
+                    try:
+                        self._engine = await Engine(config).start(preload_model=True)
+                    except StoreDamaged as exc:  # tried again once the file is replaced
+                        self._refused = (exc, _identity(db))
+                        raise
+                    self._refused = None
                     self._follow_renames()
                     if self.app.quiet_collections:
                         from .collector import QuietCollector
@@ -241,3 +256,12 @@ class ServerState:
         if self._engine is not None:
             engine, self._engine = self._engine, None
             await engine.close()
+
+
+def _identity(path: Path) -> tuple[int, ...]:
+    """Which file is there now (a repair puts a new one in place)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return ()
+    return (st.st_ino, st.st_size, st.st_mtime_ns)

@@ -3,7 +3,7 @@
 People script and debug sessions with it, so it prints either readable text
 or, with ``--json``, one ``{"seq": N, "event": {...}}`` object per line (the
 event exactly as AG-UI serialises it). Bad input exits 2 with one line on
-stderr; a run that ends in RUN_ERROR exits 1; a stopped run exits 130.
+stderr; a run that ends in RUN_ERROR (or a damaged store) exits 1; a stopped run exits 130.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from .approvals import Decision
 from .config import EngineConfig
 from .engine import Engine
-from .errors import AgentspaceError, InputError
+from .errors import AgentspaceError, InputError, StoreError
 from .events import StoredEvent
 from .session import Session
 
@@ -304,11 +304,18 @@ def parser() -> argparse.ArgumentParser:
         "--local-port", type=int, default=0, help="the port on 127.0.0.1 (default: any free one)"
     )
     pv.set_defaults(fn=_preview)
+    from .doctor import add_parser as add_doctor
+
+    add_doctor(sub, common)
     return p
 
 
 async def _main(args: argparse.Namespace) -> int:
     config = EngineConfig(state_dir=args.state_dir) if args.state_dir else EngineConfig()
+    if args.command == "doctor":  # on SQLite directly: it must work where an engine cannot
+        from .doctor import run
+
+        return run(args, config.state_dir)
     async with Engine(config) as engine:
         code: int = await args.fn(args, engine)
         return code
@@ -318,6 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return asyncio.run(_main(args))
+    except StoreError as exc:  # the store, not the input (a damaged one says what to do)
+        print(f"agentspace: {exc.message}", file=sys.stderr)
+        return EXIT_RUN_ERROR
     except AgentspaceError as exc:
         print(f"agentspace: {exc.message}", file=sys.stderr)
         return EXIT_BAD_INPUT

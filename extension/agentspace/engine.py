@@ -18,9 +18,10 @@ import time
 import uuid
 from collections.abc import Iterable
 from functools import cache
+from pathlib import Path
 from typing import Any
 
-from . import kerneltools, records
+from . import kerneltools, labels, records
 from .config import EngineConfig, Policy
 from .errors import InputError, NotFoundError, SandboxError
 from .models.base import Model
@@ -32,6 +33,19 @@ from .workspaces import Workspaces
 
 log = logging.getLogger(__name__)
 STOP_POLL_SECONDS = 0.05
+
+
+async def warn_orphans(store: Store, state: Path) -> None:
+    """Log a WARNING when workspace folders have no session (a deleted or emptied database)."""
+    from .storehealth import orphan_warning, workspace_ids
+
+    folders = await asyncio.to_thread(workspace_ids, state)
+    if not folders:
+        return
+    known = {sid for (sid,) in await store.query("SELECT id FROM sessions")}
+    orphans = folders - known
+    if orphans:
+        log.warning("%s", orphan_warning(state, len(orphans), fresh=store.fresh))
 
 
 def normalise_notebook(path: str) -> str:
@@ -111,12 +125,32 @@ class Engine:
         state = self.config.state_dir
         (state / "workspaces").mkdir(parents=True, exist_ok=True)
         self._store = await Store.open(state / "agentspace.db")
+        await self._check_store()
+        await warn_orphans(self._store, state)
         await self.workspaces.start(prepare=preload_model)
         if preload_model and self._model is None:
             from .models.litellm_model import preload_litellm
 
             self._preload = asyncio.create_task(preload_litellm())
         return self
+
+    async def _check_store(self) -> None:
+        """A bounded quick_check before anything is served: a damaged file is refused here
+        (StoreDamaged, with what to do), not found later by whichever call reads a bad page."""
+        from .storestatus import check_integrity
+
+        store = self.store
+        await check_integrity(self, cached=False)
+        if store.damaged is not None:
+            self._store = None
+            await store.close()
+            raise store.damaged
+
+    async def health(self) -> dict[str, Any]:
+        """The store's health for ``GET api/status`` (storestatus.py; cached, bounded)."""
+        from .storestatus import store_status
+
+        return await store_status(self)
 
     async def close(self) -> None:
         """Stop every run, commit, close the store."""
@@ -187,6 +221,7 @@ class Engine:
             await self.workspaces.purge_disk(session)
             await asyncio.to_thread(shutil.rmtree, session.workspace, ignore_errors=True)
         await self.store.transaction(lambda c: records.delete_session(c, session.id))
+        labels.remove_label(self.config.state_dir, session.id)
         self._sessions.pop(session.id, None)
         self._by_notebook.pop(session.notebook, None)
 
@@ -218,6 +253,7 @@ class Engine:
                 session.record.notebook = notebook
                 self._by_notebook[notebook] = sid
                 session.save()
+            labels.write_label(self.config.state_dir, sid, notebook)
         await self.store.flush()
         return len(moved)
 
@@ -236,6 +272,7 @@ class Engine:
         data, owner, last_seq, queued = found
         record = SessionRecord.model_validate_json(data, context={kerneltools.STORED: True})
         session = self._register(Session(self, record, last_seq, queued))
+        labels.ensure_label(self.config.state_dir, session.id, session.notebook)
         await self.workspaces.open_disk(session)
         await session.recover(owner)
         return session
@@ -249,6 +286,7 @@ class Engine:
             records.INSERT_SESSION, (sid, notebook, record.created, record.model_dump_json())
         )
         await self.store.flush()
+        labels.write_label(self.config.state_dir, sid, notebook)  # for doctor --adopt
         session = self._register(Session(self, record, 0, 0))
         await self.workspaces.open_disk(session, new=True)
         return session

@@ -24,7 +24,9 @@ are translated once, at the adapter, into this tree::
     │   ├── ToolArgumentsError      model, which can correct itself
     │   ├── PathEscapeError         a path outside the workspace was refused
     │   └── UnknownProcessError     no background process has that name
-    ├── StoreError                  the state database failed (disk full, corrupt file)
+    ├── StoreError                  the state database failed (disk full, locked)
+    │   └── StoreDamaged            the database file is corrupt: says to run
+    │                               ``agentspace doctor --repair`` (a backup is kept)
     └── SandboxError                a sandbox could not start or died; says what to do
         └── SandboxUnavailableError no usable backend (names the ways out)
 
@@ -123,6 +125,12 @@ class UnknownProcessError(ToolError):
 
 class StoreError(AgentspaceError):
     code = "store_error"
+
+
+class StoreDamaged(StoreError):
+    """SQLite reported the file corrupt (or not a database): nothing more is written to it."""
+
+    code = "store_damaged"
 
 
 class SandboxError(AgentspaceError):

@@ -23,8 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import StoreError
+from .errors import StoreDamaged, StoreError
 from .pacing import checkpoint
+from .storehealth import translate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -124,6 +125,13 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _missing_or_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except FileNotFoundError:
+        return True
+
+
 Write = tuple[str, tuple[Any, ...]]
 
 
@@ -143,18 +151,22 @@ class Store:
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
         self._busy = False  # a batch is being committed
+        self.fresh = False  # the file was missing or empty when opened (storehealth warns)
+        self.damaged: StoreDamaged | None = None  # set once SQLite says the file is corrupt
 
     @classmethod
     async def open(cls, path: Path) -> Store:
         self = cls(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.fresh = _missing_or_empty(path)
         loop = asyncio.get_running_loop()
         try:
             self._wconn = await loop.run_in_executor(self._writer, _connect, path)
             await loop.run_in_executor(self._writer, _migrate, self._wconn)
             self._rconn = await loop.run_in_executor(self._reader, _connect, path)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the state database {path}: {exc}") from exc
+            await self._abandon()  # a server retries on its next request: leak nothing
+            raise translate(exc, path, "opening") from exc
         self._flusher = asyncio.create_task(self._flush_loop(), name="agentspace-store-flush")
         return self
 
@@ -199,10 +211,12 @@ class Store:
                 self._busy = True
                 error: BaseException | None = None
                 try:
-                    if batch:
+                    if batch and self.damaged is not None:
+                        error = self.damaged  # never write more into a corrupt file
+                    elif batch:
                         await loop.run_in_executor(self._writer, self._commit, batch)
                 except Exception as exc:  # sqlite3.Error, or a bad parameter from a caller
-                    error = StoreError(f"writing the state database {self.path} failed: {exc}")
+                    error = self._failed(exc, "writing")
                     log.error("%s", error)
                 finally:
                     self._busy = False
@@ -256,10 +270,12 @@ class Store:
                 conn.execute("ROLLBACK")
                 raise
 
+        if self.damaged is not None:
+            raise self.damaged
         try:
             return await asyncio.get_running_loop().run_in_executor(self._writer, run)
         except sqlite3.Error as exc:
-            raise StoreError(f"the state database {self.path} failed: {exc}") from exc
+            raise self._failed(exc, "a transaction in") from exc
 
     # -- reads ---------------------------------------------------------------
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -269,7 +285,7 @@ class Store:
         try:
             result = await asyncio.get_running_loop().run_in_executor(self._reader, fn, conn)
         except sqlite3.Error as exc:
-            raise StoreError(f"reading the state database {self.path} failed: {exc}") from exc
+            raise self._failed(exc, "reading") from exc
         await checkpoint()  # reads finish in bursts too; what the reader does next takes turns
         return result
 
@@ -277,13 +293,30 @@ class Store:
         args = tuple(params)
         return await self.read(lambda conn: conn.execute(sql, args).fetchall())
 
+    def _failed(self, exc: BaseException, doing: str) -> StoreError:
+        """Translate once (storehealth); a corrupt file marks the store damaged for good."""
+        error = translate(exc, self.path, doing)
+        if isinstance(error, StoreDamaged) and self.damaged is None:
+            self.damaged = error
+            log.error("%s", error)
+        return error
+
     # -- lifecycle -----------------------------------------------------------
+    async def _abandon(self) -> None:
+        loop = asyncio.get_running_loop()
+        for pool, conn in ((self._writer, self._wconn), (self._reader, self._rconn)):
+            if conn is not None:
+                await loop.run_in_executor(pool, conn.close)
+            pool.shutdown(wait=False)
+        self._wconn = self._rconn = None
+
     async def close(self) -> None:
         """Commit what is queued, then close both connections."""
         if self._closed:
             return
         try:
-            await self.flush()
+            if self.damaged is None:  # a corrupt file gets nothing more
+                await self.flush()
         finally:
             self._closed = True
             if self._flusher is not None:

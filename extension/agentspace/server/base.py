@@ -22,6 +22,7 @@ from ..errors import (
     PayloadTooLargeError,
     QueueFullError,
     SandboxError,
+    StoreDamaged,
     ToolError,
     UnknownProcessError,
 )
@@ -48,6 +49,7 @@ STATUS: list[tuple[type[AgentspaceError], int]] = [
     (InputError, 400),
     (ToolError, 400),
     (SandboxError, 503),
+    (StoreDamaged, 503),
 ]
 
 
@@ -210,6 +212,9 @@ class AgentspaceHandler(APIHandler):
             return  # decided by the handler: the client gets a clear answer, the log stays quiet
         if isinstance(value, AgentspaceError) and status_of(value) < 500:
             return  # the client's mistake (unknown id, bad path, ...), not the server's
+        if isinstance(value, StoreDamaged):  # known, and said in the reply: one line, no trace
+            self.log.error("%s", value.message)
+            return
         super().log_exception(typ, value, tb)
 
 

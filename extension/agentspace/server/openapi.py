@@ -25,7 +25,8 @@ ERRORS = {
     "413": "Request body too large",
     "422": "Request body invalid",
     "429": "Rate limited or queue full",
-    "503": "The session's sandbox is unavailable",
+    "503": "The session's sandbox is unavailable, or the state database is damaged "
+    "(store_damaged: the message says how to repair it)",
 }
 # Every error is JSON {"error": code, "message": text}; some add fields a client can act on.
 ERROR_SCHEMA: dict[str, Any] = {
@@ -53,6 +54,55 @@ RETRY_AFTER = {
 }
 
 
+_INT_OR_NULL: dict[str, Any] = {"type": ["integer", "null"]}
+STATUS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["ok", "message", "store", "orphaned_workspaces", "sessions_without_workspace",
+                 "sandbox"],
+    "properties": {
+        "ok": {"type": "boolean"},
+        "message": {"type": "string", "description": "What is wrong and what to do."},
+        "store": {
+            "type": "object",
+            "required": ["path", "schema_version", "schema_current", "sessions", "integrity"],
+            "properties": {
+                "path": {"type": "string"},
+                "schema_version": _INT_OR_NULL,
+                "schema_current": {"type": "boolean"},
+                "sessions": _INT_OR_NULL,
+                "integrity": {
+                    "type": "object",
+                    "required": ["state", "detail", "checked_at"],
+                    "properties": {
+                        "state": {"enum": ["ok", "damaged", "incomplete", "unchecked"]},
+                        "detail": {"type": "string"},
+                        "checked_at": {"type": ["number", "null"]},
+                    },
+                },
+            },
+        },
+        "orphaned_workspaces": {"type": "array", "items": {
+            "type": "object",
+            "required": ["id", "path", "bytes", "bytes_complete", "notebook"],
+            "properties": {
+                "id": {"type": "string"},
+                "path": {"type": "string"},
+                "bytes": {"type": "integer"},
+                "bytes_complete": {"type": "boolean"},
+                "notebook": {"type": ["string", "null"]},
+            },
+        }},
+        "sessions_without_workspace": {"type": "array", "items": {
+            "type": "object",
+            "required": ["id", "notebook", "path"],
+            "properties": {"id": {"type": "string"}, "notebook": {"type": "string"},
+                           "path": {"type": "string"}},
+        }},
+        "sandbox": {"type": "string", "description": "The sandbox backend in use."},
+    },
+}  # fmt: skip
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -74,7 +124,7 @@ def _op(
     responses: dict[str, Any] = {
         status: {"description": "OK", **({"content": content or _json(schema)} if schema else {})}
     }
-    for code in errors:
+    for code in (*errors, *(() if "503" in errors else ("503",))):  # store_damaged: any call
         responses[code] = {"description": ERRORS[code], "content": _json(_ref("Error"))}
         if code == "429":
             responses[code]["headers"] = RETRY_AFTER
@@ -194,6 +244,10 @@ def document(base_url: str = "/") -> dict[str, Any]:
     )
     sessions = "/sessions/{session_id}"
     paths: dict[str, Any] = {
+        "/status": {
+            "get": _op("The store's health: integrity, sessions, orphaned workspaces, sandbox",
+                       ("200", STATUS_SCHEMA), errors=("403",)),
+        },
         "/openapi.json": {
             "get": _op("This document", ("200", {"type": "object"}), errors=("403",)),
         },

@@ -19,12 +19,14 @@ def routes() -> list[tuple[str, Any]]:
         StopHandler,
         ToolsHandler,
     )
+    from .status import StatusHandler
     from .streams import AguiHandler, EventsHandler
     from .workspace import FilesHandler, ProcessesHandler, ProcessOutputHandler, ProcessStopHandler
 
     api = r"/agentspace/api"
     return [
         (rf"{api}/openapi\.json", OpenApiHandler),
+        (rf"{api}/status/?", StatusHandler),
         (rf"{api}/sessions/?", SessionsHandler),
         (rf"{api}/sessions/{SID}/?", SessionHandler),
         (rf"{api}/sessions/{SID}/messages/?", MessagesHandler),
