@@ -68,6 +68,7 @@ class Call:
     arguments: str
     id: str | None = None
     pieces: int = 5  # argument fragments (Ollama sends a call whole, as it does)
+    cut_after: int | None = None  # drop the connection after this many fragments
 
 
 @dataclass(frozen=True)
@@ -167,9 +168,8 @@ class FakeProvider:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, shutdown_timeout=0)
         await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        server: Any = site._server
+        self.port = server.sockets[0].getsockname()[1]
         return self
 
     async def close(self) -> None:
@@ -186,6 +186,12 @@ class FakeProvider:
 
     # -- one request ---------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._play(request)
+        except ConnectionResetError:  # the client went away (a timeout, a close): fine
+            return web.Response(status=499)
+
+    async def _play(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         seen = Seen(request.path, dict(request.headers), body, check(self.wire, body))
         self.requests.append(seen)
@@ -254,6 +260,8 @@ DEFAULT_MESSAGES: dict[tuple[str, int], str] = {
     ("ollama", 401): "unauthorized",
     ("ollama", 500): "llama runner process has terminated: exit status 2",
     ("vllm", 500): "Internal Server Error",
+    ("vllm", 401): "Unauthorized",
+    ("llamacpp", 401): "Invalid API Key",
     ("llamacpp", 503): "Loading model",
     ("llamacpp", 500): "Internal Server Error",
 }
@@ -270,15 +278,24 @@ def error_body(wire: Wire, status: int, message: str) -> dict[str, Any]:
             429: "rate_limit_error",
             529: "overloaded_error",
         }
-        return {"type": "error", "error": {"type": kinds.get(status, "api_error"), "message": message}}
+        return {
+            "type": "error",
+            "error": {"type": kinds.get(status, "api_error"), "message": message},
+        }
     if wire == "ollama":
         return {"error": message}
     if wire == "vllm":
         kind = {400: "BadRequestError", 404: "NotFoundError"}.get(status, "InternalServerError")
         return {"object": "error", "message": message, "type": kind, "param": None, "code": status}
     if wire == "llamacpp":
-        kind = {400: "invalid_request_error", 401: "authentication_error", 503: "unavailable_error"}
-        return {"error": {"code": status, "message": message, "type": kind.get(status, "server_error")}}
+        types = {
+            400: "invalid_request_error",
+            401: "authentication_error",
+            503: "unavailable_error",
+        }
+        return {
+            "error": {"code": status, "message": message, "type": types.get(status, "server_error")}
+        }
     kinds = {400: "invalid_request_error", 401: "invalid_request_error", 429: "requests"}
     codes = {401: "invalid_api_key", 429: "rate_limit_exceeded"}
     return {
@@ -371,7 +388,7 @@ class _Writer:
 
     def _start(self) -> Iterator[bytes]:
         if self.wire == "anthropic":
-            message = {
+            message: dict[str, Any] = {
                 "id": "msg_" + secrets.token_hex(12),
                 "type": "message",
                 "role": "assistant",
@@ -430,7 +447,9 @@ class _Writer:
             data = {"type": "content_block_start", "index": self.block, "content_block": block}
             yield self._sse(data, "content_block_start")
             self.open_block = True
-            for piece in pieces:
+            for n, piece in enumerate(pieces):
+                if n == step.cut_after:
+                    yield Cut()
                 delta = {"type": "input_json_delta", "partial_json": piece}
                 data = {"type": "content_block_delta", "index": self.block, "delta": delta}
                 yield self._sse(data, "content_block_delta")
@@ -443,6 +462,8 @@ class _Writer:
             except json.JSONDecodeError:
                 arguments = step.arguments
             call = {"function": {"name": step.name, "arguments": arguments}}
+            if step.cut_after is not None:
+                yield Cut()  # halfway through the call's line
             yield self._ollama({"tool_calls": [call]})
             return
         prefix = {"openai": "call_", "vllm": "chatcmpl-tool-", "llamacpp": ""}[self.wire]
@@ -452,9 +473,13 @@ class _Writer:
             function["arguments"] = ""
         first = {"index": index, "id": call_id, "type": "function", "function": function}
         yield self._openai_chunk({"tool_calls": [first]})
-        for piece in pieces:
-            delta = {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
-            yield self._openai_chunk(delta)
+        for n, piece in enumerate(pieces):
+            if n == step.cut_after:
+                yield Cut()
+            fragment: dict[str, Any] = {
+                "tool_calls": [{"index": index, "function": {"arguments": piece}}]
+            }
+            yield self._openai_chunk(fragment)
 
     def _done(self, step: Done) -> Iterator[bytes]:
         usage = {
@@ -540,7 +565,7 @@ def _check_openai_like(wire: Wire, body: dict[str, Any]) -> list[str]:
                     problems.append(f"messages[{i}]: tool call arguments must be an object")
             else:
                 try:
-                    parsed = json.loads(arguments)
+                    parsed = json.loads(arguments or "")
                 except (TypeError, ValueError):
                     parsed = None
                 if not isinstance(parsed, dict):
@@ -572,6 +597,55 @@ def _check_anthropic(body: dict[str, Any]) -> list[str]:
         for block in blocks:
             if block.get("type") == "tool_use":
                 if not isinstance(block.get("input"), dict):
-                    problems.append(f"messages.{i}: tool_use.input: Input should be a valid dictionary")
+                    problems.append(
+                        f"messages.{i}: tool_use.input: Input should be a valid dictionary"
+                    )
                 owed.add(block.get("id"))
     return problems
+
+
+# -- reading a request back ------------------------------------------------------
+@dataclass(frozen=True)
+class Turn:
+    """One message of a request, the same for every wire format (for assertions)."""
+
+    role: str  # system, user, assistant or tool
+    text: str = ""
+    calls: tuple[tuple[str, Any], ...] = ()  # (name, arguments as sent)
+    result_of: str | None = None  # a tool result's call id (None where the wire has none)
+
+
+def turns(wire: Wire, body: dict[str, Any]) -> list[Turn]:
+    """A request's conversation as ``Turn``s, whatever the wire format."""
+    out: list[Turn] = []
+    if wire == "anthropic":
+        system = body.get("system")
+        if system:
+            text = system if isinstance(system, str) else "".join(b.get("text", "") for b in system)
+            out.append(Turn("system", text))
+        for message in body.get("messages", []):
+            content = message.get("content")
+            if isinstance(content, str):
+                out.append(Turn(message["role"], content))
+                continue
+            text = "".join(b.get("text", "") for b in content if b.get("type") == "text")
+            calls = tuple((b["name"], b["input"]) for b in content if b.get("type") == "tool_use")
+            for block in content:
+                if block.get("type") == "tool_result":
+                    inner = block.get("content")
+                    if isinstance(inner, list):
+                        inner = "".join(b.get("text", "") for b in inner)
+                    out.append(Turn("tool", str(inner), result_of=block.get("tool_use_id")))
+            if text or calls or message["role"] == "assistant":
+                out.append(Turn(message["role"], text, calls))
+        return out
+    for message in body.get("messages", []):
+        content = message.get("content") or ""
+        if isinstance(content, list):
+            content = "".join(b.get("text", "") for b in content if isinstance(b, dict))
+        calls = tuple(
+            (c["function"]["name"], c["function"].get("arguments"))
+            for c in message.get("tool_calls") or []
+        )
+        out.append(Turn(message["role"], content, calls, message.get("tool_call_id")))
+    return out
