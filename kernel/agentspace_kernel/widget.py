@@ -15,7 +15,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from .render import arguments_text, escape, footer, markdown_html, settled, status_line
+from .render import arguments_text, escape, footer_html, markdown_html, settled, status_line
 from .view import RunView, TextBlock, ToolBlock
 
 Decide = Callable[[str, dict[str, Any]], None]
@@ -174,7 +174,7 @@ class RunWidget(w.VBox):
             f"<code>{escape(name)}</code> {escape(status)}"
             for name, status in sorted(view.processes.items())
         )
-        self.footer.value = f"<span>{escape(footer(view))}</span> {processes} {links}"
+        self.footer.value = f"{footer_html(view)} {processes} {links}"
         self.stop_button.layout.display = "none" if view.ended else None
 
     def card(self, call_id: str) -> ToolCard | None:
