@@ -1,10 +1,13 @@
 """The one model adapter: every provider through ``litellm.acompletion(stream=True)``.
 
 Why here and only here: litellm's exceptions are translated once, at this
-boundary, into ``agentspace.errors`` so the run loop and the UI deal with one
-error tree. Retries live here too, and only before the first part is yielded:
-once text reached the user a retry would duplicate it, so a mid-stream failure
-is raised as is.
+boundary, into ``agentspace.errors`` (``models/faults.py``) so the run loop and
+the UI deal with one error tree. Retries live here too, and only here (the
+OpenAI SDK's own are turned off: nested, one 429 cost twelve requests), and
+only before the first part is yielded: once text reached the user a retry would
+duplicate it, so a mid-stream failure is raised as is. The timeouts (first
+chunk, between chunks) are here because no provider's client enforces them on
+a stream: without them a stalled provider keeps a run ``running`` forever.
 
 litellm is imported lazily (it takes 2-3 s) with its network cost-map fetch
 and debug printing turned off.
@@ -38,6 +41,7 @@ from agentspace.models.inline import inline, is_custom
 from agentspace.pacing import checkpoint
 
 SCRIPTED_CONTEXT_WINDOW = 128_000
+CLOSE_TIMEOUT = 5.0  # seconds: closing a stream must not hang on a stalled provider
 _loaded = False
 warmed = False  # the preload's warm-up call went through (tests)
 log = logging.getLogger(__name__)
@@ -203,6 +207,15 @@ async def _close(response: Any) -> None:
             await result
 
 
+async def _close_within(response: Any, seconds: float) -> None:
+    """Close a stream, but never wait on a stalled provider for longer than ``seconds``."""
+    try:
+        async with asyncio.timeout(seconds):
+            await _close(response)
+    except TimeoutError:
+        log.debug("closing a model stream took over %s s; left to the connection pool", seconds)
+
+
 class LiteLLMModel:
     """The ``Model`` port over litellm: one retry layer, timeouts, errors that say what to do.
 
@@ -330,7 +343,7 @@ class LiteLLMModel:
                 continue
             finally:
                 if response is not None:
-                    await _close(response)
+                    await _close_within(response, CLOSE_TIMEOUT)
             completion = assembler.finish()
             _freeze_after_first_call()
             yield _with_cost(completion, model)
