@@ -39,10 +39,11 @@ from aiohttp import web
 Wire = Literal["openai", "anthropic", "ollama", "vllm", "llamacpp"]
 WIRES: tuple[Wire, ...] = ("openai", "anthropic", "ollama", "vllm", "llamacpp")
 
-# The litellm model string for each wire format (the name after the prefix is what
-# the fake reports back; it must be one litellm knows for pricing where it can).
+# The litellm model string for each wire format. The OpenAI one is a model whose
+# tokenizer litellm has loaded already: litellm counts tokens for cost on the loop, and
+# gpt-4o's tokenizer takes seconds to load on a busy machine (a first-call stall of its own).
 MODELS: dict[Wire, str] = {
-    "openai": "openai/gpt-4o-mini",
+    "openai": "openai/gpt-3.5-turbo",
     "anthropic": "anthropic/claude-3-5-haiku-20241022",
     "ollama": "ollama_chat/llama3.2",
     "vllm": "hosted_vllm/Qwen/Qwen2.5-7B-Instruct",
@@ -250,7 +251,7 @@ class FakeProvider:
 DEFAULT_MESSAGES: dict[tuple[str, int], str] = {
     ("openai", 401): "Incorrect API key provided: sk-fake***-key. You can find your API key at "
     "https://platform.openai.com/account/api-keys.",
-    ("openai", 429): "Rate limit reached for gpt-4o-mini in organization org-fake on tokens per "
+    ("openai", 429): "Rate limit reached for gpt-3.5-turbo in organization org-fake on tokens per "
     "min (TPM): Limit 200000, Used 199800, Requested 512. Please try again in 93ms.",
     ("openai", 500): "The server had an error while processing your request. Sorry about that!",
     ("anthropic", 401): "invalid x-api-key",
