@@ -17,6 +17,10 @@ medians and percentiles because these machines are noisy.
    (``start_process``) against relayed by the server from the exec stream (how
    processes were logged before; still the ``shell`` tool's path): throughput to a
    complete log and the server's CPU time.
+6. quota filesystems (issue 10, root only): cold start of a new bubblewrap session with its
+   workspace on its own loop-mounted ext4 image taken from a prepared spare, against the
+   same cold start on a plain folder (alternated); the take alone (rename + attach + mount);
+   and a take with no spare ready (mkfs on the path), for the default 10 GB quota.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any
 
 from agentspace.tools.base import ToolContext
 from agentspace.tools.processes import shell
+from agentspace.workspace import diskleftovers, disks
 from agentspace.workspace.namespaces import system_mounts
 from agentspace.workspace.runner import drain, open_log
 from agentspace.workspace.sandbox import SandboxKind, SandboxPolicy
@@ -43,10 +48,12 @@ from common import Report, pct
 row = Report()
 
 
-def new_workspace(root: Path, kind: SandboxKind, **policy: Any) -> Workspace:
-    sid = uuid.uuid4().hex
+def new_workspace(
+    root: Path, kind: SandboxKind, *, sid: str | None = None, **policy: Any
+) -> Workspace:
+    sid = sid or uuid.uuid4().hex
     folder = root / "ws" / sid
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     limits = SandboxPolicy(**policy)
     sandbox = make_sandbox(kind, sid, folder, limits, os.environ.get("DOCKER_HOST"))
     return Workspace(sandbox, root / "state" / sid, lambda k, v: None, "/preview/{port}/")
@@ -103,6 +110,77 @@ async def cold_start(root: Path, kinds: list[SandboxKind], n: int) -> None:
         row(f"{kind}: cold start p50 (p90) of {n}",
             f"{statistics.median(samples):.2f} ms ({pct(samples, 0.9):.2f} ms)",
             "E2B 100-440 ms, agentOS 4.8 ms (published)", target)  # fmt: skip
+
+
+async def quota_cold_start(root: Path, n: int) -> None:
+    print("6. cold start with the workspace on its own quota filesystem", flush=True)
+    why = disks.probe()
+    if why is not None:
+        print(f"  skipped: {why}")
+        return
+    images, quota = disks.Disks(root / "qstate"), SandboxPolicy().quota_mb
+    await asyncio.to_thread(images.start)
+    plain, mounted, takes, cold_takes = [], [], [], []
+
+    async def on_image() -> None:
+        await asyncio.to_thread(images.fill, quota)  # the pool's spare, made ahead (untimed)
+        await _holder_ready()
+        sid = uuid.uuid4().hex
+        t0 = time.perf_counter()
+        await asyncio.to_thread(images.open, sid, root / "ws" / sid, quota, new=True)
+        taken = time.perf_counter()
+        ws = new_workspace(root, "bubblewrap", sid=sid)
+        text = await tool_shell(ws, "true")
+        mounted.append((time.perf_counter() - t0) * 1000)
+        takes.append((taken - t0) * 1000)
+        assert text.startswith("exit code: 0"), text
+        await ws.destroy(purge=False)
+        await asyncio.to_thread(images.purge, sid, ws.folder)
+
+    async def on_folder() -> None:
+        await _holder_ready()
+        plain.append(await timed(_plain_cold(root)))
+
+    for i in range(n):  # alternated, each first every other round
+        for step in (on_image, on_folder) if i % 2 else (on_folder, on_image):
+            await step()
+        if i % 4 == 0:  # no spare ready: the format is on the path
+            sid = uuid.uuid4().hex
+            folder = root / "ws" / sid
+            cold_takes.append(
+                await timed(asyncio.to_thread(images.open, sid, folder, quota, new=True))
+            )
+            await asyncio.to_thread(images.purge, sid, folder)
+    images.close()
+    base = statistics.median(plain)
+    row(f"bubblewrap: cold start on a quota filesystem, p50 (p90) of {n}",
+        f"{statistics.median(mounted):.2f} ms ({pct(mounted, 0.9):.2f} ms), "
+        f"ratio {statistics.median(mounted) / base:.2f}",
+        f"plain folder {base:.2f} ms ({pct(plain, 0.9):.2f} ms)", "reported")  # fmt: skip
+    row(f"taking a prepared spare ({quota} MB): rename + attach + mount, p50 (p90)",
+        f"{statistics.median(takes):.2f} ms ({pct(takes, 0.9):.2f} ms)",
+        f"no spare ready (mkfs on the path) {statistics.median(cold_takes):.2f} ms",
+        "reported")  # fmt: skip
+
+
+async def _holder_ready() -> None:
+    """Both cold starts find a spare namespace holder, as a server's would (made ahead),
+    and no writeback of the last spare or purge pending (a server makes its spare early)."""
+    from agentspace.workspace.holders import pool
+    from agentspace.workspace.sandbox import SANDBOX_UID
+    from agentspace.workspace.sandboxuser import dropping
+
+    await asyncio.to_thread(os.sync)
+    filling = pool(SANDBOX_UID if dropping() else None)._filling
+    if filling is not None:
+        await filling
+
+
+async def _plain_cold(root: Path) -> None:
+    ws = new_workspace(root, "bubblewrap")
+    text = await tool_shell(ws, "true")
+    assert text.startswith("exit code: 0"), text
+    await ws.destroy(purge=True)
 
 
 async def concurrent(root: Path, kinds: list[SandboxKind], sessions: int) -> None:
@@ -259,10 +337,20 @@ async def main(quick: bool) -> None:
         await preview(root, kinds, 2 if quick else 5)
         if "docker" in kinds:
             await logs(root, 2 if quick else 5)
+        await quota_cold_start(root, 10 if quick else 60)
+        diskleftovers.release_under(root)
     row.table()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
-    asyncio.run(main(parser.parse_args().quick))
+    parser.add_argument("--only-quota", action="store_true", help="item 6 alone")
+    args = parser.parse_args()
+    if args.only_quota:
+        with tempfile.TemporaryDirectory() as tmp:
+            asyncio.run(quota_cold_start(Path(tmp), 10 if args.quick else 60))
+            diskleftovers.release_under(Path(tmp))
+        row.table()
+    else:
+        asyncio.run(main(args.quick))

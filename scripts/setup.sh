@@ -32,6 +32,14 @@ if ! command -v bwrap >/dev/null 2>&1; then
         echo "or run agentspace with sandbox='docker' or sandbox='local'." >&2
     fi
 fi
+# Workspace quotas as filesystems (root only): mkfs.ext4, e2fsck, resize2fs. Part of a standard
+# Debian install; a slim image may lack them (then commands are not held to the quota).
+if [ "$(id -u)" = 0 ] && ! command -v mkfs.ext4 >/dev/null 2>&1 && ! [ -x /sbin/mkfs.ext4 ]; then
+    if can_apt; then
+        echo "installing e2fsprogs (workspace quota filesystems)..." >&2
+        apt_install e2fsprogs
+    fi
+fi
 # The browser tests (tests/browser) drive Debian's chromium through Playwright; Playwright's own
 # browser download (`playwright install`) is never used.
 if [ ! -x /usr/bin/chromium ]; then
@@ -43,5 +51,8 @@ if [ ! -x /usr/bin/chromium ]; then
         echo "(Debian: sudo apt-get install chromium)." >&2
     fi
 fi
-"$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -e ".[test]"
+# Versions come from constraints.txt (updated on purpose with scripts/constraints.sh), so a new
+# release of a dependency cannot break a fresh install; pyproject.toml keeps the ranges that
+# `pip install jupyter-agentspace` accepts.
+"$VENV/bin/python" -m pip install --quiet -c constraints.txt pip
+"$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[test]"

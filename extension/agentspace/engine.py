@@ -120,6 +120,7 @@ class Engine:
         state = self.config.state_dir
         (state / "workspaces").mkdir(parents=True, exist_ok=True)
         self._store = await Store.open(state / "agentspace.db")
+        await self.workspaces.start(prepare=preload_model)
         if preload_model and self._model is None:
             from .models.litellm_model import preload_litellm
 
@@ -192,6 +193,7 @@ class Engine:
             await self.workspaces.get(session)
         await self.workspaces.forget(session.id, destroy=True, purge=purge)
         if purge:  # what no sandbox could remove (the backend is gone)
+            await self.workspaces.purge_disk(session)
             await asyncio.to_thread(shutil.rmtree, session.workspace, ignore_errors=True)
         await self.store.transaction(lambda c: records.delete_session(c, session.id))
         self._sessions.pop(session.id, None)
@@ -243,6 +245,7 @@ class Engine:
         data, owner, last_seq, queued = found
         record = SessionRecord.model_validate_json(data, context={kerneltools.STORED: True})
         session = self._register(Session(self, record, last_seq, queued))
+        await self.workspaces.open_disk(session)
         await session.recover(owner)
         return session
 
@@ -255,7 +258,9 @@ class Engine:
             records.INSERT_SESSION, (sid, notebook, record.created, record.model_dump_json())
         )
         await self.store.flush()
-        return self._register(Session(self, record, 0, 0))
+        session = self._register(Session(self, record, 0, 0))
+        await self.workspaces.open_disk(session, new=True)
+        return session
 
     def _register(self, session: Session) -> Session:
         self._sessions[session.id] = session

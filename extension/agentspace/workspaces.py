@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .config import EngineConfig
 from .errors import SandboxError
 from .events import custom
+from .workspace.disks import Disks
 from .workspace.sandbox import SandboxKind, SandboxPolicy
 from .workspace.workspace import Workspace, make_sandbox, resolve_backend
 
@@ -33,6 +34,39 @@ class Workspaces:
         self._kind: SandboxKind | None = None
         self._runtimes: dict[str, Workspace] = {}
         self._lock = asyncio.Lock()
+        self.disks = Disks(config.state_dir)
+        self._filling: asyncio.Task[None] | None = None
+        self._prepare = False  # keep a formatted spare ready (servers: many sessions)
+
+    async def start(self, *, prepare: bool) -> None:
+        """Probe for quota filesystems and clean leftovers; ``prepare`` a spare now (servers)."""
+        await asyncio.to_thread(self.disks.start)
+        self._prepare = prepare
+        self._refill()
+
+    def policy(self, session: Session) -> SandboxPolicy:
+        """The session's effective sandbox policy (server settings + its overrides)."""
+        return SandboxPolicy.model_validate(
+            {**self.config.sandbox_policy.model_dump(), **session.record.sandbox}
+        )
+
+    async def open_disk(self, session: Session, *, new: bool = False) -> None:
+        """Mount the workspace's quota filesystem (before anything reads or runs in it)."""
+        quota = self.policy(session).quota_mb
+        folder = session.workspace
+        await asyncio.to_thread(self.disks.open, session.id, folder, quota, new=new)
+        self._refill()
+
+    async def purge_disk(self, session: Session) -> None:
+        """Unmount and delete the workspace's image (the session is purged)."""
+        await asyncio.to_thread(self.disks.purge, session.id, session.workspace)
+
+    def _refill(self) -> None:
+        if not self._prepare or self.disks.unavailable is not None:
+            return
+        if self._filling is None or self._filling.done():
+            quota = self.config.sandbox_policy.quota_mb
+            self._filling = asyncio.create_task(asyncio.to_thread(self.disks.fill, quota))
 
     async def backend(self) -> SandboxKind:
         if self._kind is None:
@@ -42,10 +76,13 @@ class Workspaces:
     def describe(self, session_id: str) -> str:
         runtime = self._runtimes.get(session_id)
         if runtime is not None:
-            return runtime.describe()
-        if self._kind is not None:
-            return self._kind
-        return self.config.sandbox
+            line = runtime.describe()
+        elif self._kind is not None:
+            line = self._kind
+        else:
+            line = self.config.sandbox
+        disk = self.disks.describe(session_id)
+        return f"{line}; {disk}" if disk else line
 
     async def get(self, session: Session) -> Workspace:
         runtime = self._runtimes.get(session.id)
@@ -55,9 +92,9 @@ class Workspaces:
             if session.id in self._runtimes:
                 return self._runtimes[session.id]
             kind = await self.backend()
-            policy = SandboxPolicy.model_validate(
-                {**self.config.sandbox_policy.model_dump(), **session.record.sandbox}
-            )
+            policy = self.policy(session)
+            if self.disks.states.get(session.id) is None:
+                await self.open_disk(session)  # mounted before the sandbox binds the folder
             sandbox = make_sandbox(
                 kind, session.id, session.workspace, policy, self.config.docker_host
             )
@@ -67,6 +104,7 @@ class Workspaces:
 
             state = self.config.state_dir / "sandboxes" / session.id
             runtime = Workspace(sandbox, state, emit, self.config.preview_url)
+            runtime.disk = self.disks.states.get(session.id)
             self._runtimes[session.id] = runtime
         try:  # what an earlier server left running (docker), outside the lock: it may wait
             await runtime.attach()  # for an engine, and other sessions must not
@@ -77,8 +115,9 @@ class Workspaces:
     async def forget(self, session_id: str, *, destroy: bool, purge: bool = False) -> None:
         runtime = self._runtimes.pop(session_id, None)
         if runtime is not None:
-            if destroy:
-                await runtime.destroy(purge)
+            if destroy:  # a quota filesystem is purged by unmounting it, not file by file
+                disk = self.disks.states.get(session_id)
+                await runtime.destroy(purge and (disk is None or disk.mode != "filesystem"))
             else:
                 await runtime.close()
 
@@ -87,7 +126,12 @@ class Workspaces:
         for runtime in runtimes:
             with contextlib.suppress(Exception):
                 await runtime.close()
+        if self._filling is not None:  # never cancel a mkfs midway: it leaves a half image
+            with contextlib.suppress(Exception):
+                await self._filling
+        await asyncio.to_thread(self.disks.close)
         if self._kind == "bubblewrap":
-            from .workspace.holders import pool
+            from .workspace.holders import pools
 
-            await pool().drain()
+            for spares in pools():
+                await spares.drain()

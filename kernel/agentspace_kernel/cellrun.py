@@ -33,6 +33,8 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 _background: set[asyncio.Task[None]] = set()  # followers that outlive their cell
 OUT: ContextVar[TextIO | None] = ContextVar("agentspace_out", default=None)
+INTERRUPTED: ContextVar[bool] = ContextVar("agentspace_interrupted", default=False)
+"""Set by ``CellRun.follow`` once it has shown an interrupted run as stopped."""
 PROBE: list[tuple[int, float]] | None = None
 """bench/kernel.py sets a list here: (event timestamp ms, time.time() once drawn) per delta."""
 
@@ -66,6 +68,7 @@ class CellRun:
         self.widget: RunWidget | None = None
         self.printer = TextPrinter()
         self.display_id = ""
+        self.fallback_id = ""  # the instructions shown if the widget is gone (see _show_fallback)
         # Widget clicks may be dispatched on another thread (an ipykernel subshell):
         # background work is always started on the loop of the cell that made the view.
         self.home = asyncio.get_running_loop()
@@ -136,8 +139,10 @@ class CellRun:
                         break
                 if self.view.ended:  # the session's spend so far, for the footer
                     with contextlib.suppress(ClientError):
-                        usage = (await loop.bridge(self.client.info())).get("usage") or {}
+                        info = await loop.bridge(self.client.info())
+                        usage = info.get("usage") or {}
                         self.view.cost = float(usage.get("cost") or 0.0)
+                        self.view.model = str(info.get("effective_model") or info.get("model"))
                 self.render(changed)
                 if PROBE is not None:
                     drawn = time.time()
@@ -152,6 +157,7 @@ class CellRun:
             with contextlib.suppress(Exception):
                 loop.call(self.client.stop(), timeout=5)
             self.render(self.view.stopped())
+            INTERRUPTED.set(True)
             raise
         finally:
             await events.aclose()
@@ -163,6 +169,7 @@ class CellRun:
         self.view.kernel_here = False  # no cell runs now: kernel calls wait, shown so
         if self.widget is None or not self.view.pending:
             return
+        self._show_fallback()
         self.render([self.view.blocks.index(b) for b in self.view.pending] + [-1])
         self._spawn(self._watch_decisions)
 
@@ -195,6 +202,21 @@ class CellRun:
         handle = display(self._bundle(), raw=True, display_id=True)
         self.display_id = handle.display_id if handle is not None else ""
 
+    def _show_fallback(self) -> None:
+        """Put the pending calls' instructions in the cell's output, next to the widget.
+
+        A saved notebook reopened after the kernel (or server) restarted has no widget
+        model: JupyterLab and Notebook 7 would say "Error displaying widget: model not
+        found" and nothing else. This output says how to decide the calls from cells; its
+        CSS hides it while the widget is alive, and hides that error once it is not.
+        """
+        if self.fallback_id:
+            return
+        from IPython.display import display
+
+        handle = display(fallback_bundle(self.view), raw=True, display_id=True)
+        self.fallback_id = handle.display_id if handle is not None else ""
+
     def _bundle(self) -> dict[str, Any]:
         """The widget while something can still happen; once the run is over, static HTML
         and text, which a saved and reopened notebook (or nbconvert) still shows."""
@@ -211,6 +233,10 @@ class CellRun:
                 from IPython.display import update_display
 
                 update_display(self._bundle(), raw=True, display_id=self.display_id)
+            if self.fallback_id and -1 in changed:
+                from IPython.display import update_display
+
+                update_display(fallback_bundle(self.view), raw=True, display_id=self.fallback_id)
             return
         if self.quiet:  # only the answer, once it is complete
             if self.view.ended:
@@ -227,8 +253,8 @@ class CellRun:
     async def _show_pending(self, info: dict[str, Any], receipt: dict[str, Any]) -> None:
         waiting = ", ".join(info.get("pending_approvals") or []) or "an earlier call"
         self._say(
-            f"The session is waiting for a decision on {waiting} first (`%%approve ID` or"
-            f" `%reject ID REASON`); your message is queued (position {receipt.get('position')})"
+            f"The session is waiting for a decision on {waiting} first (%%approve ID or"
+            f" %reject ID REASON); your message is queued (position {receipt.get('position')})"
             " and runs after.\n"
         )
         self.view.state = "paused"
@@ -246,6 +272,7 @@ class CellRun:
 
     def _decide_clicked(self, tool_call_id: str, decision: dict[str, Any]) -> None:
         self._deciding = True  # this view follows the resumed run itself
+        self.view.cells = False  # no cell runs: the next pause gets no inserted cell
         self._spawn(lambda: self._decide(tool_call_id, decision))
 
     async def _decide(self, tool_call_id: str, decision: dict[str, Any]) -> None:
@@ -258,6 +285,38 @@ class CellRun:
 
     def _stop_clicked(self) -> None:
         loop.submit(self.client.stop())
+
+
+FALLBACK_CSS = (
+    "<style>"
+    # the widget is alive: it shows the same instructions on its cards
+    ".jp-OutputArea-child:has(.agentspace-view) ~ .jp-OutputArea-child .agentspace-fallback"
+    "{display:none}"
+    # the widget is gone: hide the frontend's error text (the output node itself, marked
+    # jupyter-widgets, with only that text in it; a live widget's output node is unmarked)
+    ".jp-OutputArea-child:has(~ .jp-OutputArea-child .agentspace-fallback)"
+    " .jp-OutputArea-output.jupyter-widgets:not(:has(*)){display:none}"
+    "</style>"
+)
+
+
+def fallback_bundle(view: RunView) -> dict[str, Any]:
+    """What decides the view's pending calls from cells, for a frontend without the widget."""
+    from .render import escape, waiting_hint
+
+    if view.state != "paused" or not view.pending:
+        return {"text/plain": "", "text/html": ""}
+    lines = [f"‖ {b.name} {b.id}: {waiting_hint(b, view.cell_below(b))}" for b in view.pending]
+    intro = (
+        "This run waits for a decision. If its live view is gone (the kernel restarted),"
+        " run %load_ext agentspace first, then:"
+    )
+    items = "".join(f"<li><code>{escape(line)}</code></li>" for line in lines)
+    html = (
+        f"<div class='agentspace-fallback'>{FALLBACK_CSS}<p>{escape(intro)}</p>"
+        f"<ul>{items}</ul></div>"
+    )
+    return {"text/plain": "\n".join([intro, *lines]), "text/html": html}
 
 
 async def find_call(client: AgentClient, tool_call_id: str) -> tuple[str, str] | None:

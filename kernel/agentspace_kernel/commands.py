@@ -7,6 +7,7 @@ usage line, which the magic prints as is.
 
 from __future__ import annotations
 
+import os
 import shlex
 import time
 from collections.abc import Callable, Coroutine
@@ -41,7 +42,7 @@ def status(client: AgentClient, args: list[str]) -> str:
         f"notebook: {client.notebook}",
         f"session:  {info['id']}",
         f"status:   {info['status']}" + (f" ({info['reason']})" if info.get("reason") else ""),
-        f"model:    {info.get('effective_model') or info.get('model')}",
+        f"model:    {model_name(info)}",
         f"queued:   {info.get('queued', 0)} · pending approvals: {pending}",
         f"sandbox:  {info.get('sandbox_backend') or 'not started'}",
     ]
@@ -126,9 +127,20 @@ def model(client: AgentClient, args: list[str]) -> str:
         from .arguments import resolve_model
 
         _wait(client.configure(model=resolve_model(args[0])))
-        return f"model: {args[0]}"
-    info = _wait(client.info())
-    return f"model: {info.get('effective_model') or info.get('model')}"
+    return f"model: {model_name(_wait(client.info()))}"
+
+
+def model_name(info: dict[str, Any]) -> str:
+    """The session's model as status and ``%agent model`` both name it: a script beside
+    the notebook by its path from there (as typed), not the absolute path it is run by."""
+    name = str(info.get("effective_model") or info.get("model") or "")
+    prefix = "scripted/"
+    if name.startswith(prefix + "/"):
+        path = name[len(prefix) :]
+        here = os.getcwd()
+        if os.path.commonpath([here, path]) == here:
+            return prefix + os.path.relpath(path, here)
+    return name
 
 
 def policy(client: AgentClient, args: list[str]) -> str:

@@ -13,8 +13,10 @@ same flow on a worker thread and print its text at the end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
@@ -133,24 +135,50 @@ class AgentMagics(Flows, Magics):
 
     # -- the async forms (what the transformer calls) -------------------------
     async def cell_async(self, name: str, line: str, cell: str) -> None:
-        try:
+        with _interruptible(self):
             if name == "agent":
                 await self._agent(line, cell)
             elif name == "agent_run":
                 await self._agent_run(line, cell)
             else:
                 await self._approve(line, cell)
-        except ClientError as exc:
-            print(exc.message)
 
     async def line_async(self, name: str, line: str) -> None:
-        try:
+        with _interruptible(self):
             if name == "reject":
                 await self._reject(line)
             else:
                 await self._resume()
-        except ClientError as exc:
-            print(exc.message)
+
+
+@contextlib.contextmanager
+def _interruptible(magics: AgentMagics) -> Iterator[None]:
+    """A client error prints its one line; the kernel's interrupt ends the cell as Stop does.
+
+    ipykernel turns an interrupt of an async cell into a ``CancelledError`` in it, which
+    IPython would print as a long traceback. The run was stopped and shown so by
+    ``CellRun.follow``; an interrupt anywhere else stops the run here. The cell then
+    returns normally: its output says it was stopped and keeps what streamed.
+    """
+    from .cellrun import INTERRUPTED
+
+    token = INTERRUPTED.set(False)
+    try:
+        yield
+    except ClientError as exc:
+        print(exc.message)
+    except asyncio.CancelledError:
+        if not INTERRUPTED.get():
+            from . import loop
+
+            with contextlib.suppress(Exception):
+                loop.call(magics.client().stop(), timeout=5)
+            print("[stopped: %agent resume continues]")
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()  # handled: the cell goes on to return
+    finally:
+        INTERRUPTED.reset(token)
 
 
 def _kernel_id() -> str:

@@ -21,6 +21,14 @@ if TYPE_CHECKING:
     from markdown_it import MarkdownIt
 
 RESULT_LINES = 12
+STATUS_STYLE = "margin:2px 0;white-space:pre-wrap;word-break:normal;overflow-wrap:break-word"
+"""A status line wraps between words (JupyterLab's output ``pre`` breaks anywhere)."""
+DEMO_MODEL = "scripted/echo"
+DEMO_NOTE = (
+    "scripted/echo is a demo model: it repeats your message. For a real one, set a"
+    " provider's key (such as OPENAI_API_KEY) where the Jupyter server runs, then"
+    " %agent model NAME (for example openai/gpt-4o-mini)."
+)
 RESULT_CHARS = 1200
 ARGS_CHARS = 300
 
@@ -67,14 +75,23 @@ def arguments_text(block: ToolBlock, chars: int = ARGS_CHARS) -> str:
     return text if len(text) <= chars else text[:chars] + "…"
 
 
-def waiting_hint(block: ToolBlock) -> str:
-    """What the user does about a waiting call (the same words in every view)."""
+def waiting_hint(block: ToolBlock, below: bool = True) -> str:
+    """What the user does about a waiting call (the same words in every view).
+
+    ``below``: the kernel inserts (or the notebook holds) this call's own cell under the
+    one that ran. Otherwise (a second call of the same pause, a run resumed by a click)
+    the words name the cell to write, never a cell below that holds another call.
+    """
     if block.kernel_tool and block.name == "run_cell":
-        return (
-            f"run the cell below (%%agent_run {block.id}) to approve, or %reject {block.id} REASON"
-        )
+        where = "the cell below" if below else "a new cell"
+        return f"run {where} (%%agent_run {block.id}) to approve, or %reject {block.id} REASON"
     if block.kernel_tool:
         return "waiting for the kernel: it runs when a cell runs (%agent resume)"
+    if not below:
+        return (
+            f"approve: run %%approve {block.id} in a new cell (the arguments as JSON under it,"
+            f" to edit them) · reject: %reject {block.id} REASON"
+        )
     return (
         f"approve: run the cell below (%%approve {block.id}; edit the arguments first if you"
         f" like) · reject: %reject {block.id} REASON"
@@ -84,10 +101,10 @@ def waiting_hint(block: ToolBlock) -> str:
 DECIDED = {"approve": "approved", "edit": "edited", "result": "answered", "reject": "rejected"}
 
 
-def status_line(block: ToolBlock) -> str:
+def status_line(block: ToolBlock, below: bool = True) -> str:
     decision = block.decision or {}
     if block.status == "awaiting_approval" or block.status == "waiting_kernel":
-        return "‖ " + waiting_hint(block)
+        return "‖ " + waiting_hint(block, below)
     if block.status == "rejected":
         reason = decision.get("reason")
         return "✗ rejected" + (f": {reason}" if reason else "")
@@ -112,11 +129,12 @@ def footer(view: RunView) -> str:
     if view.state == "paused":
         return f"[waiting for a decision]{usage}"
     if view.state == "moved":
-        return f"[decided elsewhere: the run goes on in the cell or client that decided]{usage}"
+        return f"[decided elsewhere: the run goes on where it was decided]{usage}"
     if view.state == "stopped":
-        return f"[stopped: `%agent resume` continues]{usage}"
+        return f"[stopped: %agent resume continues]{usage}"
     if view.state == "finished":
-        return f"[done]{usage}"
+        note = f"\n{DEMO_NOTE}" if view.model == DEMO_MODEL else ""
+        return f"[done]{usage}{note}"
     if view.queued:
         return f"[queued: position {view.queued}]"
     return "[running]"
@@ -132,10 +150,14 @@ ERROR_BOX = (
 def footer_html(view: RunView) -> str:
     """The footer as HTML: a failed run's message in an error box, not as bracketed text."""
     if view.state != "failed":
-        return f"<span>{escape(footer(view))}</span>"
+        return f"<span>{_lines(footer(view))}</span>"
     box = ERROR_BOX.format(message=escape(view.error or "the run failed"))
     rest = footer(view).removeprefix(f"[error: {view.error}]").strip(" ·")
-    return box + (f"<span>{escape(rest)}</span>" if rest else "")
+    return box + (f"<span>{_lines(rest)}</span>" if rest else "")
+
+
+def _lines(text: str) -> str:
+    return escape(text).replace("\n", "<br>")
 
 
 def plain(view: RunView) -> str:
@@ -147,7 +169,7 @@ def plain(view: RunView) -> str:
 def plain_quiet(view: RunView) -> str:
     """``--quiet``: the answer's text, and what waits for the user, without tool details."""
     lines = [view.text] if view.text else []
-    lines += [f"‖ {b.name}: {waiting_hint(b)}" for b in view.pending]
+    lines += [f"‖ {b.name}: {waiting_hint(b, view.cell_below(b))}" for b in view.pending]
     if view.state == "failed":
         lines.append(f"[error: {view.error}]")
     return "\n".join(lines) + "\n" if lines else ""
@@ -184,7 +206,7 @@ class TextPrinter:
                     self.printed[block.id] = ""
                 # "running" is not printed: whether it shows would depend on timing
                 quiet = block.status == "called" or view.answers(block)
-                line = "" if quiet else status_line(block)
+                line = "" if quiet else status_line(block, view.cell_below(block))
                 if line and seen != line:
                     out.append(f"  {line}\n")
                     self.printed[block.id] = line
@@ -225,7 +247,8 @@ def static_html(view: RunView) -> str:
             "<div class='agentspace-tool' style='border:1px solid #d0d7de;padding:4px 8px;"
             "margin:4px 0'>"
             f"<b>{escape(block.name)}</b> <code>{escape(arguments_text(block, 2000))}</code>"
-            f"<pre style='margin:2px 0'>{escape(status_line(block))}</pre></div>"
+            f"<pre style='{STATUS_STYLE}'>{escape(status_line(block, view.cell_below(block)))}"
+            "</pre></div>"
         )
     links = " ".join(
         f"<a href='{escape(url)}' target='_blank' rel='noopener'>preview :{port}</a>"

@@ -61,11 +61,13 @@ class RunView:
     queued: int | None = None  # position while the message waits behind other runs
     usage: dict[str, int] = field(default_factory=dict)
     cost: float | None = None  # the session's total spend (USD), read when a run ends
+    model: str = ""  # the session's model, read when a run ends (the footer names a demo one)
     previews: dict[int, str] = field(default_factory=dict)
     processes: dict[str, str] = field(default_factory=dict)  # name -> status
     last_seq: int = 0
     endings: int = 0  # runs seen to end or pause (a renderer prints one footer for each)
     kernel_here: bool = False  # a cell follows: it runs allowed kernel calls itself
+    cells: bool = True  # a pause gets a cell inserted below (not when a click resumed the run)
     _index: dict[str, int] = field(default_factory=dict)
 
     # -- queries --------------------------------------------------------------
@@ -85,6 +87,12 @@ class RunView:
         meta = (block.interrupt or {}).get("metadata") or {}
         waiting = block.status == "waiting_kernel" and not meta.get("needs_approval")
         return self.kernel_here and waiting
+
+    def cell_below(self, block: ToolBlock) -> bool:
+        """Whether ``block`` gets its own cell below the one that ran: only the first call
+        of a pause, only when a cell (not a click) resumed the run."""
+        pending = self.pending
+        return self.cells and bool(pending) and pending[0].id == block.id
 
     @property
     def needs_user(self) -> bool:

@@ -15,7 +15,15 @@ from typing import Any
 
 import ipywidgets as w
 
-from .render import arguments_text, escape, footer_html, markdown_html, settled, status_line
+from .render import (
+    STATUS_STYLE,
+    arguments_text,
+    escape,
+    footer_html,
+    markdown_html,
+    settled,
+    status_line,
+)
 from .view import RunView, TextBlock, ToolBlock
 
 Decide = Callable[[str, dict[str, Any]], None]
@@ -26,7 +34,7 @@ CSS_CARD = w.Layout(border="1px solid #d0d7de", padding="4px 8px", margin="4px 0
 class ToolCard(w.VBox):
     """One tool call: name and arguments, status or result, and controls while it waits."""
 
-    def __init__(self, block: ToolBlock, decide: Decide) -> None:
+    def __init__(self, block: ToolBlock, decide: Decide, below: bool = True) -> None:
         self.call_id = block.id
         self.decide = decide
         self.head = w.HTML()
@@ -46,18 +54,19 @@ class ToolCard(w.VBox):
         self.controls = w.VBox([w.HBox([*buttons, self.reason]), self.editor, self.error])
         super().__init__([self.head, self.status], layout=CSS_CARD)
         self.add_class("agentspace-tool")
-        self.refresh(block)
+        self.refresh(block, below)
 
     def _button(self, label: str, style: str, handler: Callable[[], None]) -> w.Button:
         button = w.Button(description=label, button_style=style, layout=w.Layout(width="auto"))
         button.on_click(lambda _b: handler())
         return button
 
-    def refresh(self, block: ToolBlock) -> None:
+    def refresh(self, block: ToolBlock, below: bool = True) -> None:
         self.head.value = (
             f"<b>{escape(block.name)}</b> <code>{escape(arguments_text(block, 2000))}</code>"
         )
-        self.status.value = f"<pre style='margin:2px 0'>{escape(status_line(block))}</pre>"
+        line = escape(status_line(block, below))
+        self.status.value = f"<pre style='{STATUS_STYLE}'>{line}</pre>"
         waiting = block.status == "awaiting_approval" or (
             block.status == "waiting_kernel" and block.name == "run_cell"
         )
@@ -157,12 +166,13 @@ class RunWidget(w.VBox):
                 assert isinstance(part, TextPart)
                 part.show(block.text)
             else:
+                below = view.cell_below(block)
                 if part is None:
-                    part = self.parts[block.id] = ToolCard(block, self.decide)
+                    part = self.parts[block.id] = ToolCard(block, self.decide, below)
                     added = True
                 else:
                     assert isinstance(part, ToolCard)
-                    part.refresh(block)
+                    part.refresh(block, below)
         if added:
             self.body.children = tuple(self.parts[b.id] for b in view.blocks if b.id in self.parts)
         links = " ".join(

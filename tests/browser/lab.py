@@ -98,10 +98,10 @@ class LabServer:
             d.mkdir(parents=True, exist_ok=True)
         (cfg_dir / "labconfig/page_config.json").write_text(json.dumps(PAGE_CONFIG))
         # As a wheel installs it; its leading "python" is the server's sys.executable.
-        shutil.copytree(agent_kernelspec_dir(), data_dir / "kernels/agentspace")
+        shutil.copytree(agent_kernelspec_dir(), data_dir / "kernels/agentspace", dirs_exist_ok=True)
         config = self.base / "jupyter_server_config.json"
         config.write_text(json.dumps({
-            "ServerApp": {"jpserver_extensions": {"agentspace": True}},
+            "ServerApp": {"jpserver_extensions": {"agentspace": True, "notebook": True}},
             "LabApp": {"news_url": None},
             "AgentspaceApp": {"state_dir": str(self.base / "state"), "model": "scripted/echo"},
         }))  # fmt: skip

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +12,14 @@ from agentspace import pacing
 from agentspace.config import EngineConfig, Limits
 from agentspace.engine import Engine
 from agentspace.testing import write_script
+from agentspace.workspace.diskleftovers import release_under
 
 
 @pytest.fixture
-def state_dir(tmp_path: Path) -> Path:
-    return tmp_path / "state"
+def state_dir(tmp_path: Path) -> Iterator[Path]:
+    state = tmp_path / "state"
+    yield state
+    release_under(state)  # the workspaces' quota filesystems (mounts outlive engines)
 
 
 @pytest.fixture

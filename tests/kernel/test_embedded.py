@@ -39,7 +39,7 @@ def test_a_message_streams_the_answer_as_text(kernel: Kernel) -> None:
     out = kernel.run("%%agent --new --model scripted/echo\nhello there")
     assert out.errors == []
     assert out.text.startswith("You said: hello there\n")
-    assert out.text.rstrip().endswith("[done] · 28 tokens in, 4 out · session cost $0.0000")
+    assert "\n[done] · 28 tokens in, 4 out · session cost $0.0000\n" in out.text
     assert out.widgets == []  # no widget frontend here: text only
 
 
@@ -130,9 +130,13 @@ def test_interrupting_the_kernel_stops_the_run(kernel: Kernel, tmp_path: Path) -
 
     out = kernel.run(f"%%agent --new --model {slow}\ntalk", during=interrupt_when_text_flows)
     assert interrupted
-    assert "[stopped: `%agent resume` continues]" in out.text
-    assert "w199" not in out.text
+    assert out.errors == [], "the interrupt button stops as cleanly as Stop: no traceback"
+    assert "Traceback" not in out.text and "CancelledError" not in out.text
+    assert "w1" in out.text and "w199" not in out.text  # the partial text is kept
+    assert "[stopped: %agent resume continues]" in out.text
     assert "status:   stopped" in kernel.run("%agent status").text
+    resumed = kernel.run("%agent resume")
+    assert resumed.errors == [] and "[done]" in resumed.text  # the run goes on to its end
 
 
 def test_load_ext_imports_nothing_heavy(tmp_path: Path) -> None:
@@ -178,6 +182,10 @@ def test_two_calls_in_one_pause_get_a_cell_each(kernel: Kernel, tmp_path: Path) 
     kernel.run("%agent policy write_file ask")
     out = kernel.run(f"%%agent --new --model {model}\ntwo files")
     assert out.next_input is not None and out.next_input.startswith("%%approve call_0_0")
+    # one cell is inserted, for the first call: the second's line does not point at it
+    assert "run the cell below (%%approve call_0_0" in out.text
+    assert "run the cell below (%%approve call_0_1" not in out.text
+    assert "run %%approve call_0_1 in a new cell" in out.text
     first = kernel.run(out.next_input)
     assert "still waiting for: call_0_1" in first.text
     assert first.next_input is not None and first.next_input.startswith("%%approve call_0_1")
@@ -220,3 +228,47 @@ def test_a_preview_is_a_working_loopback_url_with_a_token(kernel: Kernel, tmp_pa
     # the agent's own tool hands out the same forwarder
     out = kernel.run(f"%%agent --model {model}\nshow me")
     assert f"Preview of port 8781: {url}" in out.text
+
+
+def test_engine_diagnostics_never_reach_a_cell(tmp_path: Path) -> None:
+    """In embedded mode the kernel's stderr is the cell: the engine's logs, litellm's and
+    warnings raised on the agent's threads go to the kernel's own stderr instead."""
+    with embedded_kernel(tmp_path) as k:
+        assert not k.run("%load_ext agentspace").errors
+        first = k.run("%%agent --new --model scripted/echo\nwarm up")
+        assert first.errors == [] and "You said: warm up" in first.text
+        # as under load: litellm's set-up step counts as slow, which logs a warning
+        k.run("import agentspace.models.inline as inline; inline.SLOW = -1.0")
+        out = k.run("%%agent --model scripted/echo\nagain")
+        assert out.errors == [] and "You said: again" in out.text
+        assert "litellm's set-up" not in out.text, out.text
+        noisy = (
+            "import logging, warnings\n"
+            "from agentspace_kernel import loop\n"
+            "async def noise():\n"
+            "    logging.getLogger('agentspace.engine').warning('engine-diagnostic')\n"
+            "    logging.getLogger('LiteLLM').warning('litellm-diagnostic')\n"
+            "    warnings.warn('agent-thread-warning')\n"
+            "loop.call(noise())\n"
+            "warnings.warn('user-warning')\n"
+        )
+        shown = k.run(noisy).text
+        assert "diagnostic" not in shown and "agent-thread-warning" not in shown, shown
+        assert "user-warning" in shown  # the user's own warnings still show
+        assert "diagnostic" not in k.run("print(1)").text  # nor late, in the next cell
+        logged = "".join(p.read_text() for p in tmp_path.rglob("kernel.log"))
+        for text in ("litellm's set-up", "engine-diagnostic", "litellm-diagnostic",
+                     "agent-thread-warning"):  # fmt: skip
+            assert text in logged
+
+
+def test_status_and_model_name_the_model_the_same_way(tmp_path: Path) -> None:
+    """A script beside the notebook is named as typed, by both, not by its absolute path."""
+    write_script(tmp_path / "beside.json", {"text": "hi"})
+    with embedded_kernel(tmp_path) as k:
+        assert not k.run("%load_ext agentspace").errors
+        assert k.run("%agent model scripted/beside.json").text == "model: scripted/beside.json\n"
+        assert k.run("%agent model").text == "model: scripted/beside.json\n"
+        assert "model:    scripted/beside.json\n" in k.run("%agent status").text
+        echo = k.run("%%agent --model scripted/echo\nhi").text
+        assert "scripted/echo is a demo model" in echo  # and says how to pick a real one

@@ -79,6 +79,29 @@ def test_the_stop_button_works_while_the_cell_runs(kernel: Kernel, tmp_path: Pat
     assert "w299" not in out.plain[-1]
 
 
+def test_the_kernels_interrupt_button_stops_as_cleanly_as_stop(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    """JupyterLab's interrupt (the server's api/kernels/ID/interrupt): no traceback."""
+    words = " ".join(f"w{i}" for i in range(300))
+    slow = write_script(tmp_path / "slow.json", {"text": words, "delay_ms": 30})
+    interrupted: list[bool] = []
+
+    def interrupt_when_text_flows(out: Output, msg: dict[str, Any]) -> None:
+        if interrupted or msg["msg_type"] != "comm_msg":
+            return
+        if "w3" in str(msg["content"]["data"].get("state", {}).get("value", "")):
+            interrupted.append(True)
+            kernel.interrupt()
+
+    out = kernel.run(f"%%agent --new --model {slow}\ntalk", during=interrupt_when_text_flows)
+    assert interrupted
+    assert out.errors == [] and "Traceback" not in out.text
+    assert "[stopped: %agent resume continues]" in out.plain[-1]
+    assert "w3" in out.plain[-1] and "w299" not in out.plain[-1]
+    assert "[done]" in kernel.run("%agent resume").plain[-1]
+
+
 def test_approvals_over_the_server(kernel: Kernel, server: Server, tmp_path: Path) -> None:
     page = writes_then(tmp_path, "a.txt", "abc", "Written.")
     out = kernel.run(f"%%agent --new --model {page}\nwrite it")
@@ -156,3 +179,37 @@ def test_run_all_again_does_not_insert_the_cell_twice(
         notebook.unlink()
     again = kernel.run(f"%%agent --new --model {model}\nwrite it")
     assert again.next_input is not None and again.next_input.startswith("%%approve call_0_0")
+
+
+def test_a_paused_widget_carries_instructions_for_when_it_is_gone(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    """Reopened after a restart, a widget has no model: the cell keeps a static output
+    that says how to decide the call from cells (its CSS hides it while the widget lives)."""
+    page = writes_then(tmp_path, "f.txt", "f", "Fallback done.")
+    out = kernel.run(f"%%agent --new --model {page}\nwrite it")
+    assert out.widgets and out.errors == []
+    fallback = next(p for p in out.plain if "waits for a decision" in p)
+    assert "%load_ext agentspace" in fallback and "%%approve call_0_0" in fallback
+    assert "%reject call_0_0" in fallback
+    kernel.click(out.buttons("Approve")[0])
+    assert "✓ Wrote 1 bytes to f.txt" in kernel.wait_for_display("Fallback done.", timeout=60)
+
+
+def test_after_a_click_the_next_call_points_at_no_cell_of_another_call(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    """A click resumes the run with no cell running, so no cell is inserted for the next
+    call: its card says to write one, not to run "the cell below" (which holds call_0_0)."""
+    model = write_script(
+        tmp_path / "steps.json",
+        {"text": "One.", "tool_calls": [
+            {"name": "write_file", "arguments": {"path": "g.txt", "content": "g"}}]},
+        {"text": "Two.", "tool_calls": [{"name": "shell", "arguments": {"command": "ls"}}]},
+        {"text": "Steps done."},
+    )  # fmt: skip
+    out = kernel.run(f"%%agent --new --model {model}\ntwo steps")
+    assert out.next_input is not None and out.next_input.startswith("%%approve call_0_0")
+    kernel.click(out.buttons("Approve")[0])
+    kernel.wait_for_state("run %%approve call_1_0 in a new cell", timeout=60)
+    assert "Steps done." in kernel.run("%%approve call_1_0").final

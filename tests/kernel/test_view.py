@@ -165,3 +165,31 @@ def test_a_failed_run_shows_its_error_in_a_styled_box_in_the_widget_and_saved_ht
         assert "class='agentspace-error'" in shown and "role='alert'" in shown
         assert "set &lt;KEY&gt;." in shown  # escaped, never markup
         assert "[error:" not in shown
+
+
+@pytest.mark.parametrize("state", ["paused", "finished", "stopped", "failed", "moved"])
+def test_the_footer_has_no_literal_backticks(state: str) -> None:
+    from agentspace_kernel.render import footer
+
+    view = RunView(state=state, error="the model failed")  # type: ignore[arg-type]
+    assert "`" not in footer(view)
+
+
+def test_the_demo_model_says_so_and_how_to_pick_a_real_one() -> None:
+    from agentspace_kernel.render import footer
+
+    view = RunView(state="finished", model="scripted/echo")
+    assert "scripted/echo is a demo model" in footer(view)
+    assert "%agent model" in footer(view) and "OPENAI_API_KEY" in footer(view)
+    assert "demo" not in footer(RunView(state="finished", model="openai/gpt-4o-mini"))
+
+
+def test_an_approval_line_wraps_between_words_not_inside_them() -> None:
+    """JupyterLab's output `pre` has word-break: break-all; the status line overrides it."""
+    from agentspace_kernel.render import static_html
+
+    view = RunView()
+    for e in RUN:
+        view.apply(e)
+    html = static_html(view)
+    assert "word-break:normal" in html and "white-space:pre-wrap" in html

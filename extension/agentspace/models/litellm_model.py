@@ -46,6 +46,8 @@ _loaded = False
 warmed = False  # the preload's warm-up call went through (tests)
 log = logging.getLogger(__name__)
 _called = False  # whether a model call completed since litellm was loaded
+# "Item 'x' on TypedDict class 'C' is using ..." and "Items 'x', 'y' on TypedDict class ..."
+TYPEDDICT_NOTICE = r"Items? '[^']+'(?:, '[^']+')* on TypedDict class"
 _sleep = asyncio.sleep  # the retry backoff; a seam so tests can record delays without waiting
 
 
@@ -55,8 +57,9 @@ def load_litellm() -> None:
     if _loaded:
         return
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    # pydantic complains about a litellm TypedDict on first use; it is not ours to fix.
-    warnings.filterwarnings("ignore", r"Item '\w+' on TypedDict class", UserWarning)
+    # pydantic complains about litellm's TypedDicts (ReadOnly items, one or several per
+    # message) when it first builds their schemas; they are not ours to fix.
+    warnings.filterwarnings("ignore", TYPEDDICT_NOTICE, UserWarning)
     # ~500k long-lived objects: collections during the import would pause every thread
     # (the server's loop included) 100-200 ms, five times over, and full ones after it
     # would walk them all (300 ms pauses under load): imports.quietly.

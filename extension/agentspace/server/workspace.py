@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import mimetypes
 
 from jupyter_server.auth.decorator import authorized
@@ -21,6 +22,10 @@ def _fs_error(exc: OSError, path: str) -> ApiError:
         return ApiError(400, "is_a_directory", f"{path!r} is a folder: list it with ?path=.")
     if isinstance(exc, NotADirectoryError):
         return ApiError(400, "not_a_directory", f"A parent of {path!r} is not a folder.")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # its quota filesystem is full
+        from ..workspace.disks import full_message
+
+        return ApiError(507, "workspace_full", f"{path!r} was not written: {full_message(None)}")
     return ApiError(400, "file_error", f"{path!r}: {exc.strerror or exc}.")
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..errors import SandboxError
 from ..records import owner_alive, owner_token
+from . import sandboxuser
 from .cgroups import Limits
 from .holders import alive, pool
 from .hostproc import HostExecution, signal_all, spawn
@@ -57,6 +58,9 @@ class BubblewrapSandbox(Sandbox):
         self._running: set[HostExecution] = set()
         self._lock = asyncio.Lock()
         self._started = False
+        # as root: the unprivileged host user commands run as, and their way to the workspace
+        self.uid = policy.uid if sandboxuser.dropping() else None
+        self._door: Path | None = None
 
     async def start(self) -> None:
         if self._started:
@@ -64,10 +68,12 @@ class BubblewrapSandbox(Sandbox):
         async with self._lock:
             if self._started:
                 return
+            if self.uid is not None:
+                await asyncio.to_thread(self._open_door)
             if self.policy.network == "host":
                 self.limits.create()
             elif not self._attach():
-                prepared = await pool().take(self.bwrap, self.nsenter)
+                prepared = await pool(self.uid).take(self.bwrap, self.nsenter)
                 self._holder, self._holder_pid = prepared.holder, prepared.pid
                 prepared.limits.memory_mb = self.policy.memory_mb
                 prepared.limits.cpus, prepared.limits.pids = self.policy.cpus, self.policy.pids
@@ -75,6 +81,11 @@ class BubblewrapSandbox(Sandbox):
                 self.limits = prepared.limits
                 self._publish()
             self._started = True
+
+    def _open_door(self) -> None:
+        assert self.uid is not None
+        sandboxuser.grant(self.workspace, self.uid)
+        self._door = sandboxuser.open_door(runtime_dir(), self.session_id, self.workspace)
 
     def _publish(self) -> None:
         """Say where this session's namespaces are, for other processes (previews, CLI)."""
@@ -113,8 +124,10 @@ class BubblewrapSandbox(Sandbox):
         for key, value in {**ENV, **env}.items():
             argv += ["--setenv", key, value]
         argv += [*system_mounts(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-        argv += ["--bind", str(self.workspace), WORKSPACE_MOUNT, "--chdir", WORKSPACE_MOUNT]
-        return [*self.limits.wrapper(), *prefix, *argv, "--", "/bin/sh", "-c", command]
+        source = self._door or self.workspace
+        argv += ["--bind", str(source), WORKSPACE_MOUNT, "--chdir", WORKSPACE_MOUNT]
+        drop = sandboxuser.drop(self.uid) if self.uid is not None else []
+        return [*self.limits.wrapper(), *drop, *prefix, *argv, "--", "/bin/sh", "-c", command]
 
     async def exec(self, command: str, *, env: dict[str, str] | None = None) -> Execution:
         await self.start()
@@ -161,6 +174,9 @@ class BubblewrapSandbox(Sandbox):
             self.limits.remove()
             with contextlib.suppress(FileNotFoundError):
                 self._info_path.unlink()
+        if self._door is not None:
+            sandboxuser.close_door(self._door)
+            self._door = None
         self._holder = self._relay = None
         self._holder_pid = None
         self._started = self._attached = False

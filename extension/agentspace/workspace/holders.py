@@ -17,6 +17,7 @@ import weakref
 from dataclasses import dataclass
 
 from ..errors import SandboxError
+from . import sandboxuser
 from .cgroups import Limits
 from .hostproc import signal_all
 from .namespaces import system_mounts
@@ -30,8 +31,9 @@ class HolderPool:
     Spares die with the server like every holder (``--die-with-parent``).
     """
 
-    def __init__(self, spares: int = 1) -> None:
+    def __init__(self, spares: int = 1, uid: int | None = None) -> None:
         self.spares = spares
+        self.uid = uid  # as root: the unprivileged user that owns the namespaces
         self._ready: list[Prepared] = []
         self._filling: asyncio.Task[None] | None = None
 
@@ -42,7 +44,7 @@ class HolderPool:
                 self._refill(bwrap, nsenter)
                 return prepared
             prepared.limits.remove()
-        prepared = await _prepare(bwrap, nsenter, warm=False)
+        prepared = await _prepare(bwrap, nsenter, warm=False, uid=self.uid)
         self._refill(bwrap, nsenter)
         return prepared
 
@@ -53,7 +55,7 @@ class HolderPool:
     async def _fill(self, bwrap: str, nsenter: str) -> None:
         with contextlib.suppress(SandboxError, OSError):
             while len(self._ready) < self.spares:
-                self._ready.append(await _prepare(bwrap, nsenter, warm=True))
+                self._ready.append(await _prepare(bwrap, nsenter, warm=True, uid=self.uid))
 
     async def drain(self) -> None:
         """Kill the spares (the engine closes)."""
@@ -84,7 +86,7 @@ class Prepared:
     limits: Limits
 
 
-async def _prepare(bwrap: str, nsenter: str, *, warm: bool) -> Prepared:
+async def _prepare(bwrap: str, nsenter: str, *, warm: bool, uid: int | None = None) -> Prepared:
     """A holder and empty cgroups; ``warm`` runs one sandboxed ``true`` in them first.
 
     The first sandboxed process in fresh cgroups costs 5-15 ms more than later
@@ -94,9 +96,10 @@ async def _prepare(bwrap: str, nsenter: str, *, warm: bool) -> Prepared:
     limits.create()
     holder: asyncio.subprocess.Process | None = None
     try:
-        holder, pid = await _spawn_holder(bwrap)
+        drop = sandboxuser.drop(uid) if uid is not None else []
+        holder, pid = await _spawn_holder([*drop, bwrap])
         if warm:
-            argv = [*limits.wrapper(), nsenter, "-t", str(pid), "--user", "--net"]
+            argv = [*limits.wrapper(), *drop, nsenter, "-t", str(pid), "--user", "--net"]
             argv += ["--preserve-credentials", "--", bwrap, "--unshare-user", "--unshare-pid"]
             argv += [*system_mounts(), "--proc", "/proc", "--dev", "/dev", "--", "true"]
             warmup = await asyncio.create_subprocess_exec(
@@ -112,11 +115,12 @@ async def _prepare(bwrap: str, nsenter: str, *, warm: bool) -> Prepared:
     return Prepared(holder, pid, limits)
 
 
-async def _spawn_holder(bwrap: str) -> tuple[asyncio.subprocess.Process, int]:
+async def _spawn_holder(bwrap: list[str]) -> tuple[asyncio.subprocess.Process, int]:
+    """``bwrap`` is its argv prefix: the binary, after the privilege drop where there is one."""
     read_end, write_end = os.pipe()
     try:
         holder = await asyncio.create_subprocess_exec(
-            bwrap, "--unshare-user", "--unshare-net", "--die-with-parent",
+            *bwrap, "--unshare-user", "--unshare-net", "--die-with-parent",
             "--ro-bind", "/", "/", "--info-fd", str(write_end), "--", "sleep", "infinity",
             pass_fds=(write_end,), stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
@@ -137,18 +141,24 @@ async def _spawn_holder(bwrap: str) -> tuple[asyncio.subprocess.Process, int]:
     return holder, int(info["child-pid"])
 
 
-_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HolderPool] = (
+_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int | None, HolderPool]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def pool() -> HolderPool:
-    """This event loop's holder pool (subprocesses belong to the loop that made them)."""
-    loop = asyncio.get_running_loop()
-    found = _POOLS.get(loop)
+def pool(uid: int | None = None) -> HolderPool:
+    """This event loop's holder pool for sandboxes of ``uid`` (subprocesses belong to the loop
+    that made them; a holder's namespaces belong to the user that made them)."""
+    pools = _POOLS.setdefault(asyncio.get_running_loop(), {})
+    found = pools.get(uid)
     if found is None:
-        found = _POOLS[loop] = HolderPool()
+        found = pools[uid] = HolderPool(uid=uid)
     return found
+
+
+def pools() -> list[HolderPool]:
+    """This event loop's pools (to drain them all when the engine closes)."""
+    return list(_POOLS.get(asyncio.get_running_loop(), {}).values())
 
 
 def _read_info(fd: int) -> dict[str, int]:

@@ -7,15 +7,18 @@ build bwrap command lines from the same pieces.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
 from functools import cache
 from pathlib import Path
 
 from ..errors import SandboxError
-from .sandbox import WORKSPACE_MOUNT
+from . import sandboxuser
+from .sandbox import SANDBOX_UID, WORKSPACE_MOUNT
 
 ETC = (
     "passwd", "group", "hosts", "resolv.conf", "nsswitch.conf", "host.conf", "ld.so.cache",
@@ -63,7 +66,9 @@ def _minimal_etc() -> Path:
     target = runtime_dir() / f"etc-{os.getpid()}"
     if target.exists():
         return target
+    clean_stale()
     staging = Path(tempfile.mkdtemp(dir=runtime_dir(), prefix="etc-"))
+    os.chmod(staging, 0o755)  # bubblewrap reads it as the sandbox user (root servers)
     for name in ETC:
         source = Path("/etc") / name
         with contextlib.suppress(OSError):
@@ -73,11 +78,28 @@ def _minimal_etc() -> Path:
                 os.symlink(os.readlink(source), staging / name)
             elif source.is_file():
                 shutil.copy2(source, staging / name)
+    passwd, group = sandboxuser.account(SANDBOX_UID)
+    for name, line in (("passwd", passwd), ("group", group)):
+        with contextlib.suppress(OSError), open(staging / name, "a") as f:
+            f.write(line)
     try:
         staging.rename(target)
     except OSError:  # another thread made it first
         shutil.rmtree(staging, ignore_errors=True)
+    else:
+        atexit.register(shutil.rmtree, target, ignore_errors=True)
     return target
+
+
+def clean_stale() -> None:
+    """Remove what servers that died left here: their /etc copies and workspace doors."""
+    folder = runtime_dir()
+    for entry in folder.glob("etc-*"):
+        pid = entry.name[len("etc-") :]
+        if pid.isdigit() and not sandboxuser._alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+    if sandboxuser.dropping():
+        sandboxuser.clean_doors(folder)
 
 
 def runtime_dir() -> Path:
@@ -85,8 +107,14 @@ def runtime_dir() -> Path:
     base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
     path = Path(base) / f"agentspace-{os.getuid()}"
     path.mkdir(mode=0o700, exist_ok=True)
-    if path.stat().st_uid != os.getuid():
+    info = path.lstat()
+    if info.st_uid != os.getuid() or not stat.S_ISDIR(info.st_mode):
         raise SandboxError(f"{path} belongs to another user; set XDG_RUNTIME_DIR to a private dir.")
+    # As root, the sandbox user must traverse it (not list it) to reach /etc and the doors;
+    # the relay sockets in it stay 0600.
+    mode = 0o711 if sandboxuser.dropping() else 0o700
+    if stat.S_IMODE(info.st_mode) != mode:
+        os.chmod(path, mode)
     return path
 
 
@@ -96,7 +124,8 @@ async def usable() -> bool:
     if found is None:
         return False
     proc = await asyncio.create_subprocess_exec(
-        found[0], "--unshare-all", "--die-with-parent", *system_mounts(), "--", "true",
+        *sandboxuser.drop(SANDBOX_UID), found[0], "--unshare-all", "--die-with-parent",
+        *system_mounts(), "--", "true",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     return await proc.wait() == 0

@@ -40,6 +40,7 @@ class CommandResult:
     output_bytes: int
     dropped_bytes: int = 0
     limit: LimitHit | None = None
+    full: str | None = None  # the workspace's filesystem is full: what the limit is
 
     def render(self) -> str:
         """The tool result text: exit code, limit, outputs (head and tail)."""
@@ -54,6 +55,8 @@ class CommandResult:
             lines.append("KILLED: the sandbox ran out of memory (memory limit).")
         elif self.limit == "pids":
             lines.append("LIMIT: the process limit was reached; some forks were refused.")
+        if self.full:
+            lines.append(f"DISK FULL: {self.full}")
         if self.dropped_bytes:
             lines.append(
                 f"Output limit: {self.dropped_bytes} bytes beyond the log cap were discarded."
@@ -117,8 +120,15 @@ class LogWriter:
     def write(self, data: bytes) -> None:
         room = self.limit - self.written
         if room > 0:
-            self.file.write(data[:room])
-            self.written += min(room, len(data))
+            try:
+                self.file.write(data[:room])
+            except OSError as exc:  # the workspace is full: keep draining, drop the rest
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                self.limit = self.written
+                room = 0
+            else:
+                self.written += min(room, len(data))
         self.dropped += max(0, len(data) - max(room, 0))
 
     def close(self) -> None:
@@ -155,6 +165,8 @@ def open_log(root: Path, path: Path, limit: int) -> LogWriter:
     try:
         return LogWriter(path, limit, root=root if inside else None)
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # full: run anyway (rm must work)
+            return LogWriter(Path(os.devnull), 0)
         raise ToolError(
             f"Cannot write the log {path.relative_to(root) if inside else path}: "
             f"{exc.strerror or exc}. The log and its folders must be plain files and folders "

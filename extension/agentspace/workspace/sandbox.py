@@ -30,6 +30,7 @@ LimitHit = Literal["timeout", "memory", "pids", "output"]
 SandboxKind = Literal["bubblewrap", "docker", "local"]
 
 WORKSPACE_MOUNT = "/workspace"
+SANDBOX_UID = 65532  # unassigned on Debian; distroless images call the same id "nonroot"
 
 
 class SandboxPolicy(BaseModel):
@@ -50,6 +51,12 @@ class SandboxPolicy(BaseModel):
         50_000_000, ge=10_000, description="Output kept in a command's log file; the rest dropped."
     )
     quota_mb: int | None = Field(10_240, ge=1, description="Workspace size checked before writes.")
+    uid: int = Field(
+        SANDBOX_UID,
+        ge=1,
+        description="Host user and group id sandboxed commands run as when the server is root "
+        "(an id with no account or files of its own on the host).",
+    )
     image: str = Field(
         "agentspace-sandbox:latest", description="Docker image for the docker backend."
     )

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..config import SandboxChoice
 from ..errors import SandboxUnavailableError, ToolError
+from .disks import FULL_BYTES, DiskState, full_message
 from .previews import make_previews
 from .processes import ProcessManager
 from .runner import CommandResult, run_command
@@ -88,6 +89,7 @@ class Workspace:
         )
         self._size: tuple[float, int] | None = None
         self._commands = 0
+        self.disk: DiskState | None = None  # set by the engine: how the quota holds here
 
     @property
     def session_id(self) -> str:
@@ -95,6 +97,10 @@ class Workspace:
 
     def describe(self) -> str:
         return self.sandbox.describe()
+
+    @property
+    def _own_fs(self) -> bool:
+        return self.disk is not None and self.disk.mode == "filesystem"
 
     async def shell(self, command: str, timeout: float | None = None) -> CommandResult:
         limit = min(timeout or self.policy.timeout, self.policy.max_timeout)
@@ -108,6 +114,10 @@ class Workspace:
             log_name=name,
         )
         self._size = None
+        if self._own_fs and self.disk is not None:
+            st = os.statvfs(self.folder)
+            if st.f_bavail * st.f_frsize < FULL_BYTES or "No space left" in result.stderr:
+                result.full = full_message(self.disk.quota_mb)
         return result
 
     async def preview(self, port: int, *, announce: bool = True) -> str:
@@ -130,6 +140,11 @@ class Workspace:
         """Refuse a write that would take the workspace over its size quota."""
         quota = self.policy.quota_mb
         if quota is None:
+            return
+        if self._own_fs and self.disk is not None:  # the filesystem knows, and counts all
+            st = os.statvfs(self.folder)
+            if extra > st.f_bavail * st.f_frsize:
+                raise ToolError(f"Refused: {full_message(self.disk.quota_mb)}")
             return
         used = self.size()
         if used + extra > quota << 20:

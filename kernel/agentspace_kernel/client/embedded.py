@@ -37,6 +37,7 @@ async def shared_engine(settings: Settings) -> Engine:
     from agentspace.config import EngineConfig, default_model, default_state_dir
     from agentspace.engine import Engine
 
+    from ..diagnostics import keep_out_of_cells
     from ..loop import on_shutdown
 
     key = (settings.state_dir, settings.sandbox, settings.model)
@@ -46,6 +47,7 @@ async def shared_engine(settings: Settings) -> Engine:
         engine = _engines.get(key)
         if engine is None:
             state = Path(settings.state_dir) if settings.state_dir else default_state_dir()
+            keep_out_of_cells(state)
             config = EngineConfig(
                 state_dir=state,
                 model=settings.model or default_model(),

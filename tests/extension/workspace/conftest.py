@@ -131,16 +131,13 @@ async def drain_holder_pool() -> None:
     A spare still being made is waited for first: draining in the middle of one leaks its
     cgroups (see test_bwrap.py::test_draining_the_holder_pool_mid_refill_leaks_nothing).
     """
-    from agentspace.workspace import bwrap
+    from agentspace.workspace import holders
 
-    make_pool = getattr(bwrap, "pool", None)
-    if make_pool is None:  # no pool of spares in this version
-        return
-    pool = make_pool()
-    filling = getattr(pool, "_filling", None)
-    if filling is not None:
-        await asyncio.wait([filling], timeout=10)
-    await pool.drain()
+    for pool in holders.pools():
+        filling = pool._filling
+        if filling is not None:
+            await asyncio.wait([filling], timeout=10)
+        await pool.drain()
 
 
 def tool_context(workspace: Workspace) -> ToolContext:

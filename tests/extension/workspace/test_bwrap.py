@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from agentspace.errors import ToolError
+from agentspace.workspace.sandbox import SANDBOX_UID
 from agentspace.workspace.workspace import Workspace
 
 from .conftest import serving
@@ -98,8 +99,13 @@ async def test_working_dir_is_the_workspace_shared_both_ways(make_workspace: Mak
     assert (ws.folder / "sub.txt").read_text() == "written inside\n"
     assert (ws.folder / "d" / "e").is_dir()
     assert (ws.folder / result.log).is_file()  # the full log is in the workspace too
-    # the files the sandbox made belong to the server's user on the host
-    assert (ws.folder / "sub.txt").stat().st_uid == os.getuid()
+    # the files the sandbox made belong to the server's user on the host, or, when the
+    # server is root, to the unprivileged sandbox user (whom root's files stay open to)
+    expected = SANDBOX_UID if os.getuid() == 0 else os.getuid()
+    assert (ws.folder / "sub.txt").stat().st_uid == expected
+    (ws.folder / "from-host.txt").write_text("rewritten on the host\n")
+    appended = await ws.shell("echo appended inside >> from-host.txt && cat from-host.txt")
+    assert appended.stdout == "rewritten on the host\nappended inside\n", appended.render()
 
 
 # --- isolation ------------------------------------------------------------------------
@@ -246,7 +252,9 @@ async def test_draining_the_holder_pool_mid_refill_returns(has_bubblewrap: bool)
         await asyncio.sleep(0)  # one loop turn: the refill is spawning the next holder
         drain = asyncio.ensure_future(pool.drain())  # what the engine does when it closes
         try:
-            done, _ = await asyncio.wait([drain], timeout=2)
+            # drain() waits at most 10 s for the refill (a spawn under load can take
+            # seconds), then cancels it; a hang is anything well past that bound.
+            done, _ = await asyncio.wait([drain], timeout=30)
         finally:
             taken.holder.kill()
             await taken.holder.wait()
@@ -255,4 +263,4 @@ async def test_draining_the_holder_pool_mid_refill_returns(has_bubblewrap: bool)
             for task in (drain, pool._filling):
                 if task is not None:
                     task.cancel()
-            pytest.fail("HolderPool.drain() did not return within 2 s")
+            pytest.fail("HolderPool.drain() did not return within 30 s")
