@@ -77,6 +77,12 @@ class AgentspaceApp(ExtensionApp):
     context_window = Int(
         None, allow_none=True, help="Override the model's context window (tokens)."
     ).tag(config=True)
+    first_byte_timeout = Float(
+        60.0, help="Seconds a model call may take to send its first chunk before it fails."
+    ).tag(config=True)
+    chunk_timeout = Float(
+        60.0, help="Seconds a model's stream may go quiet between two chunks before it fails."
+    ).tag(config=True)
     max_queue = Int(32, help="Messages waiting per session.").tag(config=True)
     max_message_bytes = Int(256_000, help="Largest user message (bytes).").tag(config=True)
     max_request_bytes = Int(
@@ -154,6 +160,8 @@ class AgentspaceApp(ExtensionApp):
                 token_budget=self.token_budget,
                 cost_ceiling=self.cost_ceiling,
                 context_window=self.context_window,
+                first_byte_timeout=self.first_byte_timeout,
+                chunk_timeout=self.chunk_timeout,
             ),
             "sandbox_policy": SandboxPolicy(
                 network=self.network,

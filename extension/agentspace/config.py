@@ -51,6 +51,15 @@ class Limits(BaseModel):
     )
     model_retries: int = Field(3, ge=0, description="Retries of a transient provider error.")
     retry_backoff: float = Field(0.5, ge=0, description="First retry delay in seconds; doubles.")
+    max_retry_after: float = Field(
+        30.0, ge=0, description="Longest provider Retry-After (s) waited before a retry."
+    )
+    first_byte_timeout: float = Field(
+        60.0, gt=0, description="Seconds a model call may take to send its first chunk."
+    )
+    chunk_timeout: float = Field(
+        60.0, gt=0, description="Seconds a model stream may go quiet between two chunks."
+    )
 
 
 class EngineConfig(BaseModel):

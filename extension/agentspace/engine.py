@@ -107,7 +107,16 @@ class Engine:
             from .models.litellm_model import LiteLLMModel
 
             limits = self.config.limits
-            self._model = LiteLLMModel(retries=limits.model_retries, backoff=limits.retry_backoff)
+            self._model = LiteLLMModel(
+                retries=limits.model_retries,
+                backoff=limits.retry_backoff,
+                max_retry_after=limits.max_retry_after,
+                first_byte_timeout=limits.first_byte_timeout,
+                chunk_timeout=limits.chunk_timeout,
+                # embedded mode (no server: previews through a loopback forwarder) reads
+                # provider keys from the kernel's environment
+                keys_in="kernel" if self.config.preview_url is None else "server",
+            )
         return self._model
 
     async def context_window(self, model: str) -> int | None:

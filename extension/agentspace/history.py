@@ -26,9 +26,50 @@ def estimate_tokens(message: dict[str, Any]) -> int:
     return len(json.dumps(message, ensure_ascii=False)) // 4 + 4
 
 
+def arguments_object(raw: Any) -> dict[str, Any] | None:
+    """A tool call's arguments as a JSON object, or ``None`` when they are not one.
+
+    Empty arguments are an empty object (providers send ``""`` for a call without any).
+    """
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return {}
+    if isinstance(raw, dict):
+        return raw
+    try:
+        data = json.loads(raw)
+    except (TypeError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _wire_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tool calls every provider accepts: arguments always a JSON object's text.
+
+    A model can stream arguments that are not JSON (cut, or simply wrong). Sent
+    back as they are, Anthropic and Ollama refuse the whole history (litellm
+    fails to build the request), so every later call of the session fails. The
+    call's result already tells the model what was wrong with them; the stored
+    transcript keeps the raw text.
+    """
+    wired = []
+    for call in calls:
+        function = call.get("function") or {}
+        raw = function.get("arguments")
+        if isinstance(raw, str) and arguments_object(raw) is not None and raw.strip():
+            wired.append(call)
+            continue
+        fixed = arguments_object(raw)
+        text = json.dumps(fixed if fixed is not None else {}, ensure_ascii=False)
+        wired.append({**call, "function": {**function, "arguments": text}})
+    return wired
+
+
 def to_wire(message: dict[str, Any], max_tool_chars: int) -> dict[str, Any]:
-    """The provider-facing form: known keys only, long tool results truncated."""
+    """The provider-facing form: known keys only, tool-call arguments always JSON objects,
+    long tool results truncated."""
     wire = {k: message[k] for k in WIRE_KEYS if k in message and message[k] is not None}
+    if wire.get("tool_calls"):
+        wire["tool_calls"] = _wire_calls(wire["tool_calls"])
     if wire.get("role") == "assistant" and "content" not in wire:
         wire["content"] = None if wire.get("tool_calls") else ""
     content = wire.get("content")

@@ -31,6 +31,7 @@ from ag_ui.core import (
     TokenUsage,
     ToolCallArgsEvent,
     ToolCallEndEvent,
+    ToolCallResultEvent,
     ToolCallStartEvent,
 )
 
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 Outcome = Literal["success", "interrupt", "cancelled", "error"]
 CANCELLED_TEXT = "Cancelled: the run was stopped before this call finished."
 FAILED_TEXT = "Error: the run failed before this call ran."
+CUT_TEXT = "Error: the model's answer was cut off before this call was complete; it did not run."
 DEFAULT_WINDOW = 128_000
 
 
@@ -71,6 +73,7 @@ class Run:
         self.approvals: dict[str, PendingCall] = {}
         self._text: list[str] = []
         self._message_id: str | None = None  # an open assistant text message
+        self._open_calls: list[str] = []  # tool calls streaming in this model turn
         self.consumed = False  # whether the user message left the inbox
 
     # -- plumbing ------------------------------------------------------------
@@ -204,7 +207,7 @@ class Run:
             max_tool_chars=limits.max_tool_result_chars,
         )
         message_id = new_id("msg")
-        started: list[str] = []
+        started = self._open_calls = []
         completion: Completion | None = None
         self._text = []
         params = {**engine.config.model_params, **s.record.model_params}
@@ -236,6 +239,7 @@ class Run:
         self._end_text()
         for call_id in started:
             self.emit(ToolCallEndEvent(tool_call_id=call_id))
+        self._open_calls = []
         message: dict[str, Any] = {
             "role": "assistant",
             "content": completion.text,
@@ -276,9 +280,26 @@ class Run:
             self.append({"role": "assistant", "content": "".join(self._text), "id": new_id("msg")})
             self._text = []
         self._end_text()
+        self._end_cut_calls(why)
         text = CANCELLED_TEXT if why == "cancelled" else FAILED_TEXT
         for call in self.unresolved():
             self.result(call["id"], text)
+
+    def _end_cut_calls(self, why: str) -> None:
+        """Close the tool calls the stream was cut in: TOOL_CALL_END, then a result event.
+
+        They never reached the transcript (the turn did not complete), so nothing is
+        owed to the model; a client that showed them starting sees them end.
+        """
+        text = CANCELLED_TEXT if why == "cancelled" else CUT_TEXT
+        for call_id in self._open_calls:
+            self.emit(ToolCallEndEvent(tool_call_id=call_id))
+            self.emit(
+                ToolCallResultEvent(
+                    message_id=new_id("msg"), tool_call_id=call_id, content=text, role="tool"
+                )
+            )
+        self._open_calls = []
 
     def _usage(self) -> list[TokenUsage]:
         u = self.usage

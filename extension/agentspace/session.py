@@ -443,6 +443,9 @@ class Session:
             if outcome != "success":
                 return outcome
         while self.queued > 0 and not self._stop:
+            # a message sent as the last run ended may still be on its way to the
+            # database: read the inbox only after it is committed, or it is stranded
+            await self.store.flush()
             item = await self.store.read(lambda c: records.next_inbox(c, self.id))
             if item is None:
                 self.queued = 0

@@ -17,6 +17,7 @@ from . import kerneltools, records
 from .approvals import DENIED_TEXT, PendingCall, rejection_text
 from .errors import SandboxError, ToolError
 from .events import Custom, custom, new_id
+from .history import arguments_object
 from .imports import import_off_loop
 from .tools.base import ToolContext
 
@@ -63,6 +64,10 @@ async def settle(run: Run) -> Settled:
         if approval is None and kernel is None and name not in s.engine.tools:
             # an unknown tool: nothing to approve, tell the model
             result(run, call_id, kerneltools.unknown_tool_text(s, name))
+            continue
+        if approval is None and arguments_object(arguments) is None:
+            # arguments that are no JSON object: the model can fix them, the user need not see
+            result(run, call_id, malformed_text(name, arguments))
             continue
         if kernel is not None and approval is None:
             await import_off_loop(kerneltools.VALIDATOR)
@@ -111,6 +116,24 @@ async def settle(run: Run) -> Settled:
         )
     )
     return "interrupt"
+
+
+MALFORMED_SHOWN = 200  # characters of malformed arguments quoted back to the model
+
+
+def malformed_text(name: str, arguments: str) -> str:
+    """The tool result for a call whose arguments are not a JSON object: what was wrong."""
+    try:
+        json.loads(arguments)
+        why = "they are not a JSON object"
+    except ValueError as exc:
+        why = f"they are not valid JSON ({exc})"
+    shown = arguments if len(arguments) <= MALFORMED_SHOWN else arguments[:MALFORMED_SHOWN] + "…"
+    return (
+        f"Error: the call to {name!r} did not run: {why}. The arguments received were: "
+        f"{shown}\nCall the tool again with its arguments as one JSON object matching its "
+        "parameter schema."
+    )
 
 
 def approved(run: Run, call_id: str, rule: str) -> None:

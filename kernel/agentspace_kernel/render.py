@@ -156,6 +156,26 @@ def footer(view: RunView) -> str:
     return "[running]"
 
 
+ERROR_BOX = (
+    "<div class='agentspace-error' role='alert' style='border:1px solid #cf222e;"
+    "background:#ffebe9;color:#82071e;border-radius:6px;padding:6px 10px;margin:4px 0;"
+    "white-space:pre-wrap'><b>The run failed.</b> {message}</div>"
+)
+
+
+def footer_html(view: RunView) -> str:
+    """The footer as HTML: a failed run's message in an error box, not as bracketed text."""
+    if view.state != "failed":
+        return f"<span>{_lines(footer(view))}</span>"
+    box = ERROR_BOX.format(message=escape(view.error or "the run failed"))
+    rest = footer(view).removeprefix(f"[error: {view.error}]").strip(" ·")
+    return box + (f"<span>{_lines(rest)}</span>" if rest else "")
+
+
+def _lines(text: str) -> str:
+    return escape(text).replace("\n", "<br>")
+
+
 def plain(view: RunView) -> str:
     """The whole view as text (what a saved notebook keeps)."""
     printer = TextPrinter()
@@ -251,6 +271,5 @@ def static_html(view: RunView) -> str:
         for port, url in sorted(view.previews.items())
         if url.startswith("/")
     )
-    text = escape(footer(view)).replace("\n", "<br>")
-    parts.append(f"<p>{text} {links}</p>")
+    parts.append(f"<p>{footer_html(view)} {links}</p>")
     return "<div class='agentspace-view'>" + "".join(parts) + "</div>"

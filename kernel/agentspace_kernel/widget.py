@@ -20,7 +20,7 @@ from .render import (
     always_label,
     arguments_text,
     escape,
-    footer,
+    footer_html,
     markdown_html,
     settled,
     status_line,
@@ -186,8 +186,7 @@ class RunWidget(w.VBox):
             f"<code>{escape(name)}</code> {escape(status)}"
             for name, status in sorted(view.processes.items())
         )
-        text = escape(footer(view)).replace("\n", "<br>")
-        self.footer.value = f"<span>{text}</span> {processes} {links}"
+        self.footer.value = f"{footer_html(view)} {processes} {links}"
         self.stop_button.layout.display = "none" if view.ended else None
 
     def card(self, call_id: str) -> ToolCard | None:

@@ -147,6 +147,27 @@ def test_settled_markdown_ends_after_the_last_paragraph_outside_code() -> None:
     assert markdown_html(text[:cut]) + markdown_html(text[cut:]) == markdown_html(text)
 
 
+def test_a_failed_run_shows_its_error_in_a_styled_box_in_the_widget_and_saved_html() -> None:
+    from agentspace_kernel.render import static_html
+    from agentspace_kernel.widget import RunWidget
+
+    message = "openai/gpt-4o-mini: authentication failed; no API key was found: set <KEY>."
+    view = RunView()
+    events = [
+        {"type": "RUN_STARTED"},
+        {"type": "RUN_ERROR", "message": message},
+    ]
+    changed: list[int] = []
+    for e in events:
+        changed += view.apply(e)
+    widget = RunWidget(decide=lambda *a: None, stop=lambda: None)
+    widget.update(view, changed)
+    for shown in (widget.footer.value, static_html(view)):
+        assert "class='agentspace-error'" in shown and "role='alert'" in shown
+        assert "set &lt;KEY&gt;." in shown  # escaped, never markup
+        assert "[error:" not in shown
+
+
 @pytest.mark.parametrize("state", ["paused", "finished", "stopped", "failed", "moved"])
 def test_the_footer_has_no_literal_backticks(state: str) -> None:
     from agentspace_kernel.render import footer

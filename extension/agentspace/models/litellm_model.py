@@ -1,10 +1,13 @@
 """The one model adapter: every provider through ``litellm.acompletion(stream=True)``.
 
 Why here and only here: litellm's exceptions are translated once, at this
-boundary, into ``agentspace.errors`` so the run loop and the UI deal with one
-error tree. Retries live here too, and only before the first part is yielded:
-once text reached the user a retry would duplicate it, so a mid-stream failure
-is raised as is.
+boundary, into ``agentspace.errors`` (``models/faults.py``) so the run loop and
+the UI deal with one error tree. Retries live here too, and only here (the
+OpenAI SDK's own are turned off: nested, one 429 cost twelve requests), and
+only before the first part is yielded: once text reached the user a retry would
+duplicate it, so a mid-stream failure is raised as is. The timeouts (first
+chunk, between chunks) are here because no provider's client enforces them on
+a stream: without them a stalled provider keeps a run ``running`` forever.
 
 litellm is imported lazily (it takes 2-3 s) with its network cost-map fetch
 and debug printing turned off.
@@ -24,35 +27,27 @@ import asyncio
 import gc
 import logging
 import os
-import re
 import warnings
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
-from agentspace.errors import (
-    AgentspaceError,
-    ContextWindowError,
-    ModelAuthError,
-    ModelError,
-    ModelNotFoundError,
-    ModelUnavailableError,
-    RateLimitError,
-)
+from agentspace.errors import ModelError, ModelUnavailableError
 from agentspace.imports import quietly
+from agentspace.models import faults
 from agentspace.models.assembler import StreamAssembler
 from agentspace.models.base import Completion, StreamPart, Usage
 from agentspace.models.inline import inline, is_custom
 from agentspace.pacing import checkpoint
 
 SCRIPTED_CONTEXT_WINDOW = 128_000
+CLOSE_TIMEOUT = 5.0  # seconds: closing a stream must not hang on a stalled provider
 _loaded = False
 warmed = False  # the preload's warm-up call went through (tests)
 log = logging.getLogger(__name__)
 _called = False  # whether a model call completed since litellm was loaded
 # "Item 'x' on TypedDict class 'C' is using ..." and "Items 'x', 'y' on TypedDict class ..."
 TYPEDDICT_NOTICE = r"Items? '[^']+'(?:, '[^']+')* on TypedDict class"
-_LITELLM_PREFIX = re.compile(r"^(?:litellm\.\w+:\s*)+")
 _sleep = asyncio.sleep  # the retry backoff; a seam so tests can record delays without waiting
 
 
@@ -176,83 +171,9 @@ def cost_of(model: str, usage: Usage) -> float | None:
     return float(prompt_cost + completion_cost)
 
 
-def _causes(exc: BaseException) -> list[BaseException]:
-    """The exception and everything it wraps (litellm's ``original_exception``, causes)."""
-    seen: list[BaseException] = []
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop(0)
-        if current is None or any(current is s for s in seen):
-            continue
-        seen.append(current)
-        original = getattr(current, "original_exception", None)
-        todo += [
-            original if isinstance(original, BaseException) else None,
-            current.__cause__,
-            current.__context__,
-        ]
-    return seen
-
-
-def _auth_hint(model: str) -> str:
-    import litellm
-
-    try:
-        missing = litellm.validate_environment(model).get("missing_keys") or []
-    except Exception:
-        missing = []
-    keys = [key for key in missing if "KEY" in key or "TOKEN" in key] or missing
-    if keys:
-        return f"set {' or '.join(keys)} in the server's environment"
-    return "the provider rejected the API key: check the provider's API key"
-
-
-def translate(exc: BaseException, model: str) -> BaseException:
-    """Map a litellm/openai exception to ``agentspace.errors``; return others unchanged."""
-    chain = _causes(exc)
-    for inner in chain:
-        if isinstance(inner, AgentspaceError):
-            return inner  # e.g. a ConfigError from the scripted provider, wrapped by litellm
-    import litellm
-    import openai
-
-    # litellm wraps stream failures in MidStreamFallbackError; the provider error is inside.
-    fallback = litellm.exceptions.MidStreamFallbackError
-    real = next((e for e in chain if not isinstance(e, fallback)), exc)
-    if not isinstance(real, openai.OpenAIError):
-        real = next((e for e in chain if isinstance(e, openai.OpenAIError)), exc)
-    detail = _LITELLM_PREFIX.sub("", str(getattr(real, "message", None) or real)).strip()
-    data: dict[str, Any] = {"model": model, "status": getattr(real, "status_code", None)}
-    if isinstance(real, litellm.ContextWindowExceededError):
-        return ContextWindowError(f"The conversation is too long for {model}: {detail}", **data)
-    if isinstance(real, (litellm.AuthenticationError, litellm.PermissionDeniedError)):
-        return ModelAuthError(f"{model}: authentication failed; {_auth_hint(model)}", **data)
-    unknown_model = isinstance(real, (litellm.NotFoundError, litellm.LiteLLMUnknownProvider)) or (
-        isinstance(real, litellm.BadRequestError) and "LLM Provider NOT provided" in detail
-    )
-    if unknown_model:
-        return ModelNotFoundError(
-            f"Unknown model {model!r}: use a litellm model string such as "
-            f'"openai/gpt-4o-mini" or "scripted/echo" ({detail.splitlines()[0]})',
-            **data,
-        )
-    if isinstance(real, litellm.RateLimitError):
-        return RateLimitError(f"{model} is rate limited; retry later ({detail})", **data)
-    status = data["status"]
-    transient = (
-        litellm.Timeout,
-        litellm.APIConnectionError,
-        litellm.ServiceUnavailableError,
-        litellm.InternalServerError,
-        litellm.BadGatewayError,
-        openai.APIConnectionError,
-        openai.InternalServerError,
-    )
-    if isinstance(real, transient) or (isinstance(status, int) and status >= 500):
-        return ModelUnavailableError(f"{model} is unavailable: {detail}", **data)
-    if isinstance(real, openai.OpenAIError):
-        return ModelError(f"{model} failed: {detail}", **data)
-    return exc
+def translate(exc: BaseException, model: str, **context: Any) -> BaseException:
+    """Map a litellm/openai exception to ``agentspace.errors`` (models/faults.py)."""
+    return faults.translate(exc, model, **context)
 
 
 def _pace(response: Any) -> None:
@@ -289,12 +210,45 @@ async def _close(response: Any) -> None:
             await result
 
 
-class LiteLLMModel:
-    """The ``Model`` port over litellm, with retries of transient failures before streaming."""
+async def _close_within(response: Any, seconds: float) -> None:
+    """Close a stream, but never wait on a stalled provider for longer than ``seconds``."""
+    try:
+        async with asyncio.timeout(seconds):
+            await _close(response)
+    except TimeoutError:
+        log.debug("closing a model stream took over %s s; left to the connection pool", seconds)
 
-    def __init__(self, retries: int = 3, backoff: float = 0.5) -> None:
+
+class LiteLLMModel:
+    """The ``Model`` port over litellm: one retry layer, timeouts, errors that say what to do.
+
+    Retries: only here (the OpenAI SDK's own are turned off with ``max_retries=0``),
+    only for transient failures (rate limits, 5xx, connection errors, a call that
+    sent nothing in time) and only before any part was yielded. A provider's
+    ``Retry-After`` is waited when it is at most ``max_retry_after`` seconds; a
+    longer one ends the call at once with an error that says how long to wait.
+
+    Timeouts: ``first_byte_timeout`` from the start of a call to its first chunk,
+    ``chunk_timeout`` between two chunks. Each covers only the wait for the
+    provider, never the consumer's work between chunks.
+    """
+
+    def __init__(
+        self,
+        retries: int = 3,
+        backoff: float = 0.5,
+        *,
+        max_retry_after: float = 30.0,
+        first_byte_timeout: float = 60.0,
+        chunk_timeout: float = 60.0,
+        keys_in: faults.KeysIn = "server",
+    ) -> None:
         self.retries = retries
         self.backoff = backoff
+        self.max_retry_after = max_retry_after
+        self.first_byte_timeout = first_byte_timeout
+        self.chunk_timeout = chunk_timeout
+        self.keys_in: faults.KeysIn = keys_in
 
     def _call_args(
         self,
@@ -305,6 +259,8 @@ class LiteLLMModel:
     ) -> dict[str, Any]:
         call: dict[str, Any] = {**params, "model": model, "messages": messages, "stream": True}
         call["tools"] = tools or None
+        # One retry layer: ours. The OpenAI SDK's would retry each of ours three times.
+        call.setdefault("max_retries", 0)
         if "stream_options" not in call and not is_custom(_provider(model)):
             # Custom providers put usage on their finished chunk; include_usage would make
             # litellm strip it there and rebuild it in an extra pass over every chunk.
@@ -324,16 +280,36 @@ class LiteLLMModel:
         import litellm
 
         call = self._call_args(messages, tools, model, params)
+        context: dict[str, Any] = {"keys_in": self.keys_in}
+        if params.get("api_key"):
+            context["key_sent"] = True
         attempt = 0
         while True:
             assembler = StreamAssembler()
             started = False
             response: Any = None
+            loop = asyncio.get_running_loop()
+            # The first chunk is due first_byte_timeout after the call starts; each later
+            # one chunk_timeout after the one before. Only waits for the provider count.
+            deadline = loop.time() + self.first_byte_timeout
+            first, waited = True, self.first_byte_timeout
             try:
-                with inline(model, tools=bool(tools)):  # set-up on the loop, not a thread
-                    response = await litellm.acompletion(**call)
-                _pace(response)
-                async for chunk in response:
+                async with asyncio.timeout_at(deadline):
+                    with inline(model, tools=bool(tools)):  # set-up on the loop, not a thread
+                        response = await litellm.acompletion(**call)
+                    _pace(response)
+                    chunks = response.__aiter__()
+                while True:
+                    if not first:
+                        deadline, waited = loop.time() + self.chunk_timeout, self.chunk_timeout
+                    try:
+                        async with asyncio.timeout_at(deadline):
+                            chunk = await chunks.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    except TimeoutError:
+                        raise self._stalled(model, first, waited) from None
+                    first = False
                     for part in assembler.feed(chunk):
                         started = True
                         yield part
@@ -342,25 +318,61 @@ class LiteLLMModel:
                         assembler.note_usage(hidden.get("usage"))
                     if assembler.finish_reason and assembler.usage is not None:
                         break  # all we need; skip litellm's end-of-stream rebuild
+            except TimeoutError:
+                error: BaseException = self._stalled(model, True, self.first_byte_timeout)
+                if started or attempt >= self.retries:
+                    raise error from None
+                attempt += 1
+                await self._backoff(attempt - 1, None)
+                continue
             except Exception as exc:
-                error = translate(exc, model)
+                error = translate(exc, model, **context)
                 retryable = isinstance(error, ModelError) and error.retryable
                 if started or not retryable or attempt >= self.retries:
                     if error is exc:
                         raise
-                    raise error from exc
-                delay = self.backoff * (2**attempt)
+                    raise error from None
+                wait = getattr(error, "data", {}).get("retry_after")
+                if wait is not None and wait > self.max_retry_after:
+                    assert isinstance(error, ModelError)
+                    raise type(error)(
+                        f"{error.message} The provider asked to wait {wait:g} s before "
+                        f"retrying, longer than agentspace waits ({self.max_retry_after:g} s, "
+                        "limits.max_retry_after): resume after that.",
+                        **error.data,
+                    ) from None
                 attempt += 1
-                if delay > 0:
-                    await _sleep(delay)
+                await self._backoff(attempt - 1, wait)
                 continue
             finally:
                 if response is not None:
-                    await _close(response)
+                    await _close_within(response, CLOSE_TIMEOUT)
             completion = assembler.finish()
             _freeze_after_first_call()
             yield _with_cost(completion, model)
             return
+
+    async def _backoff(self, attempt: int, retry_after: float | None) -> None:
+        """Wait before a retry: the backoff, or longer when the provider asked for it."""
+        delay = self.backoff * (2**attempt)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        if delay > 0:
+            await _sleep(delay)
+
+    def _stalled(self, model: str, first: bool, waited: float) -> ModelUnavailableError:
+        if first:
+            what, limit = "sent nothing", "limits.first_byte_timeout"
+        else:
+            what, limit = "stopped sending mid-answer", "limits.chunk_timeout"
+        return ModelUnavailableError(
+            f"{model} {what} for {waited:g} s ({limit}), so the call was ended; what it had "
+            "sent is kept. Resume to try again, or raise the limit for a slow model "
+            "(c.AgentspaceApp." + limit.split(".", 1)[1] + ").",
+            model=model,
+            status=None,
+            timeout=limit.split(".", 1)[1],
+        )
 
 
 def _with_cost(completion: Completion, model: str) -> Completion:
