@@ -50,6 +50,8 @@ class Custom:
     """A preview was opened: ``{"port", "url"}``."""
     DECISION = "agentspace.decision"
     """An approval was decided: ``{"tool_call_id", "decision", "reason"?, "arguments"?}``."""
+    WARNING = "agentspace.warning"
+    """Something the user should know that does not stop the run: ``{"code", "message"}``."""
 
 
 def new_id(prefix: str) -> str:

@@ -137,7 +137,7 @@ class CellRun:
                 if self.view.ended:  # the session's spend so far, for the footer
                     with contextlib.suppress(ClientError):
                         usage = (await loop.bridge(self.client.info())).get("usage") or {}
-                        self.view.cost = float(usage.get("cost") or 0.0)
+                        self.view.spend = usage
                 self.render(changed)
                 if PROBE is not None:
                     drawn = time.time()
