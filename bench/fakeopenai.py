@@ -3,7 +3,9 @@
 ``POST /v1/chat/completions`` streams ``chunks`` one-word content deltas, then a
 finished chunk and a usage chunk, as the OpenAI API does with ``stream=True``.
 The chunk count comes from the model name: ``fake-<n>`` (``openai/fake-20000``
-through litellm); any other name streams 3 chunks. Run it in its own process
+through litellm); any other name streams 3 chunks. A name with ``tool`` in it
+(``fake-tool``) first calls ``list_files``, and answers once the request holds
+the tool's result. Run it in its own process
 (``python bench/fakeopenai.py PORT``) so that what a benchmark measures in its
 own process is the client's work only; ``serve_in_thread`` is for quick checks.
 """
@@ -46,11 +48,22 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
         )
         n = chunk_count(model)
         writer.write(_chunk(model, {"role": "assistant", "content": ""}))
-        word = _chunk(model, {"content": "word "})
+        answered = any(m.get("role") == "tool" for m in request.get("messages", []))
+        if "tool" in model and not answered:  # ``fake-tool``: call list_files, then answer
+            call = {"index": 0, "id": "call_fake", "type": "function",
+                    "function": {"name": "list_files", "arguments": "{}"}}
+            writer.write(_chunk(model, {"tool_calls": [call]}))
+            writer.write(_chunk(model, {}, "tool_calls"))
+            n = 0
+        # distinct words: litellm ends a stream that repeats one chunk many times
+        words = [_chunk(model, {"content": f"w{i} "}) for i in range(FRAME)]
+        frame = b"".join(words)
         for start in range(0, n, FRAME):
-            writer.write(word * min(FRAME, n - start))
+            count = min(FRAME, n - start)
+            writer.write(frame if count == FRAME else b"".join(words[:count]))
             await writer.drain()
-        writer.write(_chunk(model, {}, "stop"))
+        if n or "tool" not in model or answered:
+            writer.write(_chunk(model, {}, "stop"))
         usage = {"prompt_tokens": 10, "completion_tokens": n, "total_tokens": 10 + n}
         body = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
                 "model": model, "choices": [], "usage": usage}

@@ -43,6 +43,7 @@ from agentspace.imports import quietly
 from agentspace.models.assembler import StreamAssembler
 from agentspace.models.base import Completion, StreamPart, Usage
 from agentspace.models.inline import inline, is_custom
+from agentspace.models.retention import bound_chunks
 from agentspace.pacing import checkpoint
 
 SCRIPTED_CONTEXT_WINDOW = 128_000
@@ -358,6 +359,7 @@ class LiteLLMModel:
                 with inline(model, tools=bool(tools)):  # set-up on the loop, not a thread
                     response = await litellm.acompletion(**call)
                 _pace(response)
+                bound_chunks(response)
                 async for chunk in response:
                     for part in assembler.feed(chunk):
                         started = True
