@@ -390,7 +390,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, one repeat")
     parser.add_argument("--only-streams", action="store_true", help="run only 5. (long streams)")
-    parser.add_argument("--stream-child", nargs=3, metavar=("MODE", "N", "BASE"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--stream-child", nargs=3, metavar=("MODE", "N", "BASE"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.stream_child:
         mode, n, base = args.stream_child

@@ -50,8 +50,12 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
         writer.write(_chunk(model, {"role": "assistant", "content": ""}))
         answered = any(m.get("role") == "tool" for m in request.get("messages", []))
         if "tool" in model and not answered:  # ``fake-tool``: call list_files, then answer
-            call = {"index": 0, "id": "call_fake", "type": "function",
-                    "function": {"name": "list_files", "arguments": "{}"}}
+            call = {
+                "index": 0,
+                "id": "call_fake",
+                "type": "function",
+                "function": {"name": "list_files", "arguments": "{}"},
+            }
             writer.write(_chunk(model, {"tool_calls": [call]}))
             writer.write(_chunk(model, {}, "tool_calls"))
             n = 0
@@ -65,8 +69,14 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
         if n or "tool" not in model or answered:
             writer.write(_chunk(model, {}, "stop"))
         usage = {"prompt_tokens": 10, "completion_tokens": n, "total_tokens": 10 + n}
-        body = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
-                "model": model, "choices": [], "usage": usage}
+        body = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": model,
+            "choices": [],
+            "usage": usage,
+        }
         writer.write(b"data: " + json.dumps(body).encode() + b"\n\ndata: [DONE]\n\n")
         await writer.drain()
     except (ConnectionError, asyncio.IncompleteReadError):

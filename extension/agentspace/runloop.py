@@ -278,7 +278,9 @@ class Run:
             f"spend; {holds}."
         )
         log.warning("session %s: %s", self.s.id, message)
-        self.emit(custom(Custom.WARNING, {"code": "cost_ceiling_unenforceable", "message": message}))
+        self.emit(
+            custom(Custom.WARNING, {"code": "cost_ceiling_unenforceable", "message": message})
+        )
 
     def _end_text(self) -> None:
         if self._message_id is not None:

@@ -144,3 +144,32 @@ def test_settled_markdown_ends_after_the_last_paragraph_outside_code() -> None:
     text = "para one\n\n- item\n- item\n\nlast line, still streaming"
     cut = settled(text)
     assert markdown_html(text[:cut]) + markdown_html(text[cut:]) == markdown_html(text)
+
+
+WARNING = {
+    "type": "CUSTOM",
+    "name": "agentspace.warning",
+    "value": {"code": "cost_ceiling_unenforceable", "message": "The cost ceiling cannot hold."},
+}
+DONE = {"type": "RUN_FINISHED", "outcome": {"type": "success"}}
+
+
+@pytest.mark.parametrize(
+    ("spend", "shown"),
+    [
+        ({"cost": None, "unpriced_calls": 2}, "session cost unknown"),
+        (
+            {"cost": 0.5, "unpriced_calls": 1},
+            "session cost $0.5000 plus 1 call at an unknown price",
+        ),
+        ({"cost": 0.0, "unpriced_calls": 0}, "session cost $0.0000"),
+    ],
+)
+def test_the_footer_never_shows_an_unknown_price_as_zero(spend: dict[str, Any], shown: str) -> None:
+    view = RunView()
+    for event in [{"type": "RUN_STARTED"}, WARNING, WARNING, *text("m1", "hi"), DONE]:
+        view.apply(event, 0)
+    view.spend = spend
+    out = plain(view)
+    assert shown in out
+    assert out.count("The cost ceiling cannot hold.") == 1  # once, however often it came
