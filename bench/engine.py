@@ -14,6 +14,12 @@ bench/RESULTS.md with the date and the machine.
    the first replayed event; and a late subscriber replaying 10,000 events
    (baseline: a bare SQLite SELECT of the same rows).
 4. memory: the memory an idle loaded session holds (tracemalloc, 1,000 sessions).
+5. long streams: the process RSS after one stream of 10,000 and of 100,000 chunks
+   (each in a fresh process), and chunks/s, for the engine-only path (the script
+   straight into the Model port), for litellm through a local OpenAI-compatible
+   server (bench/fakeopenai.py, its own process) with our bound on litellm's chunk
+   list (models/retention.py), and for the same without it (main's path, switched
+   off here only).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import sqlite3
 import statistics
 import subprocess
@@ -29,7 +36,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +235,105 @@ async def idle_memory(root: Path, count: int) -> float:
         return (after - before) / (len(ids) - 1)
 
 
+# -- 5. long streams ------------------------------------------------------------
+STREAM_MODES = ("engine", "litellm", "litellm-main")
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def stream_child(mode: str, n: int, base: str) -> dict[str, float]:
+    """One stream of ``n`` chunks in this (fresh) process: RSS before and after, chunks/s."""
+    from agentspace.models import litellm_model
+
+    if mode == "litellm-main":
+        litellm_model.bound_chunks = lambda response: None  # type: ignore[assignment]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        direct = mode == "engine"
+        text = "".join(f"w{i % 64} " for i in range(n))
+        model = write_script(root / "long.json", {"text": text, "delay_ms": 0})
+        params = {} if direct else {"api_base": base, "api_key": "sk-fake"}
+        config = EngineConfig(state_dir=root / "s", model=model, model_params=params)
+        async with Engine(config, model=DirectModel() if direct else None) as engine:
+            warm_model = model if direct else "openai/fake-64"
+            warm = await engine.session("warm.ipynb", model=warm_model)
+            await warm.send("warm up")
+            await warm.wait()
+            session = await engine.session(
+                "long.ipynb", model=model if direct else f"openai/fake-{n}"
+            )
+            gc.collect()
+            before = rss()
+            t0 = time.perf_counter()
+            await session.send("go")
+            async for stored in session.subscribe(0):
+                if stored.terminal:
+                    assert stored.type == "RUN_FINISHED", stored.data
+                    break
+            seconds = time.perf_counter() - t0
+            gc.collect()
+            after = rss()
+    return {"before": before, "after": after, "rate": n / seconds}
+
+
+def stream_runs(
+    sizes: tuple[int, ...], repeats: int
+) -> dict[tuple[str, int], list[dict[str, float]]]:
+    fake = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "fakeopenai.py"), "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert fake.stdout is not None
+    base = f"http://127.0.0.1:{int(fake.stdout.readline())}/v1"
+    runs: dict[tuple[str, int], list[dict[str, float]]] = {}
+    try:
+        for r in range(repeats):
+            for n in sizes:
+                modes = STREAM_MODES if r % 2 == 0 else STREAM_MODES[::-1]
+                for mode in modes:
+                    child = subprocess.run(
+                        [sys.executable, __file__, "--stream-child", mode, str(n), base],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
+                    result = json.loads(child.stdout.strip().splitlines()[-1])
+                    runs.setdefault((mode, n), []).append(result)
+    finally:
+        fake.terminate()
+        fake.wait(5)
+    return runs
+
+
+def stream_report(runs: dict[tuple[str, int], list[dict[str, float]]]) -> None:
+    def med(mode: str, n: int, what: Callable[[dict[str, float]], float]) -> float:
+        return statistics.median(what(r) for r in runs[(mode, n)])
+
+    sizes = sorted({n for _, n in runs})
+    for mode in STREAM_MODES:
+        for n in sizes:
+            grown = [(r["after"] - r["before"]) / 2**20 for r in runs[(mode, n)]]
+            report(
+                f"RSS growth after one {n:,}-chunk stream, {mode}",
+                f"{statistics.median(grown):+.1f} MB",
+                "runs: " + ", ".join(f"{g:+.0f}" for g in grown) + " MB",
+                "engine ±1 MB; litellm bounded",
+            )
+        small, large = sizes[0], sizes[-1]
+        rate_small = med(mode, small, lambda r: r["rate"])
+        rate_large = med(mode, large, lambda r: r["rate"])
+        report(
+            f"chunks/s, {mode}: {large:,} vs {small:,} chunks",
+            f"{rate_large:,.0f} ({rate_large / rate_small - 1:+.0%})",
+            f"{rate_small:,.0f} at {small:,}",
+            "no fall with length",
+        )
+
+
 async def main(quick: bool) -> None:
     repeats = 1 if quick else 3
     with tempfile.TemporaryDirectory() as tmp:
@@ -274,10 +380,25 @@ async def main(quick: bool) -> None:
         per = await idle_memory(root, 200 if quick else 1000)
         report("idle loaded session", f"{per / 1024:.1f} KB", "-", "<= 100 KB")
 
+    print("5. long streams (10,000 and 100,000 chunks, a fresh process each)", flush=True)
+    stream_report(stream_runs((10_000, 100_000), repeats))
+
     report.table()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, one repeat")
-    asyncio.run(main(parser.parse_args().quick))
+    parser.add_argument("--only-streams", action="store_true", help="run only 5. (long streams)")
+    parser.add_argument(
+        "--stream-child", nargs=3, metavar=("MODE", "N", "BASE"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    if args.stream_child:
+        mode, n, base = args.stream_child
+        print(json.dumps(asyncio.run(stream_child(mode, int(n), base))))
+    elif args.only_streams:
+        stream_report(stream_runs((10_000, 100_000), 1 if args.quick else 3))
+        report.table()
+    else:
+        asyncio.run(main(args.quick))

@@ -208,8 +208,12 @@ class Probe:
             return ordered[min(n - 1, int(q * n))] * 1000 if n else 0.0
 
         agentspace = sys.modules.get("agentspace")
+        litellm_model = sys.modules.get("agentspace.models.litellm_model")
+        tiktoken = sys.modules.get("tiktoken.registry")
         return {
             "agentspace": getattr(agentspace, "__file__", None),  # which checkout is measured
+            "warmed": bool(getattr(litellm_model, "warmed", False)),  # the preload's call ran
+            "encodings": sorted(getattr(tiktoken, "ENCODINGS", {})),  # tokenizers loaded
             "samples": n,
             "window_s": time.time() - self.started,
             "interval_ms": self.interval * 1000,

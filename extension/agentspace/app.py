@@ -33,7 +33,7 @@ class AgentspaceApp(ExtensionApp):
 
     model = Unicode(
         help="Default litellm model string for new sessions, e.g. 'openai/gpt-4o-mini' or "
-        "'ollama/llama3'. Defaults to a provider whose API key is set in the server's "
+        "'ollama_chat/llama3.1'. Defaults to a provider whose API key is set in the server's "
         "environment, else the offline 'scripted/echo' demo model.",
     ).tag(config=True)
     model_params = Dict(

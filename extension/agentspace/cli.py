@@ -16,14 +16,17 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .approvals import Decision
 from .config import EngineConfig
 from .engine import Engine
 from .errors import AgentspaceError, InputError, StoreError
-from .events import StoredEvent
+from .events import Custom, StoredEvent
 from .session import Session
+
+if TYPE_CHECKING:
+    from .records import UsageTotals
 
 EXIT_OK, EXIT_RUN_ERROR, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
 DECIDER = f"{getpass.getuser()} (agentspace CLI, pid {os.getpid()})"
@@ -88,6 +91,9 @@ class Printer:
         elif kind == "RUN_ERROR":
             self._line()
             self._write(f"[error {data.get('code')}] {data['message']}\n")
+        elif kind == "CUSTOM" and data.get("name") == Custom.WARNING:
+            self._line()
+            self._write(f"[warning] {(data.get('value') or {}).get('message', '')}\n")
         self.out.flush()
 
     def _write(self, text: str) -> None:
@@ -148,6 +154,14 @@ async def _run(args: argparse.Namespace, engine: Engine) -> int:
     return await follow(session, after, Printer(args.json), args.approve, receipt.message_id)
 
 
+def _cost(usage: UsageTotals) -> str:
+    """``$0.0123``, ``unknown`` (no call had a price), or ``$0.0123+2unpriced``."""
+    if usage.cost is None:
+        return "unknown"
+    extra = f"+{usage.unpriced_calls}unpriced" if usage.unpriced_calls else ""
+    return f"${usage.cost:.4f}{extra}"
+
+
 async def _sessions(args: argparse.Namespace, engine: Engine) -> int:
     infos = await engine.list()
     if args.json:
@@ -158,7 +172,7 @@ async def _sessions(args: argparse.Namespace, engine: Engine) -> int:
         u = i.usage
         print(
             f"{i.notebook}\t{i.id}\t{i.status}\t{i.effective_model}\t"
-            f"tokens={u.total_tokens} cost=${u.cost:.4f}\t{i.workspace}"
+            f"tokens={u.total_tokens} cost={_cost(u)}\t{i.workspace}"
         )
     return EXIT_OK
 

@@ -12,8 +12,8 @@ DEFAULT_MODEL = "scripted/echo"
 
 PROVIDER_DEFAULTS = (
     ("OPENAI_API_KEY", "openai/gpt-4o-mini"),
-    ("ANTHROPIC_API_KEY", "anthropic/claude-3-5-haiku-latest"),
-    ("GEMINI_API_KEY", "gemini/gemini-2.0-flash"),
+    ("ANTHROPIC_API_KEY", "anthropic/claude-haiku-4-5"),
+    ("GEMINI_API_KEY", "gemini/gemini-2.5-flash"),
 )
 
 

@@ -140,7 +140,7 @@ class Engine:
         if preload_model and self._model is None:
             from .models.litellm_model import preload_litellm
 
-            self._preload = asyncio.create_task(preload_litellm())
+            self._preload = asyncio.create_task(preload_litellm(self.config.model))
         return self
 
     async def _check_store(self) -> None:

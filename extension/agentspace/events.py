@@ -51,6 +51,8 @@ class Custom:
     DECISION = "agentspace.decision"
     """An approval was decided: ``{"tool_call_id", "decision", "reason"?, "arguments"?,
     "by"?}``; a call let through without asking: ``{…, "auto": true, "rule"}``."""
+    WARNING = "agentspace.warning"
+    """Something the user should know that does not stop the run: ``{"code", "message"}``."""
 
 
 def new_id(prefix: str) -> str:

@@ -24,10 +24,30 @@ Status = Literal["idle", "running", "awaiting_approval", "stopped", "failed", "i
 
 
 class UsageTotals(BaseModel):
+    """A session's usage so far. An unknown price is never counted as free (``cost`` null)."""
+
     input_tokens: int = 0
     output_tokens: int = 0
-    cost: float = 0.0
+    cost: float | None = Field(
+        0.0,
+        description="USD of the calls whose price litellm knows; null when calls were made "
+        "and none of them had a known price.",
+    )
     model_calls: int = 0
+    unpriced_calls: int = Field(0, description="Model calls whose price is unknown.")
+
+    def add(self, input_tokens: int, output_tokens: int, cost: float | None) -> None:
+        """Count one model call."""
+        priced_before = self.model_calls - self.unpriced_calls
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+        self.model_calls += 1
+        if cost is not None:
+            self.cost = (self.cost or 0.0) + cost
+        else:
+            self.unpriced_calls += 1
+            if priced_before == 0:
+                self.cost = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -38,7 +38,7 @@ from ag_ui.core import (
 from . import kerneltools, records, toolcalls
 from .approvals import PendingCall
 from .errors import AgentspaceError, LimitExceededError
-from .events import new_id
+from .events import Custom, custom, new_id
 from .history import build_prompt
 from .models.base import Completion, TextDelta, ToolCallArgsDelta, ToolCallBegin, Usage
 from .pacing import checkpoint
@@ -69,6 +69,7 @@ class Run:
         self.run_id = chosen or new_id("run")
         self._client_run_id = chosen is not None
         self.usage = Usage()
+        self._warned_unpriced = False  # the cost-ceiling warning went out in this run
         self.transcript: list[dict[str, Any]] = []
         self.approvals: dict[str, PendingCall] = {}
         self._text: list[str] = []
@@ -187,9 +188,10 @@ class Run:
                 "-token budget (limits.token_budget). Raise the budget, then resume.",
                 limit="token_budget",
             )
-        if limits.cost_ceiling is not None and used.cost >= limits.cost_ceiling:
+        spent = used.cost or 0.0  # the priced calls; unpriced ones are warned of (_unpriced)
+        if limits.cost_ceiling is not None and spent >= limits.cost_ceiling:
             raise LimitExceededError(
-                f"This session has spent ${used.cost:.4f} of its ${limits.cost_ceiling:.4f} "
+                f"This session has spent ${spent:.4f} of its ${limits.cost_ceiling:.4f} "
                 "ceiling (limits.cost_ceiling). Raise the ceiling, then resume.",
                 limit="cost_ceiling",
             )
@@ -258,7 +260,31 @@ class Run:
         self.append(message)
         self.usage.add(completion.usage)
         s.add_usage(completion.usage)
+        if completion.usage.cost is None:
+            self._unpriced(model)
         return completion
+
+    def _unpriced(self, model: str) -> None:
+        """Say once per run that the cost ceiling cannot hold for a model without a price."""
+        ceiling = self.s.engine.config.limits.cost_ceiling
+        if ceiling is None or self._warned_unpriced:
+            return
+        self._warned_unpriced = True
+        budget = self.s.engine.config.limits.token_budget
+        holds = (
+            f"the token budget ({budget} tokens, limits.token_budget) still holds"
+            if budget is not None
+            else "set limits.token_budget to cap what this session may use"
+        )
+        message = (
+            f"The cost ceiling (${ceiling:.4f}, limits.cost_ceiling) cannot be enforced for "
+            f"{model}: litellm knows no price for it, so its calls are not counted in the "
+            f"spend; {holds}."
+        )
+        log.warning("session %s: %s", self.s.id, message)
+        self.emit(
+            custom(Custom.WARNING, {"code": "cost_ceiling_unenforceable", "message": message})
+        )
 
     def _end_text(self) -> None:
         if self._message_id is not None:
@@ -314,4 +340,9 @@ class Run:
 
     def _usage_dict(self) -> dict[str, Any]:
         u = self.usage
-        return {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens, "cost": u.cost}
+        return {
+            "input_tokens": u.input_tokens,
+            "output_tokens": u.output_tokens,
+            "cost": u.total_cost,
+            "unpriced_calls": u.unpriced_calls,
+        }

@@ -207,11 +207,7 @@ class Session:
         self.store.write(records.UPDATE_SESSION, (self.record.model_dump_json(), self.id))
 
     def add_usage(self, usage: Usage) -> None:
-        total = self.record.usage
-        total.input_tokens += usage.input_tokens
-        total.output_tokens += usage.output_tokens
-        total.cost += usage.cost or 0.0
-        total.model_calls += 1
+        self.record.usage.add(usage.input_tokens, usage.output_tokens, usage.cost)
         self.save()
 
     # -- commands ------------------------------------------------------------

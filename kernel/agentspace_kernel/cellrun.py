@@ -140,8 +140,7 @@ class CellRun:
                 if self.view.ended:  # the session's spend so far, for the footer
                     with contextlib.suppress(ClientError):
                         info = await loop.bridge(self.client.info())
-                        usage = info.get("usage") or {}
-                        self.view.cost = float(usage.get("cost") or 0.0)
+                        self.view.spend = info.get("usage") or {}
                         self.view.model = str(info.get("effective_model") or info.get("model"))
                 self.render(changed)
                 if PROBE is not None:

@@ -16,6 +16,7 @@ from typing import Any
 from . import loop
 from .client.base import AgentClient
 from .errors import UsageError
+from .render import spend_text
 
 USAGE = (
     "usage: %agent status | stop | resume | history [N] | files [PATH] | ps | logs NAME"
@@ -155,7 +156,7 @@ def usage(client: AgentClient, args: list[str]) -> str:
     u = _wait(client.info()).get("usage") or {}
     return (
         f"model calls: {u.get('model_calls', 0)} · tokens: {u.get('input_tokens', 0)} in,"
-        f" {u.get('output_tokens', 0)} out · cost: ${float(u.get('cost', 0.0)):.4f}"
+        f" {u.get('output_tokens', 0)} out · cost: {spend_text(u)}"
     )
 
 

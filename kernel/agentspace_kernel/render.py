@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -133,13 +134,26 @@ def status_line(block: ToolBlock, below: bool = True) -> str:
     return "… running"
 
 
+def spend_text(usage: Mapping[str, Any]) -> str:
+    """A session's cost as the user reads it: an unknown price is never shown as $0."""
+    cost, unpriced = usage.get("cost"), int(usage.get("unpriced_calls") or 0)
+    if cost is None:
+        return "unknown (no price is known for this model)"
+    text = f"${float(cost):.4f}"
+    if unpriced:
+        calls = "call" if unpriced == 1 else "calls"
+        text += f" plus {unpriced} {calls} at an unknown price"
+    return text
+
+
 def footer(view: RunView) -> str:
     usage = ""
     if view.usage:
         tokens_in, tokens_out = view.usage.get("inputTokens", 0), view.usage.get("outputTokens", 0)
         usage = f" · {tokens_in} tokens in, {tokens_out} out"
-    if view.cost is not None:
-        usage += f" · session cost ${view.cost:.4f}"
+    if view.spend is not None:
+        usage += f" · session cost {spend_text(view.spend)}"
+    usage += "".join(f"\n⚠ {warning}" for warning in view.warnings)
     if view.state == "failed":
         return f"[error: {view.error}]{usage}"
     if view.state == "paused":

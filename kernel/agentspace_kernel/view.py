@@ -60,7 +60,8 @@ class RunView:
     error: str | None = None
     queued: int | None = None  # position while the message waits behind other runs
     usage: dict[str, int] = field(default_factory=dict)
-    cost: float | None = None  # the session's total spend (USD), read when a run ends
+    spend: dict[str, Any] | None = None  # the session's usage totals, read when a run ends
+    warnings: list[str] = field(default_factory=list)  # agentspace.warning messages, in order
     model: str = ""  # the session's model, read when a run ends (the footer names a demo one)
     previews: dict[int, str] = field(default_factory=dict)
     processes: dict[str, str] = field(default_factory=dict)  # name -> status
@@ -249,6 +250,10 @@ class RunView:
             return [-1]
         if name == "agentspace.preview" and "port" in value:
             self.previews[int(value["port"])] = str(value.get("url", ""))
+            return [-1]
+        if name == "agentspace.warning" and value.get("message"):
+            if value["message"] not in self.warnings:
+                self.warnings.append(str(value["message"]))
             return [-1]
         if name == "agentspace.queued":
             self.queued = int(value.get("position", 0))

@@ -231,3 +231,32 @@ def test_always_allow_names_its_tool_and_auto_approved_calls_say_so_in_every_vie
     assert marked in plain(view)
     assert marked in static_html(view)
     assert marked in ToolCard(block, lambda _id, _d: None).status.value
+
+
+WARNING = {
+    "type": "CUSTOM",
+    "name": "agentspace.warning",
+    "value": {"code": "cost_ceiling_unenforceable", "message": "The cost ceiling cannot hold."},
+}
+DONE = {"type": "RUN_FINISHED", "outcome": {"type": "success"}}
+
+
+@pytest.mark.parametrize(
+    ("spend", "shown"),
+    [
+        ({"cost": None, "unpriced_calls": 2}, "session cost unknown"),
+        (
+            {"cost": 0.5, "unpriced_calls": 1},
+            "session cost $0.5000 plus 1 call at an unknown price",
+        ),
+        ({"cost": 0.0, "unpriced_calls": 0}, "session cost $0.0000"),
+    ],
+)
+def test_the_footer_never_shows_an_unknown_price_as_zero(spend: dict[str, Any], shown: str) -> None:
+    view = RunView()
+    for event in [{"type": "RUN_STARTED"}, WARNING, WARNING, *text("m1", "hi"), DONE]:
+        view.apply(event, 0)
+    view.spend = spend
+    out = plain(view)
+    assert shown in out
+    assert out.count("The cost ceiling cannot hold.") == 1  # once, however often it came

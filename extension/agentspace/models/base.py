@@ -46,21 +46,37 @@ class ToolCallRequest:
 
 @dataclass(slots=True)
 class Usage:
-    """Tokens and, where litellm knows the price, cost in USD."""
+    """Tokens and, where litellm knows the price, cost in USD (``None``: price unknown).
+
+    An unknown price is never counted as free: a total over several calls is the sum
+    of the priced ones, ``unpriced_calls`` says how many had no price, and the total's
+    cost is ``None`` when calls were made and none of them was priced.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float | None = None
+    unpriced_calls: int = 0
 
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
-    def add(self, other: Usage) -> None:
-        self.input_tokens += other.input_tokens
-        self.output_tokens += other.output_tokens
-        if other.cost is not None:
-            self.cost = (self.cost or 0.0) + other.cost
+    def add(self, call: Usage) -> None:
+        """Add one model call's usage."""
+        self.input_tokens += call.input_tokens
+        self.output_tokens += call.output_tokens
+        if call.cost is None:
+            self.unpriced_calls += 1
+        else:
+            self.cost = (self.cost or 0.0) + call.cost
+
+    @property
+    def total_cost(self) -> float | None:
+        """USD of the priced calls; 0 before any call; ``None`` when no call was priced."""
+        if self.cost is None and not self.unpriced_calls:
+            return 0.0
+        return self.cost
 
 
 @dataclass(frozen=True, slots=True)

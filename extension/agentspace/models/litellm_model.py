@@ -38,6 +38,7 @@ from agentspace.models import faults
 from agentspace.models.assembler import StreamAssembler
 from agentspace.models.base import Completion, StreamPart, Usage
 from agentspace.models.inline import inline, is_custom
+from agentspace.models.retention import bound_chunks
 from agentspace.pacing import checkpoint
 
 SCRIPTED_CONTEXT_WINDOW = 128_000
@@ -99,22 +100,47 @@ async def load_litellm_async() -> None:
         await asyncio.to_thread(load_litellm)
 
 
-async def preload_litellm() -> None:
+async def preload_litellm(*models: str) -> None:
     """For servers, at engine start: import litellm and make one offline call, in a thread.
 
     litellm's first call with ``tools=`` imports ~300 more modules (mcp, proxy types:
     ~0.45 s). Done here, the first user's run pays neither that nor the import, and the
-    GIL-holding import work happens before any run streams.
+    GIL-holding import work happens before any run streams. ``models`` (the configured
+    default) get their tokenizers loaded too (``warm_tokenizers``).
     """
-    await asyncio.to_thread(_preload)
+    await asyncio.to_thread(_preload, *models)
 
 
-def _preload() -> None:
+def _preload(*models: str) -> None:
     load_litellm()
     try:
         quietly(lambda: asyncio.run(_warm_call()))
     except Exception as exc:  # only a warm-up: the first real call does the same work
         log.debug("litellm warm-up call failed: %s", exc)
+    quietly(lambda: warm_tokenizers(*models))
+
+
+# Models whose tokenizers stand for every OpenAI-route model: gpt-4o and later count
+# with o200k_base, older ones with cl100k_base (the one litellm loads at import).
+TOKENIZER_MODELS = ("gpt-4o", "gpt-3.5-turbo")
+
+
+def warm_tokenizers(*models: str) -> None:
+    """Load the tokenizers litellm's cost calculation uses, here rather than on the loop.
+
+    Why: ``litellm.acompletion`` prices the (still empty) streamed response before it
+    returns, on the calling thread, by counting tokens with the model's tokenizer; on the
+    OpenAI route that loads a tiktoken encoding the first time (o200k_base: a stall of
+    the server's event loop the length of the load). Loaded once per process, so a warm
+    call in the preload thread takes it off every later call.
+    """
+    import litellm
+
+    for model in (*TOKENIZER_MODELS, *models):
+        try:
+            litellm.token_counter(model=model, text="warm-up")
+        except Exception as exc:  # an unknown model has no tokenizer to load
+            log.debug("no tokenizer warmed for %s: %s", model, exc)
 
 
 async def _warm_call() -> None:
@@ -298,6 +324,7 @@ class LiteLLMModel:
                     with inline(model, tools=bool(tools)):  # set-up on the loop, not a thread
                         response = await litellm.acompletion(**call)
                     _pace(response)
+                    bound_chunks(response)
                     chunks = response.__aiter__()
                 while True:
                     if not first:
