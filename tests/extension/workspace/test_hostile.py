@@ -434,12 +434,12 @@ mkdir -p /tmp/m
 mount -t tmpfs none /tmp/m 2>/dev/null && echo ESCAPED-tmpfs && umount /tmp/m
 mount -t cgroup -o pids none /tmp/m 2>/dev/null && echo ESCAPED-cgroup
 own=$(sed -n 's/^[0-9]*:pids:\(.*\)$/\1/p' /proc/self/cgroup)
-for g in /tmp/m$own /sys/fs/cgroup/pids$own /sys/fs/cgroup$(sed -n 's/^0::\(.*\)$/\1/p' /proc/self/cgroup); do
+v2=$(sed -n 's/^0::\(.*\)$/\1/p' /proc/self/cgroup)
+for g in /tmp/m$own /sys/fs/cgroup/pids$own /sys/fs/cgroup$v2; do
   [ -f $g/pids.max ] && echo max 2>/dev/null >$g/pids.max && echo ESCAPED-pids.max
 done
 umount /tmp/m 2>/dev/null
-unshare -U sh -c 'printf "%s\n" "$(cat /proc/sys/kernel/core_pattern)" >/proc/sys/kernel/core_pattern' \
-  2>/dev/null && echo ESCAPED-userns-sysctl
+unshare -U sh -c 'printf "%s\n" "$(cat $0)" >$0' $f 2>/dev/null && echo ESCAPED-userns-sysctl
 unshare -Ur sh -c 'mount --bind /tmp /workspace' 2>/dev/null && echo NESTED-bind-in-own-userns
 unshare -m true 2>/dev/null && echo ESCAPED-mountns
 echo uid=$(id -u)
@@ -507,7 +507,8 @@ async def test_files_root_writes_stay_writable_by_the_sandbox(
     (ws.folder / "old").mkdir()
     (ws.folder / "old" / "by-root.txt").write_text("root\n")
     result = await ws.shell(
-        "echo sandbox >> old/by-root.txt && mkdir -p old/new && echo x > old/new/f && cat old/by-root.txt"
+        "echo sandbox >> old/by-root.txt && mkdir -p old/new && echo x > old/new/f"
+        " && cat old/by-root.txt"
     )
     assert (result.exit_code, result.stdout) == (0, "root\nsandbox\n"), result.render()
     (ws.folder / "old" / "new" / "later.txt").write_text("root again\n")  # after the grant
