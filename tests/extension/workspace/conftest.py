@@ -105,12 +105,14 @@ def remove_test_containers(host: str, *, ours: bool) -> list[str]:
     import docker
 
     from agentspace.records import owner_alive, owner_token
-    from agentspace.workspace.docker import CREATOR, LABEL
+    from agentspace.workspace import docker as backend
+
+    label, creator_label = backend.LABEL, getattr(backend, "CREATOR", "agentspace.creator")
 
     removed = []
     with contextlib.closing(docker.DockerClient(base_url=host)) as client:
-        for found in client.containers.list(all=True, filters={"label": LABEL}):
-            session, creator = found.labels.get(LABEL, ""), found.labels.get(CREATOR)
+        for found in client.containers.list(all=True, filters={"label": label}):
+            session, creator = found.labels.get(label, ""), found.labels.get(creator_label)
             if not TEST_SESSION.fullmatch(session):
                 continue
             if creator == owner_token() if ours else not owner_alive(creator):
