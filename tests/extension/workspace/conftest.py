@@ -245,3 +245,8 @@ async def serving(workspace: Workspace, port: int) -> bool:
         return False
     writer.close()
     return True
+
+
+@pytest.fixture(name="remove_test_containers")
+def _remove_test_containers() -> Callable[..., list[str]]:
+    return remove_test_containers

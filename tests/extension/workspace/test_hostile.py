@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -515,3 +516,46 @@ async def test_files_root_writes_stay_writable_by_the_sandbox(
     again = await ws.shell("echo sandbox >> old/new/later.txt && rm old/new/f && echo ok")
     assert (again.exit_code, again.stdout) == (0, "ok\n"), again.render()
     assert (ws.folder / "old" / "new" / "later.txt").read_text() == "root again\nsandbox\n"
+
+
+# --- leftovers of a killed server -------------------------------------------------------
+
+MAKE_SPARE = """
+import asyncio, shutil, sys
+from agentspace.workspace.holders import pool
+async def main():
+    spares = pool()
+    await spares.take(shutil.which("bwrap"), shutil.which("nsenter"))  # and a spare refilled
+    await spares._filling
+    print(*[str(d) for p in spares._ready for d in p.limits.dirs], flush=True)
+    sys.stdin.read()  # until killed
+asyncio.run(main())
+"""
+
+
+async def test_a_killed_servers_spare_cgroups_are_removed_at_the_next_start(
+    has_bubblewrap: bool,
+) -> None:
+    if not has_bubblewrap or cgroups.layout() == "none":
+        pytest.skip("needs bubblewrap and writable cgroups (CI: root)")
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", MAKE_SPARE, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": ":".join(sys.path)},
+    )  # fmt: skip
+    assert server.stdout is not None
+    line = await asyncio.wait_for(server.stdout.readline(), 60)
+    left = [Path(p) for p in line.decode().split()]
+    assert left and all(p.is_dir() for p in left), line
+    server.kill()  # kill -9: nothing of its own clean-up runs
+    await server.wait()
+    assert all(p.is_dir() for p in left)  # the fault: empty groups stay behind
+    # a live server's spare groups are not touched: ours, made the same way
+    live = cgroups.Limits(cgroups.pool_name(), None, None, None)
+    live.create()
+    try:
+        removed = cgroups.remove_stale_pools()  # what the next start runs before its first spare
+        assert set(left) <= set(removed), removed
+        assert not [p for p in left if p.exists()]
+        assert all(d.is_dir() for d in live.dirs)
+    finally:
+        live.remove()
