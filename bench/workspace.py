@@ -80,6 +80,46 @@ async def bare_bwrap() -> None:
     await proc.communicate()
 
 
+async def bare_dropped() -> None:
+    """A bare unprivileged spawn: drop to the sandbox uid with setpriv, then bwrap ``true``
+    (what a sandboxed command costs at least when the server is root)."""
+    from agentspace.workspace import sandboxuser
+    from agentspace.workspace.sandbox import SANDBOX_UID
+
+    proc = await asyncio.create_subprocess_exec(
+        *sandboxuser.drop(SANDBOX_UID), "bwrap", "--unshare-all", "--die-with-parent",
+        *system_mounts(), "--proc", "/proc", "--dev", "/dev", "--", "true",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    await proc.communicate()
+
+
+async def privileges(root: Path, n: int, cold: int) -> None:
+    """Item 7 (issue 10): shell('true') and the cold start, with the privilege drop, against a
+    bare setpriv + bwrap spawn in the same run (targets: <= 1.5x and <= 2x)."""
+    print("7. privilege drop: shell and cold start vs bare setpriv + bwrap", flush=True)
+    who = "setpriv + bwrap" if os.geteuid() == 0 else "bwrap (not root: no drop)"
+    bare = statistics.median([await timed(bare_dropped()) for _ in range(n)])
+    ws = new_workspace(root, "bubblewrap")
+    await tool_shell(ws, "true")
+    ours = statistics.median([await timed(tool_shell(ws, "true")) for _ in range(n)])
+    await ws.destroy(purge=True)
+    row(f"bubblewrap: shell('true') median of {n}", f"{ours:.2f} ms ({ours / bare:.2f}x)",
+        f"bare {who} true {bare:.2f} ms", "<= 1.5x bare")  # fmt: skip
+    samples = []
+    for _ in range(cold):
+        await _holder_ready()
+        t0 = time.perf_counter()
+        ws = new_workspace(root, "bubblewrap")
+        text = await tool_shell(ws, "true")
+        samples.append((time.perf_counter() - t0) * 1000)
+        assert text.startswith("exit code: 0"), text
+        await ws.destroy(purge=True)
+    first = statistics.median(samples)
+    row(f"bubblewrap: cold start median of {cold}", f"{first:.2f} ms ({first / bare:.2f}x)",
+        f"bare {who} true {bare:.2f} ms", "<= 2x bare")  # fmt: skip
+
+
 async def latency(root: Path, kinds: list[SandboxKind], n: int) -> None:
     print("1. shell('true') through the tool layer", flush=True)
     bare = [await timed(bare_bwrap()) for _ in range(n)]
@@ -338,6 +378,7 @@ async def main(quick: bool) -> None:
         if "docker" in kinds:
             await logs(root, 2 if quick else 5)
         await quota_cold_start(root, 10 if quick else 60)
+        await privileges(root, n, 10 if quick else 60)
         diskleftovers.release_under(root)
     row.table()
 
@@ -346,8 +387,14 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only-quota", action="store_true", help="item 6 alone")
+    parser.add_argument("--only-privileges", action="store_true", help="item 7 alone")
     args = parser.parse_args()
-    if args.only_quota:
+    if args.only_privileges:
+        with tempfile.TemporaryDirectory() as tmp:
+            asyncio.run(privileges(Path(tmp), 30 if args.quick else 200, 10 if args.quick else 60))
+            diskleftovers.release_under(Path(tmp))
+        row.table()
+    elif args.only_quota:
         with tempfile.TemporaryDirectory() as tmp:
             asyncio.run(quota_cold_start(Path(tmp), 10 if args.quick else 60))
             diskleftovers.release_under(Path(tmp))

@@ -19,6 +19,10 @@ DIR="${AGENTSPACE_DOCKER_DIR:-/tmp/agentspace-docker}"
 SOCK="$DIR/docker.sock"
 HOST="unix://$SOCK"
 IMAGE="${AGENTSPACE_SANDBOX_IMAGE:-agentspace-sandbox:latest}"
+# Bumped when the image's contents change: an older image is rebuilt by `image`.
+# 2: the unprivileged sandbox user (uid/gid $SANDBOX_UID, "sandbox") has a name.
+VERSION=2
+SANDBOX_UID="${AGENTSPACE_SANDBOX_UID:-65532}"
 PIDFILE="$DIR/dockerd.pid"
 LOG="$DIR/dockerd.log"
 
@@ -90,7 +94,9 @@ status() {
 image() {
     if [ -n "${DOCKER_HOST:-}" ]; then HOST="$DOCKER_HOST"; else answers || start >/dev/null; fi
     command -v docker >/dev/null || install_packages docker.io
-    if docker -H "$HOST" image inspect "$IMAGE" >/dev/null 2>&1; then
+    local built
+    built="$(docker -H "$HOST" image inspect --format '{{index .Config.Labels "agentspace.image"}}' "$IMAGE" 2>/dev/null || true)"
+    if [ "$built" = "$VERSION" ]; then
         echo "DOCKER_HOST=$HOST"; return 0
     fi
     local busybox=""
@@ -114,10 +120,13 @@ image() {
         printf '#!/bin/sh\ntrap "" HUP\nexec "$@"\n' >"$root/bin/nohup"
         chmod 755 "$root/bin/nohup"
     fi
-    echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
-    echo 'root:x:0:' >"$root/etc/group"
+    # Containers run as the sandbox user (root only owns the read-only image).
+    printf 'root:x:0:0:root:/root:/bin/sh\nsandbox:x:%s:%s:agentspace sandbox:/workspace:/bin/sh\n' \
+        "$SANDBOX_UID" "$SANDBOX_UID" >"$root/etc/passwd"
+    printf 'root:x:0:\nsandbox:x:%s:\n' "$SANDBOX_UID" >"$root/etc/group"
     tar --numeric-owner --owner=0 --group=0 -C "$root" -cf - . | docker -H "$HOST" import \
         --change 'ENV PATH=/bin' --change 'WORKDIR /workspace' \
+        --change "LABEL agentspace.image=$VERSION" --change "USER $SANDBOX_UID:$SANDBOX_UID" \
         --change 'CMD ["sleep", "2147483647"]' - "$IMAGE" >/dev/null
     say "built $IMAGE"
     echo "DOCKER_HOST=$HOST"

@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import time
+import uuid
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -210,3 +211,45 @@ class Limits:
                         os.kill(pid, signal.SIGKILL)
                 time.sleep(0.002)
         self.dirs.clear()
+
+
+POOL = "pool-"  # holders.py's groups: agentspace-pool-<owner pid>-<random>
+
+
+def pool_name() -> str:
+    """A name for a spare holder's groups that says which process made them (for
+    ``remove_stale_pools`` after that process was killed without removing them)."""
+    return f"{POOL}{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+def remove_stale_pools() -> list[Path]:
+    """Remove the empty ``agentspace-pool-<pid>-*`` groups whose process is gone (a server
+    killed with ``kill -9``); a live server's groups, and any with processes, stay."""
+    removed: list[Path] = []
+    version = layout()
+    if version == "none":
+        return removed
+    controllers = ["memory", "pids", "cpu"] if version == "v1" else [""]
+    for controller in controllers:
+        own = _own_path(controller)
+        base = ROOT / controller if controller else ROOT
+        if own is None or not base.is_dir():
+            continue
+        for group in (base / own.lstrip("/")).glob(f"agentspace-{POOL}*-*"):
+            pid = group.name[len(f"agentspace-{POOL}") :].split("-", 1)[0]
+            if not pid.isdigit() or _pid_alive(int(pid)):
+                continue
+            with contextlib.suppress(OSError):  # busy (processes in it) or gone meanwhile
+                group.rmdir()
+                removed.append(group)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ..errors import SandboxError, SandboxUnavailableError
+from ..records import owner_token
+from . import sandboxuser
 from .docker_exec import LIMIT, DockerExecution, frames
 from .docker_kill import MARK, signal_tree
 from .docker_limits import cgroup_files, outdated, update_limits
@@ -42,6 +44,7 @@ __all__ = ["DockerExecution", "DockerSandbox", "docker_available"]
 
 T = TypeVar("T")
 LABEL = "agentspace.session"
+CREATOR = "agentspace.creator"  # owner_token() of the process that made the container
 KEEPALIVE = ["sleep", "2147483647"]
 HOW_TO = "start one (scripts/dockerd.sh start, set DOCKER_HOST) or use the bubblewrap backend"
 # The cgroup files of counters(), read from inside when the engine runs on another host.
@@ -51,6 +54,29 @@ echo =pids; cat pids.events pids/pids.events; true"""
 CONNECT = r"""grep -sqE "^ *[0-9]+: [0-9A-F]+:$1 [0-9A-F]+:0000 0A" /proc/net/tcp /proc/net/tcp6 \
   || exit 111; echo >&2; exec nc 127.0.0.1 $2"""
 EVENTS = {"memory": "oom_kill", "pids": "max"}  # the counted line in each cgroup file
+
+
+# Every container: no capabilities (not even in the bounding set), no privilege gained through
+# setuid files, a read-only image (writable: the workspace and a private /tmp).
+HARDENING: dict[str, Any] = {
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges:true"],
+    "read_only": True,
+    "tmpfs": {"/tmp": "rw,nosuid,nodev,mode=1777"},
+}
+
+
+def _unhardened(attrs: dict[str, Any], user: str) -> bool:
+    """Whether a container was made under an older policy: another user, capabilities kept,
+    setuid allowed or a writable image (such containers are replaced, not updated)."""
+    host = attrs["HostConfig"]
+    return (
+        attrs["Config"].get("User") != user
+        or "ALL" not in (host.get("CapDrop") or [])
+        or "no-new-privileges:true" not in (host.get("SecurityOpt") or [])
+        or not host.get("ReadonlyRootfs")
+        or "/tmp" not in (host.get("Tmpfs") or {})
+    )
 
 
 def _client(docker_host: str | None, timeout: int = 60) -> Any:
@@ -138,6 +164,7 @@ class DockerSandbox(Sandbox):
             "nano_cpus": int(min(p.cpus, client.info()["NCPU"]) * 1e9) if p.cpus else None,
         }
         network = "host" if p.network == "host" else "none"
+        user = self.user()
         try:
             found = client.containers.get(self.name)
             if found.labels.get(LABEL) != self.session_id:
@@ -146,7 +173,8 @@ class DockerSandbox(Sandbox):
             moved = mounts.get(WORKSPACE_MOUNT) != source
             host = found.attrs["HostConfig"]
             changed = found.attrs["Config"]["Image"] != p.image or host["NetworkMode"] != network
-            if moved or changed:  # start afresh in the new place or with the new image/network
+            weaker = _unhardened(found.attrs, user)
+            if moved or changed or weaker:  # start afresh: new place, image, network or rights
                 found.remove(force=True)
                 found = None
             elif outdated(host, limits):
@@ -158,18 +186,28 @@ class DockerSandbox(Sandbox):
                 f"Could not apply the sandbox policy to {self.name}: {exc.explanation or exc}."
                 " Lower limits than the processes inside use are refused: stop them first."
             ) from exc
+        if sandboxuser.dropping():
+            sandboxuser.grant(self.workspace, p.uid)
         if found is None:
+            labels = {LABEL: self.session_id, CREATOR: owner_token()}
             found = client.containers.create(
-                p.image, KEEPALIVE, name=self.name, labels={LABEL: self.session_id}, init=True,
-                user=f"{os.getuid()}:{os.getgid()}", environment=ENV, working_dir=WORKSPACE_MOUNT,
+                p.image, KEEPALIVE, name=self.name, labels=labels, init=True, user=user,
+                environment=ENV, working_dir=WORKSPACE_MOUNT,
                 volumes={source: {"bind": WORKSPACE_MOUNT, "mode": "rw"}},
-                network_mode=network, **limits,
+                network_mode=network, **HARDENING, **limits,
             )  # fmt: skip
         if found.status != "running":
             found.start()
             found.reload()
         self._container_id = str(found.id)
         self._cgroup = cgroup_files(found.attrs["State"]["Pid"], self._container_id)
+
+    def user(self) -> str:
+        """Who commands run as: the policy's sandbox uid when the server is root (root in a
+        container is the host's root, whatever the capabilities), else the server's user."""
+        if sandboxuser.dropping():
+            return f"{self.policy.uid}:{self.policy.uid}"
+        return f"{os.getuid()}:{os.getgid()}"
 
     def _open(
         self, argv: list[str], env: dict[str, str], stdin: bool = False, detach: bool = False

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
+import logging
 import os
-import uuid
 import weakref
 from dataclasses import dataclass
 
 from ..errors import SandboxError
-from . import sandboxuser
+from . import cgroups, sandboxuser
 from .cgroups import Limits
 from .hostproc import signal_all
 from .namespaces import system_mounts
+
+log = logging.getLogger(__name__)
 
 
 class HolderPool:
@@ -92,7 +95,7 @@ async def _prepare(bwrap: str, nsenter: str, *, warm: bool, uid: int | None = No
     The first sandboxed process in fresh cgroups costs 5-15 ms more than later
     ones (kernel set-up per group); a spare pays that before anyone waits.
     """
-    limits = Limits(f"pool-{uuid.uuid4().hex[:16]}", None, None, None)
+    limits = Limits(cgroups.pool_name(), None, None, None)
     limits.create()
     holder: asyncio.subprocess.Process | None = None
     try:
@@ -152,8 +155,17 @@ def pool(uid: int | None = None) -> HolderPool:
     pools = _POOLS.setdefault(asyncio.get_running_loop(), {})
     found = pools.get(uid)
     if found is None:
+        _remove_leftovers()
         found = pools[uid] = HolderPool(uid=uid)
     return found
+
+
+@functools.cache
+def _remove_leftovers() -> None:
+    """Once per process, before its first spare: the empty groups of killed servers' spares."""
+    removed = cgroups.remove_stale_pools()
+    if removed:
+        log.info("removed %d cgroups left by killed servers' spare holders", len(removed))
 
 
 def pools() -> list[HolderPool]:

@@ -17,6 +17,7 @@ fixtures because test modules cannot import this file under ``--import-mode=impo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -88,9 +89,36 @@ def docker_host() -> Iterator[str]:
         host = _script("image")  # someone else's engine: DOCKER_HOST or the default socket
     else:
         pytest.skip("not root and no docker engine answers: run scripts/dockerd.sh start as root")
+    remove_test_containers(host, ours=False)  # what killed earlier runs left
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DOCKER_HOST", host)
         yield host
+    remove_test_containers(host, ours=True)  # what a failed test of this run left
+
+
+TEST_SESSION = re.compile(r"(t[0-9a-f]{32}|test-[0-9a-f]{10})")
+
+
+def remove_test_containers(host: str, *, ours: bool) -> list[str]:
+    """Remove the sandbox containers of test sessions made by this process (``ours``) or by
+    test processes that are gone; never another live run's, never a real session's."""
+    import docker
+
+    from agentspace.records import owner_alive, owner_token
+    from agentspace.workspace import docker as backend
+
+    label, creator_label = backend.LABEL, getattr(backend, "CREATOR", "agentspace.creator")
+
+    removed = []
+    with contextlib.closing(docker.DockerClient(base_url=host)) as client:
+        for found in client.containers.list(all=True, filters={"label": label}):
+            session, creator = found.labels.get(label, ""), found.labels.get(creator_label)
+            if not TEST_SESSION.fullmatch(session):
+                continue
+            if creator == owner_token() if ours else not owner_alive(creator):
+                found.remove(force=True)
+                removed.append(found.name)
+    return removed
 
 
 @pytest.fixture
@@ -121,6 +149,8 @@ async def make_workspace(
     yield make
     for workspace in reversed(made):
         await workspace.close()
+        if workspace.sandbox.kind == "docker":  # a container outlives close(): remove it
+            await workspace.sandbox.destroy()
     if any(w.sandbox.kind == "bubblewrap" for w in made):
         await drain_holder_pool()
 
@@ -215,3 +245,8 @@ async def serving(workspace: Workspace, port: int) -> bool:
         return False
     writer.close()
     return True
+
+
+@pytest.fixture(name="remove_test_containers")
+def _remove_test_containers() -> Callable[..., list[str]]:
+    return remove_test_containers

@@ -9,6 +9,7 @@ guessed time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import uuid
@@ -77,7 +78,10 @@ async def test_workspace_is_shared_both_ways(make_sandbox: MakeSandbox) -> None:
     shared = await run(sb, "cat from_host.txt; echo inside > from_box.txt")
     assert shared == (0, "host says hi\n", "")
     assert (sb.workspace / "from_box.txt").read_text() == "inside\n"
-    assert (sb.workspace / "from_box.txt").stat().st_uid == os.getuid()
+    # the sandbox's files belong to the server's user, or, when the server is root, to the
+    # unprivileged sandbox user (policy uid), whom root's files stay open to (ACLs)
+    expected = sb.policy.uid if os.geteuid() == 0 else os.getuid()
+    assert (sb.workspace / "from_box.txt").stat().st_uid == expected
 
 
 async def test_network_none_keeps_the_host_out(make_sandbox: MakeSandbox) -> None:
@@ -291,3 +295,66 @@ async def test_a_new_network_policy_gets_a_new_container(make_sandbox: MakeSandb
     assert again._container_id != first._container_id
     assert await run(again, "cat kept.txt") == (0, "still here", "")  # the workspace stays
     await again.destroy()
+
+
+async def test_a_container_of_the_old_root_policy_is_recreated_unprivileged(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    """A container made before the privilege drop (root, every default capability, writable
+    image) is replaced at the next start; the workspace and its root-owned files stay usable."""
+    import docker
+
+    if os.geteuid() != 0:
+        pytest.skip("the old policy ran as root only under a root server (CI runs as root)")
+    sid = f"test-{uuid.uuid4().hex[:10]}"
+    folder = tmp_path / sid  # where make_sandbox puts this session's workspace
+    await asyncio.to_thread(folder.mkdir)
+    await asyncio.to_thread((folder / "old.txt").write_text, "made by root\n")
+    client = docker.from_env()
+    try:
+        old = client.containers.create(  # what main made: user 0:0, no hardening
+            "agentspace-sandbox:latest", ["sleep", "2147483647"], name=f"agentspace-{sid}",
+            labels={"agentspace.session": sid}, user="0:0", init=True, network_mode="none",
+            volumes={str(folder.resolve()): {"bind": "/workspace", "mode": "rw"}},
+        )  # fmt: skip
+        old.start()
+        sb = await make_sandbox(sid)  # same image, network and folder: only the rights differ
+        assert sb._container_id != old.id
+        attrs = client.containers.get(sb.name).attrs
+        assert attrs["Config"]["User"] == f"{sb.policy.uid}:{sb.policy.uid}"
+        assert attrs["HostConfig"]["CapDrop"] == ["ALL"] and attrs["HostConfig"]["ReadonlyRootfs"]
+        code, out, _ = await run(sb, "id -u && echo more >> old.txt && cat old.txt")
+        assert (code, out) == (0, f"{sb.policy.uid}\nmade by root\nmore\n")
+    finally:
+        client.close()
+
+
+async def test_the_suite_removes_containers_of_dead_test_runs_only(
+    docker_host: str, remove_test_containers: Callable[..., list[str]]
+) -> None:
+    """A killed test run leaves its sessions' containers running; the next run's start removes
+    those of runs that are gone, never those of a live run (or of a real session)."""
+    import docker
+
+    from agentspace.records import owner_token
+    from agentspace.workspace.docker import CREATOR, LABEL
+
+    client = docker.from_env()
+    made = {}
+    try:
+        for who, creator in (("dead", "1:0"), ("live", owner_token()), ("real", "1:0")):
+            sid = f"test-{uuid.uuid4().hex[:10]}" if who != "real" else uuid.uuid4().hex
+            made[who] = client.containers.create(
+                "agentspace-sandbox:latest", ["sleep", "2147483647"], name=f"agentspace-{sid}",
+                labels={LABEL: sid, CREATOR: creator}, network_mode="none",
+            )  # fmt: skip
+        removed = await asyncio.to_thread(remove_test_containers, docker_host, ours=False)
+        assert removed == [made["dead"].name]
+        names = {c.name for c in client.containers.list(all=True)}
+        assert made["live"].name in names and made["real"].name in names
+        assert made["dead"].name not in names
+    finally:
+        for container in made.values():
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+        client.close()

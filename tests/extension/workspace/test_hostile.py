@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -421,3 +422,140 @@ async def test_process_output_does_not_read_through_a_planted_link(
     with pytest.raises(PathEscapeError, match="leads outside the workspace") as refused:
         await call(process_output, tool_context(ws), name="reader")
     assert "TOPSECRET" not in str(refused.value)
+
+
+# --- privileges: a command holds none, whoever runs the server --------------------------
+
+PRIVILEGED = ["bubblewrap", "docker"]
+# Each line prints what the command managed; a sandbox that holds prints none of the ESCAPED-
+# words. A sysctl is written back with the value read, so a failing sandbox changes nothing.
+ESCAPES = r"""f=/proc/sys/kernel/core_pattern
+v=$(cat $f) && printf '%s\n' "$v" 2>/dev/null >$f && echo ESCAPED-sysctl
+mkdir -p /tmp/m
+mount -t tmpfs none /tmp/m 2>/dev/null && echo ESCAPED-tmpfs && umount /tmp/m
+mount -t cgroup -o pids none /tmp/m 2>/dev/null && echo ESCAPED-cgroup
+own=$(sed -n 's/^[0-9]*:pids:\(.*\)$/\1/p' /proc/self/cgroup)
+v2=$(sed -n 's/^0::\(.*\)$/\1/p' /proc/self/cgroup)
+for g in /tmp/m$own /sys/fs/cgroup/pids$own /sys/fs/cgroup$v2; do
+  [ -f $g/pids.max ] && echo max 2>/dev/null >$g/pids.max && echo ESCAPED-pids.max
+done
+umount /tmp/m 2>/dev/null
+unshare -U sh -c 'printf "%s\n" "$(cat $0)" >$0' $f 2>/dev/null && echo ESCAPED-userns-sysctl
+unshare -Ur sh -c 'mount --bind /tmp /workspace' 2>/dev/null && echo NESTED-bind-in-own-userns
+unshare -m true 2>/dev/null && echo ESCAPED-mountns
+echo uid=$(id -u)
+grep -E '^(CapEff|CapPrm|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status"""
+
+
+async def _workspace_for(kind: str, make_workspace: MakeWorkspace, request: Any) -> Workspace:
+    if kind == "docker":
+        request.getfixturevalue("docker_host")
+    return make_workspace(kind)
+
+
+@pytest.mark.parametrize("kind", PRIVILEGED)
+async def test_a_command_holds_no_privilege(
+    kind: str, make_workspace: MakeWorkspace, request: Any
+) -> None:
+    """As root (CI) the command is an unprivileged user without capabilities or a way back:
+    no sysctl, no mount (tmpfs, cgroup), no raised pids.max, no namespace that gains any."""
+    ws = await _workspace_for(kind, make_workspace, request)
+    result = await ws.shell(ESCAPES)
+    assert result.exit_code == 0, result.render()
+    assert "ESCAPED" not in result.stdout, result.stdout
+    status = dict(re.findall(r"^(\w+):\s+(\S+)$", result.stdout, re.M))
+    assert status == {
+        "CapEff": "0" * 16, "CapPrm": "0" * 16, "CapBnd": "0" * 16, "CapAmb": "0" * 16,
+        "NoNewPrivs": "1",
+    }, result.stdout  # fmt: skip
+    uid = int(re.findall(r"^uid=(\d+)$", result.stdout, re.M)[0])
+    if os.geteuid() == 0:
+        assert uid == ws.sandbox.policy.uid != 0
+
+
+@pytest.mark.parametrize("kind", PRIVILEGED)
+async def test_a_setuid_root_binary_gives_no_root(
+    kind: str, make_workspace: MakeWorkspace, request: Any
+) -> None:
+    """A setuid-root file (here put in the workspace by root, as a hostile image or a root
+    kernel could) runs with the caller's ids: no_new_privs, no capabilities to gain."""
+    if os.geteuid() != 0:
+        pytest.skip("only root can make a setuid-root file (CI runs as root)")
+    ws = await _workspace_for(kind, make_workspace, request)
+    made = await ws.shell("mkdir -p s && cp /bin/busybox s/busybox")
+    assert made.exit_code == 0, made.render()
+    setuid = ws.folder / "s" / "busybox"
+    os.chown(setuid, 0, 0)
+    os.chmod(setuid, 0o4755)
+    checks = "s/busybox id -u; s/busybox sh -c 'grep -E \"^(Uid|CapEff):\" /proc/self/status'"
+    if kind == "bubblewrap":  # the host's own setuid helpers are visible there
+        checks += "; mount -t tmpfs none /tmp 2>/dev/null && echo ESCAPED-mount"
+        checks += "; su -c true root </dev/null 2>/dev/null && echo ESCAPED-su"
+    result = await ws.shell(checks)
+    assert "ESCAPED" not in result.stdout, result.stdout
+    assert result.stdout.splitlines()[0] == str(ws.sandbox.policy.uid), result.stdout
+    assert re.search(r"^CapEff:\s+0{16}$", result.stdout, re.M), result.stdout
+    assert not re.search(r"^Uid:.*\b0\b", result.stdout, re.M), result.stdout
+
+
+@pytest.mark.parametrize("kind", PRIVILEGED)
+async def test_files_root_writes_stay_writable_by_the_sandbox(
+    kind: str, make_workspace: MakeWorkspace, request: Any
+) -> None:
+    """The user's (root) kernel and the server's file tools write as root; the command can
+    still change those files, and the host can read what the command wrote."""
+    ws = await _workspace_for(kind, make_workspace, request)
+    (ws.folder / "old").mkdir()
+    (ws.folder / "old" / "by-root.txt").write_text("root\n")
+    result = await ws.shell(
+        "echo sandbox >> old/by-root.txt && mkdir -p old/new && echo x > old/new/f"
+        " && cat old/by-root.txt"
+    )
+    assert (result.exit_code, result.stdout) == (0, "root\nsandbox\n"), result.render()
+    (ws.folder / "old" / "new" / "later.txt").write_text("root again\n")  # after the grant
+    again = await ws.shell("echo sandbox >> old/new/later.txt && rm old/new/f && echo ok")
+    assert (again.exit_code, again.stdout) == (0, "ok\n"), again.render()
+    assert (ws.folder / "old" / "new" / "later.txt").read_text() == "root again\nsandbox\n"
+
+
+# --- leftovers of a killed server -------------------------------------------------------
+
+MAKE_SPARE = """
+import asyncio, shutil, sys
+from agentspace.workspace.holders import pool
+async def main():
+    spares = pool()
+    await spares.take(shutil.which("bwrap"), shutil.which("nsenter"))  # and a spare refilled
+    await spares._filling
+    print(*[str(d) for p in spares._ready for d in p.limits.dirs], flush=True)
+    sys.stdin.read()  # until killed
+asyncio.run(main())
+"""
+
+
+async def test_a_killed_servers_spare_cgroups_are_removed_at_the_next_start(
+    has_bubblewrap: bool,
+) -> None:
+    if not has_bubblewrap or cgroups.layout() == "none":
+        pytest.skip("needs bubblewrap and writable cgroups (CI: root)")
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", MAKE_SPARE, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": ":".join(sys.path)},
+    )  # fmt: skip
+    assert server.stdout is not None
+    line = await asyncio.wait_for(server.stdout.readline(), 60)
+    left = [Path(p) for p in line.decode().split()]
+    assert left and all(p.is_dir() for p in left), line
+    server.kill()  # kill -9: nothing of its own clean-up runs
+    await server.wait()
+    assert all(p.is_dir() for p in left)  # the fault: empty groups stay behind
+    # a live server's spare groups are not touched: ours, made the same way
+    live = cgroups.Limits(cgroups.pool_name(), None, None, None)
+    live.create()
+    try:
+        removed = cgroups.remove_stale_pools()  # what the next start runs before its first spare
+        assert set(left) <= set(removed), removed
+        assert not [p for p in left if p.exists()]
+        assert all(d.is_dir() for d in live.dirs)
+    finally:
+        live.remove()
