@@ -29,8 +29,8 @@ from ..errors import SandboxError
 from ..records import owner_alive, owner_token
 from . import sandboxuser
 from .cgroups import Limits
-from .holders import alive, pool
-from .hostproc import HostExecution, signal_all, spawn
+from .holders import pool
+from .hostproc import HostExecution, alive, signal_all, spawn
 from .namespaces import ENV, runtime_dir, system_mounts, tools, usable
 from .relay import open_via_relay
 from .sandbox import WORKSPACE_MOUNT, Execution, Sandbox, SandboxPolicy

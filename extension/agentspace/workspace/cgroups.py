@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from .hostproc import alive
+
 log = logging.getLogger(__name__)
 REMOVE_GRACE = 1.0  # seconds to wait for killed processes to leave a group being removed
 ROOT = Path("/sys/fs/cgroup")
@@ -237,19 +239,9 @@ def remove_stale_pools() -> list[Path]:
             continue
         for group in (base / own.lstrip("/")).glob(f"agentspace-{POOL}*-*"):
             pid = group.name[len(f"agentspace-{POOL}") :].split("-", 1)[0]
-            if not pid.isdigit() or _pid_alive(int(pid)):
+            if not pid.isdigit() or alive(int(pid)):
                 continue
             with contextlib.suppress(OSError):  # busy (processes in it) or gone meanwhile
                 group.rmdir()
                 removed.append(group)
     return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

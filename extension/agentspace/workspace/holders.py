@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from ..errors import SandboxError
 from . import cgroups, sandboxuser
 from .cgroups import Limits
-from .hostproc import signal_all
+from .hostproc import alive, signal_all
 from .namespaces import system_mounts
 
 log = logging.getLogger(__name__)
@@ -187,13 +187,3 @@ def _read_info(fd: int) -> dict[str, int]:
         return parsed
     except ValueError:
         return {}
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

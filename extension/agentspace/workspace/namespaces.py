@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..errors import SandboxError
 from . import sandboxuser
+from .hostproc import alive
 from .sandbox import SANDBOX_UID, WORKSPACE_MOUNT
 
 ETC = (
@@ -96,7 +97,7 @@ def clean_stale() -> None:
     folder = runtime_dir()
     for entry in folder.glob("etc-*"):
         pid = entry.name[len("etc-") :]
-        if pid.isdigit() and not sandboxuser._alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(entry, ignore_errors=True)
     if sandboxuser.dropping():
         sandboxuser.clean_doors(folder)

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from ..errors import SandboxError
 from . import loopmount
+from .hostproc import alive
 
 log = logging.getLogger(__name__)
 GRANTED = ".agentspace/granted"  # marks a workspace whose existing files carry the grant
@@ -115,21 +116,11 @@ def clean_doors(runtime: Path) -> int:
     cleaned = 0
     for door in folder.iterdir():
         pid = door.name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or _alive(int(pid)):
+        if not pid.isdigit() or alive(int(pid)):
             continue
         close_door(door)
         cleaned += 1
     return cleaned
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # --- the grant ---------------------------------------------------------------------------
