@@ -42,12 +42,14 @@ WIRES: tuple[Wire, ...] = ("openai", "anthropic", "ollama", "vllm", "llamacpp")
 # The litellm model string for each wire format. The OpenAI one is a model whose
 # tokenizer litellm has loaded already: litellm counts tokens for cost on the loop, and
 # gpt-4o's tokenizer takes seconds to load on a busy machine (a first-call stall of its own).
+# llama.cpp's server ignores the model name, so it gets the same one. Every name is one
+# litellm's model map knows (tests/extension/models/test_litellm_costs.py holds to that).
 MODELS: dict[Wire, str] = {
     "openai": "openai/gpt-3.5-turbo",
-    "anthropic": "anthropic/claude-3-5-haiku-20241022",
-    "ollama": "ollama_chat/llama3.2",
+    "anthropic": "anthropic/claude-haiku-4-5",
+    "ollama": "ollama_chat/llama3.1",
     "vllm": "hosted_vllm/Qwen/Qwen2.5-7B-Instruct",
-    "llamacpp": "openai/local-gguf",
+    "llamacpp": "openai/gpt-3.5-turbo",
 }
 CREATED = 1_733_000_000
 

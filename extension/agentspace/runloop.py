@@ -79,7 +79,8 @@ class Run:
 
     # -- plumbing ------------------------------------------------------------
     def emit(self, event: Any) -> None:
-        self.s.log.append(event)
+        if self.s.log.append(event).terminal:
+            self.s.run_over = True  # from here on, a message sent is one after this run
 
     def append(self, message: dict[str, Any]) -> None:
         self.s.store.write(

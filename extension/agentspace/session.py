@@ -65,6 +65,13 @@ class Session:
         self.log = EventLog(engine.store, record.id, last_seq)
         self.queued = queued
         self._serving: asyncio.Task[None] | None = None
+        # The run in flight has logged its terminal event: a client may act on it at once
+        # (send again), while the serving task is still winding down.
+        self.run_over = False
+        # A message came after the last run's terminal event: it must be served even if
+        # that run failed, or it would be stranded while the serving task let go.
+        self._late = False
+        self._resume_run_id: str | None = None  # asked for by a decision while the run finished
         self._run_task: asyncio.Task[Outcome] | None = None
         self._stop = False
         # Decisions and the end of serving take turns: a decision that comes while the
@@ -228,6 +235,8 @@ class Session:
         )
         self.queued += 1
         self._writes += 1
+        if self._serving is not None and (self._run_task is None or self.run_over):
+            self._late = True
         if waiting:
             self.log.append(custom(Custom.QUEUED, {"message_id": message_id, "position": position}))
         await self.store.flush()
@@ -302,6 +311,8 @@ class Session:
             taken = await self._take(call, decision, by=by)
             if taken.resume and not self.busy:
                 await self._start(continuation=True, claimed=True, run_id=run_id)
+            elif taken.resume:  # the pausing run is still finishing: it goes on as run_id
+                self._resume_run_id = run_id
         return taken.remaining
 
     async def _take(
@@ -410,18 +421,35 @@ class Session:
                             decisions.finish_serving, session_id=self.id, token=token, paused=paused
                         )
                     )
+                    if not again and self._late and outcome != "interrupt":
+                        # A message came after the run ended: serve it, as if it had
+                        # come a moment later, when this task had let go.
+                        again = await self._reclaim()
+                        if again:
+                            continuation, run_id = False, None
+                            continue
                     if not again:
                         self._serving, done = None, True
                         break
                 # Every call it held was decided while the run finished: go on here.
                 await self._decided_meanwhile()
-                continuation, run_id = True, None
+                continuation, run_id = True, self._resume_run_id
+                self._resume_run_id = None
         finally:
             if not done:  # failed or cancelled in between: let go all the same
                 self._serving = None
                 with contextlib.suppress(Exception):
                     await self.store.transaction(lambda c: records.release(c, self.id, token))
             self.engine.serving_changed()
+
+    async def _reclaim(self) -> bool:
+        """Take the session back for a late message; False if another process has it."""
+        self._late, self._stop = False, False
+        try:
+            await self._claim()
+        except ConflictError:
+            return False
+        return True
 
     async def _decided_meanwhile(self) -> None:
         """Log (and apply 'always allow' of) decisions another process took while we served."""
@@ -456,6 +484,7 @@ class Session:
         return "success"
 
     async def _run_one(self, run: Run) -> Outcome:
+        self.run_over = self._late = False
         self._run_task = asyncio.create_task(run.execute(), name=f"run-{self.id}")
         try:
             return await self._run_task

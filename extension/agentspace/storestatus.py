@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import SandboxError, StoreDamaged
+from .store import ADDED_COLUMNS
 from .storehealth import (
     CHECK_TTL,
     SCAN_TTL,
@@ -28,7 +29,7 @@ from .storehealth import (
 if TYPE_CHECKING:
     from .engine import Engine
 
-SCHEMA_VERSION = 3  # the tables of store.SCHEMA plus each of store.ADDED_COLUMNS
+SCHEMA_VERSION = 1 + len(ADDED_COLUMNS)  # the tables of store.SCHEMA, then each added column
 _cache: dict[tuple[str, str], tuple[float, Any]] = {}
 
 
@@ -52,8 +53,6 @@ def forget(path: Path) -> None:
 
 def schema_version(conn: Any) -> int:
     """1 for the first shipped tables, +1 for each added column present (store.ADDED_COLUMNS)."""
-    from .store import ADDED_COLUMNS
-
     version = 1
     for table, column, _ in ADDED_COLUMNS:
         have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}

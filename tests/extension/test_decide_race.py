@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from agentspace.approvals import Decision
+from agentspace.config import EngineConfig
 from agentspace.engine import Engine
 from agentspace.errors import ConflictError
 from agentspace.testing import turn
@@ -24,13 +25,33 @@ async def test_a_decision_while_the_pausing_run_is_still_finishing_resumes_it(
         if stored.type == "RUN_FINISHED":  # published on commit; the run has not ended yet
             assert session.busy
             call = stored.data.split('"toolCallId":"')[1].split('"')[0]
-            assert await session.decide(call, Decision(decision="approve")) == []
+            assert await session.decide(call, Decision(decision="approve"), run_id="r2") == []
             break
     await session.wait()
     assert session.status == "idle"
+    runs = [e for e in await session.log.read(0) if e.type == "RUN_STARTED"]
+    assert '"runId":"r2"' in runs[-1].data  # the id the resuming client asked for (AG-UI)
     assert (session.workspace / "a.txt").read_text() == "x"
     transcript = await session.transcript()
     assert [m["role"] for m in transcript] == ["user", "assistant", "tool", "assistant"]
+
+
+async def test_a_message_sent_as_a_failed_run_winds_down_is_served(
+    make_config: Callable[..., EngineConfig], script: Callable[..., str]
+) -> None:
+    model = script(turn("", ("list_files", {})))  # then a second model call: over the limit
+    async with Engine(make_config(max_model_calls=1)) as engine:
+        session = await engine.session("late.ipynb", model=model)
+        await session.send("one")
+        async for stored in session.subscribe(0):
+            if stored.terminal:  # published on commit; the serving task has not let go yet
+                assert stored.type == "RUN_ERROR" and session.busy
+                break
+        await session.send("two")
+        await session.wait()
+        users = [m["content"] for m in await session.transcript() if m["role"] == "user"]
+        assert users == ["one", "two"] and session.queued == 0
+        assert session.status == "idle"
 
 
 async def test_racing_decisions_in_one_process_one_wins_and_the_tool_runs_once(

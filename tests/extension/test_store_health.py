@@ -14,6 +14,7 @@ from agentspace.damage import KINDS, Kind, build_state, damage
 from agentspace.engine import Engine
 from agentspace.errors import StoreDamaged
 from agentspace.labels import read_label
+from agentspace.storestatus import SCHEMA_VERSION
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -101,7 +102,7 @@ async def test_health_reports_sessions_orphans_and_integrity(
     report = await engine.health()
     assert report["store"]["sessions"] == 1
     assert report["store"]["integrity"]["state"] == "ok"
-    assert report["store"]["schema_version"] == 3 and report["store"]["schema_current"]
+    assert report["store"]["schema_version"] == SCHEMA_VERSION and report["store"]["schema_current"]
     (found,) = report["orphaned_workspaces"]
     assert found["id"] == "f" * 32 and found["bytes"] >= 10_000 and found["bytes_complete"]
     assert not report["ok"] and "agentspace doctor" in report["message"]

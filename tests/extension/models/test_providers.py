@@ -319,7 +319,7 @@ async def test_provider_errors_are_the_providers_words_plus_what_to_do(
     ("model", "variable"),
     [
         ("openai/gpt-4o-mini", "OPENAI_API_KEY"),
-        ("anthropic/claude-3-5-haiku-20241022", "ANTHROPIC_API_KEY"),
+        ("anthropic/claude-haiku-4-5", "ANTHROPIC_API_KEY"),
     ],
 )
 @pytest.mark.parametrize("embedded", [False, True], ids=["server", "embedded"])
