@@ -114,4 +114,7 @@ async def open_via_relay(
 
 
 if __name__ == "__main__":
-    asyncio.run(_main(sys.argv[1]))
+    # An interrupt of the kernel's process group (nbclient, Ctrl-C) reaches the relay
+    # too: it ends with the server that started it, never with a traceback.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_main(sys.argv[1]))
