@@ -211,9 +211,7 @@ async def _holder_ready() -> None:
     from agentspace.workspace.sandboxuser import dropping
 
     await asyncio.to_thread(os.sync)
-    filling = pool(SANDBOX_UID if dropping() else None)._filling
-    if filling is not None:
-        await filling
+    await pool(SANDBOX_UID if dropping() else None).ready()
 
 
 async def _plain_cold(root: Path) -> None:

@@ -58,6 +58,7 @@ class BubblewrapSandbox(Sandbox):
         self._running: set[HostExecution] = set()
         self._lock = asyncio.Lock()
         self._started = False
+        self._refilled = False  # the pool was told to make its next spare
         # as root: the unprivileged host user commands run as, and their way to the workspace
         self.uid = policy.uid if sandboxuser.dropping() else None
         self._door: Path | None = None
@@ -138,6 +139,9 @@ class BubblewrapSandbox(Sandbox):
         self._running.add(execution)
         process_done = asyncio.ensure_future(process.wait())
         process_done.add_done_callback(lambda _: self._running.discard(execution))
+        if self._holder is not None and not self._refilled:  # our first command: see take()
+            self._refilled, spares = True, pool(self.uid)
+            process_done.add_done_callback(lambda _: spares.refill())
         return execution
 
     async def connect(self, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -179,7 +183,7 @@ class BubblewrapSandbox(Sandbox):
             self._door = None
         self._holder = self._relay = None
         self._holder_pid = None
-        self._started = self._attached = False
+        self._started = self._attached = self._refilled = False
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._relay_path)
 

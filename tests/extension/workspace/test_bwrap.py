@@ -249,6 +249,7 @@ async def test_draining_the_holder_pool_mid_refill_returns(has_bubblewrap: bool)
     for _ in range(10):  # the cancel must land in a window of a few loop turns: try a few
         pool = holders.HolderPool()
         taken = await pool.take(*found)  # what a new session does; it schedules a refill
+        pool.refill()  # what its first command's end does
         await asyncio.sleep(0)  # one loop turn: the refill is spawning the next holder
         drain = asyncio.ensure_future(pool.drain())  # what the engine does when it closes
         try:
@@ -264,3 +265,34 @@ async def test_draining_the_holder_pool_mid_refill_returns(has_bubblewrap: bool)
                 if task is not None:
                     task.cancel()
             pytest.fail("HolderPool.drain() did not return within 30 s")
+
+
+async def test_the_next_spare_is_made_after_a_new_sandbox_s_first_command(
+    make_workspace: MakeWorkspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not during it: its two spawns would compete with the command the spare is for."""
+    from agentspace.workspace import holders, sandboxuser
+
+    spares = holders.pool(SANDBOX_UID if sandboxuser.dropping() else None)
+    await make_workspace("bubblewrap", name="before").shell("true")
+    await spares.ready()  # the spare that sandbox's take left due
+    assert len(spares._ready) == 1
+    ws = make_workspace("bubblewrap")
+    commands: list[Any] = []
+    ended_then: list[bool] = []
+    real_prepare, real_exec = holders._prepare, ws.sandbox.exec
+
+    async def prepare(*args: Any, **kwargs: Any) -> holders.Prepared:
+        ended_then.append(bool(commands) and commands[0].process.returncode is not None)
+        return await real_prepare(*args, **kwargs)
+
+    async def exec_(*args: Any, **kwargs: Any) -> Any:
+        commands.append(await real_exec(*args, **kwargs))
+        return commands[-1]
+
+    monkeypatch.setattr(holders, "_prepare", prepare)
+    monkeypatch.setattr(ws.sandbox, "exec", exec_)
+    assert (await ws.shell("echo first")).stdout == "first\n"
+    await spares.ready()
+    assert ended_then == [True]  # one spare made, once the first command had ended
+    assert len(spares._ready) == 1

@@ -526,7 +526,7 @@ from agentspace.workspace.holders import pool
 async def main():
     spares = pool()
     await spares.take(shutil.which("bwrap"), shutil.which("nsenter"))  # and a spare refilled
-    await spares._filling
+    await spares.ready()
     print(*[str(d) for p in spares._ready for d in p.limits.dirs], flush=True)
     sys.stdin.read()  # until killed
 asyncio.run(main())
