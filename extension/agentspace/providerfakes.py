@@ -167,9 +167,9 @@ class FakeProvider:
         app.router.add_post("/v1/chat/completions", self._handle)
         app.router.add_post("/v1/messages", self._handle)
         app.router.add_post("/api/chat", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, shutdown_timeout=0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         server: Any = site._server
         self.port = server.sockets[0].getsockname()[1]
