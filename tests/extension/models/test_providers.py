@@ -1,7 +1,7 @@
 """Sessions through real litellm against local fakes of each provider's wire format.
 
 Each test runs for every wire format (OpenAI, Anthropic, Ollama ``/api/chat``,
-vLLM, llama.cpp): a real aiohttp server on 127.0.0.1 (``agentspace.providerfakes``)
+vLLM, llama.cpp): a real aiohttp server on 127.0.0.1 (``providerfakes.py`` beside this file)
 plays the provider's bytes and records what reached it, so a history the provider
 would refuse, a retry too many or a request never sent shows at the fake.
 
@@ -23,7 +23,7 @@ from agentspace.config import EngineConfig, Limits
 from agentspace.engine import Engine
 from agentspace.events import StoredEvent
 from agentspace.models import litellm_model
-from agentspace.providerfakes import (
+from .providerfakes import (
     WIRES,
     Call,
     Cut,

@@ -1,4 +1,8 @@
-"""Local fakes of model providers' HTTP wire formats, for tests and benchmarks.
+"""Local fakes of model providers' HTTP wire formats, for the tests.
+
+(The benchmarks use ``bench/fakeopenai.py``: a raw socket server built for throughput,
+thousands of chunks per reply in its own process, where these record and check each
+request.)
 
 Why real HTTP servers and not a litellm ``CustomLLM``: the faults that matter
 (a 429 with ``Retry-After``, a stream that stalls or is cut in the middle of a
