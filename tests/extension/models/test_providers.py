@@ -23,6 +23,9 @@ from agentspace.config import EngineConfig, Limits
 from agentspace.engine import Engine
 from agentspace.events import StoredEvent
 from agentspace.models import litellm_model
+from agentspace.session import Session
+from agentspace.testing import collect_run, text_of, types_of
+
 from .providerfakes import (
     WIRES,
     Call,
@@ -35,8 +38,6 @@ from .providerfakes import (
     Text,
     turns,
 )
-from agentspace.session import Session
-from agentspace.testing import collect_run, text_of, types_of
 
 WRITE = '{"path": "a.txt", "content": "hi from the model"}'
 BROKEN = '{"path": "a.txt", "content": "hi'  # cut off: not JSON
