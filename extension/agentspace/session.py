@@ -71,6 +71,7 @@ class Session:
         # A message came after the last run's terminal event: it must be served even if
         # that run failed, or it would be stranded while the serving task let go.
         self._late = False
+        self._run_began: asyncio.Future[None] | None = None  # for ``settle``: a run started
         self._resume_run_id: str | None = None  # asked for by a decision while the run finished
         self._run_task: asyncio.Task[Outcome] | None = None
         self._stop = False
@@ -276,6 +277,7 @@ class Session:
 
     async def resume(self) -> Status:
         """Continue from the transcript (after stop, failure or a crash), then the queue."""
+        await self.settle()
         await self.refresh()
         if self.busy:
             raise ConflictError("The session is already running; stop it first.")
@@ -375,6 +377,19 @@ class Session:
         if by:
             value["by"] = by
         self.log.append(custom(Custom.DECISION, value))
+
+    async def settle(self) -> None:
+        """Wait out the wind-down of a run whose terminal event is out.
+
+        A client acts on that event at once (resumes, posts the next AG-UI run); for a
+        few milliseconds more the serving task records the run's end and lets go, and
+        the session would answer "already running". This waits until the task is gone
+        or has begun another run (then the session is busy for real).
+        """
+        while self._serving is not None and self.run_over:
+            if self._run_began is None or self._run_began.done():
+                self._run_began = asyncio.get_running_loop().create_future()
+            await asyncio.wait([self._serving, self._run_began], return_when=asyncio.FIRST_COMPLETED)
 
     async def wait(self) -> None:
         """Wait until the session has nothing to serve (for tools and tests)."""
@@ -485,6 +500,8 @@ class Session:
 
     async def _run_one(self, run: Run) -> Outcome:
         self.run_over = self._late = False
+        if self._run_began is not None and not self._run_began.done():
+            self._run_began.set_result(None)
         self._run_task = asyncio.create_task(run.execute(), name=f"run-{self.id}")
         try:
             return await self._run_task

@@ -54,6 +54,24 @@ async def test_a_message_sent_as_a_failed_run_winds_down_is_served(
         assert session.status == "idle"
 
 
+async def test_resume_as_a_failed_run_winds_down_is_not_refused_as_running(
+    make_config: Callable[..., EngineConfig], script: Callable[..., str]
+) -> None:
+    """A client that resumes the moment it sees RUN_ERROR finds the session free."""
+    model = script(turn("", ("list_files", {})))  # then a second model call: over the limit
+    async with Engine(make_config(max_model_calls=1)) as engine:
+        session = await engine.session("resume.ipynb", model=model)
+        await session.send("one")
+        async for stored in session.subscribe(0):
+            if stored.terminal:
+                assert stored.type == "RUN_ERROR" and session.busy
+                break
+        await session.resume()  # not ConflictError("already running; stop it first")
+        await session.wait()
+        assert session.status == "idle"
+        assert [e.type for e in await session.log.read(0)].count("RUN_STARTED") == 2
+
+
 async def test_racing_decisions_in_one_process_one_wins_and_the_tool_runs_once(
     engine: Engine, script: Callable[..., str]
 ) -> None:

@@ -133,6 +133,7 @@ class AguiHandler(AgentspaceHandler):
         session = await self.session(session_id)
         if run.thread_id != session.id:
             raise ApiError(400, "bad_thread", f"threadId must be this session's id ({session.id}).")
+        await session.settle()  # the client saw the last run end: so must this check
         if session.busy:
             raise ApiError(
                 409, "run_in_progress", "A run is already going in this session; wait or stop it."
