@@ -389,7 +389,8 @@ class Session:
         while self._serving is not None and self.run_over:
             if self._run_began is None or self._run_began.done():
                 self._run_began = asyncio.get_running_loop().create_future()
-            await asyncio.wait([self._serving, self._run_began], return_when=asyncio.FIRST_COMPLETED)
+            either = [self._serving, self._run_began]
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
 
     async def wait(self) -> None:
         """Wait until the session has nothing to serve (for tools and tests)."""
