@@ -8,27 +8,13 @@ control, so an exec whose consumer falls behind stops as a pipe would.
 from __future__ import annotations
 
 import asyncio
-import struct
 import threading
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .docker_container import Container, frames
 from .sandbox import Execution
 
-if TYPE_CHECKING:
-    from .docker import DockerSandbox
-
 LIMIT = 1 << 20  # a stream may hold 2 MiB unread before its exec is paused
-
-
-def frames(sock: Any) -> Iterator[tuple[int, bytes]]:
-    """Docker's multiplexed stream (8-byte header: stream id, size; then the payload), read
-    through the buffer the SDK parsed the HTTP headers with: it may already hold a frame."""
-    response: Any = getattr(sock, "_response", None)
-    fp = getattr(getattr(getattr(response, "raw", None), "_fp", None), "fp", None) or sock
-    while len(header := fp.read(8)) == 8:
-        stream, size = struct.unpack(">BxxxL", header)
-        yield stream, fp.read(size)
 
 
 class _Valve:
@@ -48,8 +34,8 @@ class _Valve:
 class DockerExecution(Execution):
     """One ``docker exec``: output fed from its stream, exit code from ``exec_inspect``."""
 
-    def __init__(self, sandbox: DockerSandbox, exec_id: str, token: str, sock: Any) -> None:
-        self._sandbox, self._id, self._token, self._sock = sandbox, exec_id, token, sock
+    def __init__(self, container: Container, exec_id: str, token: str, sock: Any) -> None:
+        self._container, self._id, self._token, self._sock = container, exec_id, token, sock
         self._loop = asyncio.get_running_loop()
         self._ended = threading.Event()
         self._finished = asyncio.Event()  # not a future: a cancelled wait() must not cancel it
@@ -101,11 +87,11 @@ class DockerExecution(Execution):
             await self._finished.wait()
             for killer in self._killers:  # report the exit after the kills asked for
                 await asyncio.to_thread(killer.join)
-            self._code = await self._sandbox._call(self._sandbox._exit_code, self._id)
+            self._code = await self._container.call(self._container.exit_code, self._id)
         return self._code
 
     def terminate(self) -> None:
-        self._killers.append(self._sandbox._signal(self._id, self._token, "TERM", self._ended))
+        self._killers.append(self._container.kill(self._id, self._token, "TERM", self._ended))
 
     def kill(self) -> None:
-        self._killers.append(self._sandbox._signal(self._id, self._token, "KILL", self._ended))
+        self._killers.append(self._container.kill(self._id, self._token, "KILL", self._ended))

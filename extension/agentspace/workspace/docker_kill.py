@@ -12,7 +12,7 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .docker import DockerSandbox
+    from .docker_container import Container
 
 MARK = "AGENTSPACE_EXEC"
 # $1 signal, $2 token: signal every marked process. KILL stops them all first (so none can
@@ -28,37 +28,25 @@ for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do
 done"""
 
 
-def signal_tree(
-    sandbox: DockerSandbox, exec_id: str, token: str, sig: str, ended: threading.Event
-) -> threading.Thread:
-    """Run the killer from a thread (``kill()`` is synchronous and may come from anywhere),
-    registered with the sandbox so that ``close`` waits for it."""
-    thread = threading.Thread(target=kill_tree, args=(sandbox, exec_id, token, sig, ended))
-    sandbox._killers.add(thread)
-    thread.start()
-    return thread
-
-
 def kill_tree(
-    sandbox: DockerSandbox, exec_id: str, token: str, sig: str, ended: threading.Event
+    container: Container, exec_id: str, token: str, sig: str, ended: threading.Event
 ) -> None:
     """Signal ``token``'s processes until TERM reached one, or KILL left none and the exec
-    ended; ``ended`` (the exec is known to have ended) stops early."""
+    ended; ``ended`` (the exec is known to have ended) stops early. Synchronous: the
+    container runs it in a thread it waits for (``Container.kill``)."""
     import docker.errors
 
     def done(exec_id: str) -> bool:
-        return sandbox._client().api.exec_inspect(exec_id)["ExitCode"] is not None
+        info = container.exec_info(exec_id)
+        return info is None or info["ExitCode"] is not None  # None: the engine forgot it
 
-    try:
-        for _ in range(100):  # ~5 s at most: a fork bomb can starve our own exec for a while
-            try:
-                hit = sandbox._run(KILLER, sig, token)[0] == 0
-                if ended.is_set() or (hit and sig == "TERM") or (not hit and done(exec_id)):
-                    return
-            except docker.errors.NotFound:
-                return  # the container is gone, and its processes with it
-            except Exception:
-                pass  # e.g. the pids limit leaves no room for our exec yet: try again
-            ended.wait(0.05)
-    finally:
-        sandbox._killers.discard(threading.current_thread())
+    for _ in range(100):  # ~5 s at most: a fork bomb can starve our own exec for a while
+        try:
+            hit = container.run(KILLER, sig, token)[0] == 0
+            if ended.is_set() or (hit and sig == "TERM") or (not hit and done(exec_id)):
+                return
+        except docker.errors.NotFound:
+            return  # the container is gone, and its processes with it
+        except Exception:
+            pass  # e.g. the pids limit leaves no room for our exec yet: try again
+        ended.wait(0.05)

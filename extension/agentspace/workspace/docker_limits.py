@@ -1,8 +1,8 @@
 """A docker container's limits and cgroup files: what the policy asks, what the host has.
 
-Kept apart from the sandbox: pure mappings from a ``SandboxPolicy``'s limits to
-docker's HostConfig fields, the in-place update docker-py lacks, and where the
-container's cgroup event files are when the engine runs on the same host.
+Kept apart from the container (``docker_container.py``): pure mappings from a
+``SandboxPolicy``'s limits to docker's HostConfig fields, the in-place update docker-py
+lacks, and where the container's cgroup event files are when the engine runs on this host.
 """
 
 from __future__ import annotations

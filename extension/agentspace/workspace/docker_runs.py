@@ -45,7 +45,7 @@ from .docker_kill import KILLER, MARK, kill_tree
 from .sandbox import Execution, Vanished
 
 if TYPE_CHECKING:
-    from .docker import DockerSandbox
+    from .docker_container import Container
 
 POLL = (0.02, 0.5)  # the exit file is looked for after 20 ms, then ever less often up to 0.5 s
 PREFIX = f"{MARK}=".encode()
@@ -84,45 +84,46 @@ def exit_file(log: str) -> str:
     return log.removesuffix(".log") + ".exit"
 
 
-async def spawn(sandbox: DockerSandbox, command: str, log: str, limit: int) -> DockerRun:
+async def spawn(container: Container, command: str, log: str, limit: int) -> DockerRun:
+    """Start ``command`` under ``RUN`` in a detached exec, logging to ``log``."""
     token = uuid.uuid4().hex[:16]
     argv = ["sh", "-c", RUN, "agentspace-run", log, exit_file(log), str(limit), token, command]
-    exec_id, _ = await sandbox._call(partial(sandbox._open, detach=True), argv, {})
-    return DockerRun(sandbox, token, exec_id, exit_file(log))
+    exec_id, _ = await container.call(partial(container.open_exec, detach=True), argv, {})
+    return DockerRun(container, token, exec_id, exit_file(log))
 
 
 async def adopt(
-    sandbox: DockerSandbox, command: str, log: str, handle: str | None
+    container: Container, command: str, log: str, handle: str | None
 ) -> DockerRun | None:
     """The run behind ``handle``. With none, the process was started by an older version
     that piped its output to a server now gone: nothing can log it or learn its status, so
     stop it (it is restarted on request, logged this time)."""
     if handle is not None:
         token, _, exec_id = handle.partition(":")
-        return DockerRun(sandbox, token, exec_id, exit_file(log))
-    for token in await sandbox._call(_piped, sandbox, command):
+        return DockerRun(container, token, exec_id, exit_file(log))
+    for token in await container.call(_piped, container, command):
         stop = threading.Event()
         stop.set()  # no exec to wait for: one pass of the killer (which repeats until none)
-        await asyncio.to_thread(kill_tree, sandbox, "", token, "KILL", stop)
+        await asyncio.to_thread(kill_tree, container, "", token, "KILL", stop)
     return None
 
 
-def _piped(sandbox: DockerSandbox, command: str) -> list[str]:
+def _piped(container: Container, command: str) -> list[str]:
     """The tree-kill tokens of the running execs of ``sh -c command``, read from the host's
     /proc (none when the engine runs on another host: those are left running)."""
-    import docker.errors
-
-    api, tokens = sandbox._client().api, []
-    for exec_id in api.inspect_container(sandbox._container_id)["ExecIDs"] or []:
+    tokens: list[str] = []
+    for exec_id in container.exec_ids():
         try:
-            info = api.exec_inspect(exec_id)
+            info = container.exec_info(exec_id)
+            if info is None:
+                continue  # ended meanwhile
             config = info["ProcessConfig"]
             if info["Running"] and [config["entrypoint"], *config["arguments"]] == [
                 "sh", "-c", command
             ]:  # fmt: skip
                 environ = Path(f"/proc/{info['Pid']}/environ").read_bytes().split(b"\0")
                 tokens += [v[len(MARK) + 1 :].decode() for v in environ if v.startswith(PREFIX)]
-        except (docker.errors.NotFound, OSError, KeyError, TypeError):
+        except (OSError, KeyError, TypeError):
             continue  # ended meanwhile, or not readable from here
     return tokens
 
@@ -130,8 +131,8 @@ def _piped(sandbox: DockerSandbox, command: str) -> list[str]:
 class DockerRun(Execution):
     """A spawned process, followed through its exit file: no stream (its log is its output)."""
 
-    def __init__(self, sandbox: DockerSandbox, token: str, exec_id: str, exit_path: str) -> None:
-        self._sandbox, self._token, self._id, self._exit = sandbox, token, exec_id, exit_path
+    def __init__(self, container: Container, token: str, exec_id: str, exit_path: str) -> None:
+        self._container, self._token, self._id, self._exit = container, token, exec_id, exit_path
         self.handle = f"{token}:{exec_id}"
         self.stdout, self.stderr = asyncio.StreamReader(), asyncio.StreamReader()
         self.stdout.feed_eof()
@@ -145,7 +146,7 @@ class DockerRun(Execution):
         """The exit code the wrapper wrote for this run, if it has (read without following
         a link the sandbox planted)."""
         try:
-            with paths.open_read(self._sandbox.workspace, self._exit) as f:
+            with paths.open_read(self._container.workspace, self._exit) as f:
                 token, code = f.read(100).split()
             return int(code) if token.decode() == self._token else None
         except (OSError, ValueError, ToolError):
@@ -181,14 +182,14 @@ class DockerRun(Execution):
 
     async def _state(self) -> int | Literal["running", "forgotten"]:
         try:
-            return await self._sandbox._call(self._sandbox._exec_state, self._id)
+            return await self._container.call(self._container.exec_state, self._id)
         except SandboxError:
             return "running"  # the engine is away or failing for now: ask again later
 
     async def _running(self) -> bool:
         """Whether a process of this run is left (the kill script's probe, signal 0)."""
         try:
-            code, _ = await self._sandbox._call(self._sandbox._run, KILLER, "0", self._token)
+            code, _ = await self._container.call(self._container.run, KILLER, "0", self._token)
         except SandboxUnavailableError:
             return True  # cannot tell yet
         except SandboxError:
@@ -197,7 +198,7 @@ class DockerRun(Execution):
 
     def _signal(self, sig: str) -> None:
         self._delay = POLL[0]  # look for the end soon again
-        self._killers.append(self._sandbox._signal(self._id, self._token, sig, self._ended))
+        self._killers.append(self._container.kill(self._id, self._token, sig, self._ended))
 
     def terminate(self) -> None:
         self._signal("TERM")

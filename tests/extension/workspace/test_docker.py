@@ -188,7 +188,7 @@ async def test_container_survives_close_and_is_reattached(make_sandbox: MakeSand
     await first.close()
     again = DockerSandbox(first.session_id, first.workspace, first.policy)
     await again.start()
-    assert again._container_id == first._container_id
+    assert again.container.id == first.container.id
     assert (await run(again, "kill -0 $(cat bg.pid)"))[0] == 0  # the process still runs
     await again.close()
 
@@ -229,7 +229,7 @@ async def test_memory_limit_kills_a_hog(make_sandbox: MakeSandbox) -> None:
     assert code == 137
     assert await sb.limit_hit(before) == "memory"
     on_host = await sb.counters()
-    sb._cgroup = {}  # as when the engine runs on another host: read from inside
+    sb.container.cgroup = {}  # as when the engine runs on another host: read from inside
     assert await sb.counters() == on_host
     assert await run(sb, "echo alive") == (0, "alive\n", "")
 
@@ -277,7 +277,7 @@ async def test_new_limits_apply_to_the_running_container(make_sandbox: MakeSandb
     await first.close()
     again = DockerSandbox(first.session_id, first.workspace, SandboxPolicy(memory_mb=512, pids=128))
     await again.start()
-    assert again._container_id == first._container_id  # updated in place
+    assert again.container.id == first.container.id  # updated in place
     assert (await run(again, "kill -0 $(cat bg.pid)"))[0] == 0  # its processes kept running
     client = docker.from_env()
     host = client.containers.get(first.name).attrs["HostConfig"]
@@ -292,7 +292,7 @@ async def test_a_new_network_policy_gets_a_new_container(make_sandbox: MakeSandb
     await first.close()
     again = DockerSandbox(first.session_id, first.workspace, SandboxPolicy(network="host"))
     await again.start()
-    assert again._container_id != first._container_id
+    assert again.container.id != first.container.id
     assert await run(again, "cat kept.txt") == (0, "still here", "")  # the workspace stays
     await again.destroy()
 
@@ -319,7 +319,7 @@ async def test_a_container_of_the_old_root_policy_is_recreated_unprivileged(
         )  # fmt: skip
         old.start()
         sb = await make_sandbox(sid)  # same image, network and folder: only the rights differ
-        assert sb._container_id != old.id
+        assert sb.container.id != old.id
         attrs = client.containers.get(sb.name).attrs
         assert attrs["Config"]["User"] == f"{sb.policy.uid}:{sb.policy.uid}"
         assert attrs["HostConfig"]["CapDrop"] == ["ALL"] and attrs["HostConfig"]["ReadonlyRootfs"]
