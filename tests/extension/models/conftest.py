@@ -130,3 +130,17 @@ def fake(fake_provider: FakeProvider) -> FakeProvider:
 @pytest.fixture(scope="session", autouse=True)
 def _litellm_loaded() -> None:
     load_litellm()
+
+
+@pytest.fixture
+def delays(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Retry backoff delays, recorded instead of slept."""
+    from agentspace.models import litellm_model
+
+    seen: list[float] = []
+
+    async def record(delay: float) -> None:
+        seen.append(delay)
+
+    monkeypatch.setattr(litellm_model, "_sleep", record)
+    return seen

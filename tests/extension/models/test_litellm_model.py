@@ -27,18 +27,6 @@ async def collect(model: LiteLLMModel, name: str = FAKE, **params: Any) -> list[
     return [part async for part in model.stream(USER, [], model=name, params=params)]
 
 
-@pytest.fixture
-def delays(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record retry backoff delays instead of sleeping."""
-    seen: list[float] = []
-
-    async def record(delay: float) -> None:
-        seen.append(delay)
-
-    monkeypatch.setattr(litellm_model, "_sleep", record)
-    return seen
-
-
 def rate_limit() -> Exception:
     return litellm.RateLimitError("slow down", llm_provider="astest", model="x")
 

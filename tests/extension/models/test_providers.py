@@ -51,18 +51,6 @@ async def fake(request: pytest.FixtureRequest) -> AsyncIterator[FakeProvider]:
 
 
 @pytest.fixture
-def delays(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Retry delays, recorded instead of waited."""
-    seen: list[float] = []
-
-    async def record(delay: float) -> None:
-        seen.append(delay)
-
-    monkeypatch.setattr(litellm_model, "_sleep", record)
-    return seen
-
-
-@pytest.fixture
 def make_engine(state_dir: Path) -> Callable[..., Engine]:
     def make(fake: FakeProvider, params: dict[str, Any] | None = None, **limits: Any) -> Engine:
         limits = {"first_byte_timeout": 30, "chunk_timeout": 30, "retry_backoff": 0, **limits}
