@@ -64,7 +64,8 @@ def test_make_run_opens_an_existing_notebook_inside_its_root_dir() -> None:
     notebook = url.removeprefix("/lab/tree/")
     assert (ROOT / root / notebook).is_file(), f"{notebook} does not exist in {root}"
     assert "$(ARGS)" in words, "make run passes ARGS on to jupyter lab"
-    assert "make run" in (ROOT / "README.md").read_text().split("\n", 8)[3]
+    first_block = (ROOT / "README.md").read_text().split("```")[1]
+    assert "\nmake run " in first_block, "README's first code block starts with `make run`"
 
 
 def test_make_run_takes_a_port_and_no_browser_and_prints_the_welcome_url(

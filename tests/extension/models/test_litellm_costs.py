@@ -93,9 +93,10 @@ async def test_no_ceiling_no_warning(tmp_path: Path, openai_base: str) -> None:
 
 
 def named_models() -> set[str]:
-    """Provider model strings named in the README and the package's sources."""
+    """Provider model strings named in the README, the docs and the package's sources."""
     pattern = re.compile(r"\b(?:openai|anthropic|gemini|ollama_chat|ollama)/[A-Za-z0-9][\w.:-]*")
-    texts = [ROOT / "README.md", *sorted((ROOT / "extension" / "agentspace").rglob("*.py"))]
+    docs = sorted((ROOT / "docs").glob("*.md"))
+    texts = [ROOT / "README.md", *docs, *sorted((ROOT / "extension" / "agentspace").rglob("*.py"))]
     found = {m.rstrip(".") for path in texts for m in pattern.findall(path.read_text())}
     found |= {model for _, model in defaults.PROVIDER_DEFAULTS}
     return found
