@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..errors import SandboxError
 from ..records import owner_alive, owner_token
-from . import sandboxuser
+from . import holders, sandboxuser
 from .cgroups import Limits
 from .holders import pool
 from .hostproc import HostExecution, alive, signal_all, spawn
@@ -169,10 +169,11 @@ class BubblewrapSandbox(Sandbox):
     async def close(self) -> None:
         for execution in list(self._running):
             execution.kill()
-        for proc in (self._relay, self._holder):
-            if proc is not None and proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        if self._relay is not None and self._relay.returncode is None:
+            self._relay.kill()
+            await self._relay.wait()
+        if self._holder is not None and self._holder_pid is not None:
+            await holders.end(self._holder, self._holder_pid)
         if not self._attached:  # the owner ends the sandbox; a visitor only leaves
             signal_all(self.limits.pids_in(), 9)
             self.limits.remove()

@@ -14,6 +14,7 @@ import functools
 import json
 import logging
 import os
+import signal
 import weakref
 from dataclasses import dataclass
 
@@ -109,9 +110,7 @@ class HolderPool:
                     await task
         while self._ready:
             prepared = self._ready.pop()
-            if prepared.holder.returncode is None:
-                prepared.holder.kill()
-                await prepared.holder.wait()
+            await end(prepared.holder, prepared.pid)
             prepared.limits.remove()
 
 
@@ -133,6 +132,7 @@ async def _prepare(bwrap: str, nsenter: str, *, warm: bool, uid: int | None = No
     limits = Limits(cgroups.pool_name(), None, None, None)
     limits.create()
     holder: asyncio.subprocess.Process | None = None
+    pid = 0
     try:
         drop = sandboxuser.drop(uid) if uid is not None else []
         holder, pid = await _spawn_holder([*drop, bwrap])
@@ -145,12 +145,34 @@ async def _prepare(bwrap: str, nsenter: str, *, warm: bool, uid: int | None = No
             )
             await warmup.wait()
     except BaseException:  # cancelled by drain(), or bwrap failed: leave nothing behind
-        if holder is not None and holder.returncode is None:
-            holder.kill()
+        if holder is not None:
+            kill(holder, pid)
         signal_all(limits.pids_in(), 9)
         limits.remove()
         raise
     return Prepared(holder, pid, limits)
+
+
+def kill(holder: asyncio.subprocess.Process, pid: int) -> None:
+    """Kill a holder and its ``sleep``: the child first, while bwrap still reserves its pid.
+
+    Killing bwrap alone is not enough: killed within milliseconds of its start (a test or
+    a drain right after a spawn), its ``sleep`` had not yet armed ``--die-with-parent`` and
+    outlived it in 10 of 10 tries here, orphaned, holding the namespaces and the stderr
+    pipe, so ``wait()`` never returned.
+    """
+    if holder.returncode is None:
+        if pid > 0:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        holder.kill()
+
+
+async def end(holder: asyncio.subprocess.Process, pid: int) -> None:
+    """``kill`` and wait for the holder to exit (bounded: a stuck pipe must not hang a close)."""
+    kill(holder, pid)
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(holder.wait(), timeout=10)
 
 
 async def _spawn_holder(bwrap: list[str]) -> tuple[asyncio.subprocess.Process, int]:

@@ -257,8 +257,7 @@ async def test_draining_the_holder_pool_mid_refill_returns(has_bubblewrap: bool)
             # seconds), then cancels it; a hang is anything well past that bound.
             done, _ = await asyncio.wait([drain], timeout=30)
         finally:
-            taken.holder.kill()
-            await taken.holder.wait()
+            await holders.end(taken.holder, taken.pid)
             taken.limits.remove()
         if not done:
             for task in (drain, pool._filling):
@@ -296,3 +295,37 @@ async def test_the_next_spare_is_made_after_a_new_sandbox_s_first_command(
     await spares.ready()
     assert ended_then == [True]  # one spare made, once the first command had ended
     assert len(spares._ready) == 1
+
+
+async def test_a_sandbox_closed_right_after_its_start_returns_and_leaves_no_process(
+    make_workspace: MakeWorkspace,
+) -> None:
+    """Its holder's ``sleep`` had not yet armed ``--die-with-parent``: killing bwrap alone left
+    it orphaned, holding the stderr pipe, and ``close()`` waited for the holder forever."""
+    from agentspace.workspace import holders, sandboxuser
+
+    spares = holders.pool(SANDBOX_UID if sandboxuser.dropping() else None)
+    for _ in range(5):
+        while spares._ready:  # a spare is long set up: the window needs a fresh holder
+            spare = spares._ready.pop()
+            await holders.end(spare.holder, spare.pid)
+            spare.limits.remove()
+        sandbox = make_workspace("bubblewrap").sandbox
+        await sandbox.start()
+        pid = sandbox._holder_pid
+        assert pid is not None
+        await asyncio.wait_for(sandbox.close(), timeout=30)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while _running(pid) and loop.time() < deadline:
+            await asyncio.sleep(0.05)  # init reaps an orphan on its own schedule
+        assert not _running(pid), f"the holder's sleep (pid {pid}) outlived close()"
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
