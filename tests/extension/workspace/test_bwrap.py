@@ -315,17 +315,23 @@ async def test_a_sandbox_closed_right_after_its_start_returns_and_leaves_no_proc
         pid = sandbox._holder_pid
         assert pid is not None
         await asyncio.wait_for(sandbox.close(), timeout=30)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
-        while _running(pid) and loop.time() < deadline:
-            await asyncio.sleep(0.05)  # init reaps an orphan on its own schedule
-        assert not _running(pid), f"the holder's sleep (pid {pid}) outlived close()"
+        assert await _exits(pid, timeout=10), f"the holder's sleep (pid {pid}) outlived close()"
 
 
-def _running(pid: int) -> bool:
-    """Alive and not a zombie waiting to be reaped."""
+async def _exits(pid: int, timeout: float) -> bool:
+    """Whether ``pid`` has ended (or ends within ``timeout``): its pidfd becomes readable."""
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    loop = asyncio.get_running_loop()
+    ended = asyncio.Event()
+    loop.add_reader(fd, ended.set)
+    try:
+        await asyncio.wait_for(ended.wait(), timeout)
+        return True
+    except TimeoutError:
         return False
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
