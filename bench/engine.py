@@ -40,8 +40,8 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from agentspace.config import EngineConfig
-from agentspace.engine import Engine
+from agentspace.engine.config import EngineConfig
+from agentspace.engine.engine import Engine
 from agentspace.models.base import StreamPart, TextDelta
 from agentspace.models.litellm_model import LiteLLMModel
 from agentspace.testing import DirectModel, write_script
@@ -161,8 +161,8 @@ async def populate(root: Path, sessions: int, events: int) -> str:
 CHILD = """
 import asyncio, sys, time
 from pathlib import Path
-from agentspace.config import EngineConfig
-from agentspace.engine import Engine
+from agentspace.engine.config import EngineConfig
+from agentspace.engine.engine import Engine
 async def main():
     async with Engine(EngineConfig(state_dir=Path(sys.argv[1]))) as engine:
         session = await engine.session(sys.argv[2], create=False)

@@ -5,13 +5,13 @@ measured in the same run:
 
 1. ``%load_ext agentspace`` timed inside N fresh python3 kernels (jupyter_client;
    ``perf_counter`` around ``run_line_magic``), and the modules it imported
-   (``sys.modules`` diff); none of litellm, httpx, agentspace.engine, jupyter_server
+   (``sys.modules`` diff); none of litellm, httpx, agentspace.engine.engine, jupyter_server
    may be among them. Baseline: ``%load_ext autoreload`` the same way, in as many
    fresh kernels (alternated with the others, so both see the same import caches).
 2. delta → widget, remote mode: a real ``jupyter server`` (bench/server.py's
    ``Server``: temp root/state/runtime, ``JUPYTER_NO_CONFIG=1``, agentspace on) starts
    a kernel through ``POST api/sessions`` (so discovery finds the server); the kernel
-   sets ``agentspace_kernel.cellrun.PROBE`` (event ``timestamp`` ms, ``time.time()``
+   sets ``agentspace_kernel.magics.cellrun.PROBE`` (event ``timestamp`` ms, ``time.time()``
    right after ``RunWidget.update``) and runs ``%%agent`` cells whose scripted model
    streams 400 deltas 10 ms apart. Latency = drawn - timestamp per delta. Also the
    delta → the widget's ``comm_msg`` reaching this process over iopub (what a
@@ -53,7 +53,14 @@ from jupyter_client.manager import AsyncKernelManager
 from common import NOTES, RESULTS, met, note, pct, report
 from server import API, Conn, Server, assistant_deltas, new_session, send, subscribe
 
-HEAVY = ("litellm", "httpx", "agentspace.engine", "jupyter_server", "ipywidgets", "markdown_it")
+HEAVY = (
+    "litellm",
+    "httpx",
+    "agentspace.engine.engine",
+    "jupyter_server",
+    "ipywidgets",
+    "markdown_it",
+)
 
 
 def ms(seconds: float) -> str:
@@ -219,7 +226,7 @@ async def server_kernel(server: Server, conn: Conn, notebook: str) -> AsyncItera
 
 SESSION_ID = (
     "print(__import__('json').dumps("
-    "__import__('agentspace_kernel.magics').magics._magics.client().session_id))"
+    "__import__('agentspace_kernel.magics.magics').magics._magics.client().session_id))"
 )
 DRAWN = re.compile(r"\bd(\d+)\b")
 
@@ -265,7 +272,7 @@ async def delta_to_widget(server: Server, conn: Conn, tmp: Path, runs: int, delt
             _, info = await conn.request("GET", f"{API}/sessions/{sid}")
             sse = await subscribe(server, sid, after=int(info["last_seq"]))
             await asyncio.wait_for(sse.ready, 30)
-            await cells.run("import agentspace_kernel.cellrun as _c; _c.PROBE = []")
+            await cells.run("import agentspace_kernel.magics.cellrun as _c; _c.PROBE = []")
             out = await cells.run(f"%%agent\ngo {r}")
             probe = await cells.value("print(__import__('json').dumps(_c.PROBE)); _c.PROBE = None")
             await asyncio.wait_for(sse.done, 30)
@@ -379,7 +386,7 @@ async def first_event(server: Server, conn: Conn, repeats: int) -> None:
 
 def render_cost() -> None:
     """Diagnostic: the widget redraws a text block's whole markdown on every batch."""
-    from agentspace_kernel.render import markdown_html
+    from agentspace_kernel.view.render import markdown_html
 
     def took(text: str, repeats: int = 20) -> float:
         markdown_html(text)
@@ -405,7 +412,7 @@ def import_cost() -> None:
 
     code = "import time; t = time.perf_counter(); import {m}; print(time.perf_counter() - t)"
     took = {}
-    for module in ("agentspace.engine", "jsonschema.validators"):
+    for module in ("agentspace.engine.engine", "jsonschema.validators"):
         out = subprocess.run(
             [sys.executable, "-c", code.format(m=module)],
             capture_output=True,
@@ -414,8 +421,8 @@ def import_cost() -> None:
         )
         took[module] = float(out.stdout.strip())
     report(
-        "3. diagnostic: `import agentspace.engine` in a fresh interpreter",
-        ms(took["agentspace.engine"]),
+        "3. diagnostic: `import agentspace.engine.engine` in a fresh interpreter",
+        ms(took["agentspace.engine.engine"]),
         f"`import jsonschema.validators` alone {ms(took['jsonschema.validators'])}",
         "—",
     )

@@ -36,13 +36,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from agentspace.sandbox import diskleftovers, disks
+from agentspace.sandbox.base import SandboxKind, SandboxPolicy
+from agentspace.sandbox.namespaces import system_mounts
+from agentspace.sandbox.runner import drain, open_log
+from agentspace.sandbox.workspace import Workspace, make_sandbox
 from agentspace.tools.base import ToolContext
 from agentspace.tools.processes import shell
-from agentspace.workspace import diskleftovers, disks
-from agentspace.workspace.namespaces import system_mounts
-from agentspace.workspace.runner import drain, open_log
-from agentspace.workspace.sandbox import SandboxKind, SandboxPolicy
-from agentspace.workspace.workspace import Workspace, make_sandbox
 from common import Report, pct
 
 row = Report()
@@ -83,8 +83,8 @@ async def bare_bwrap() -> None:
 async def bare_dropped() -> None:
     """A bare unprivileged spawn: drop to the sandbox uid with setpriv, then bwrap ``true``
     (what a sandboxed command costs at least when the server is root)."""
-    from agentspace.workspace import sandboxuser
-    from agentspace.workspace.sandbox import SANDBOX_UID
+    from agentspace.sandbox import sandboxuser
+    from agentspace.sandbox.base import SANDBOX_UID
 
     proc = await asyncio.create_subprocess_exec(
         *sandboxuser.drop(SANDBOX_UID), "bwrap", "--unshare-all", "--die-with-parent",
@@ -207,9 +207,9 @@ async def quota_cold_start(root: Path, n: int) -> None:
 async def _holder_ready() -> None:
     """Both cold starts find a spare namespace holder, as a server's would (made ahead),
     and no writeback of the last spare or purge pending (a server makes its spare early)."""
-    from agentspace.workspace.holders import pool
-    from agentspace.workspace.sandbox import SANDBOX_UID
-    from agentspace.workspace.sandboxuser import dropping
+    from agentspace.sandbox.base import SANDBOX_UID
+    from agentspace.sandbox.bubblewrap.holders import pool
+    from agentspace.sandbox.sandboxuser import dropping
 
     await asyncio.to_thread(os.sync)
     await pool(SANDBOX_UID if dropping() else None).ready()
@@ -288,8 +288,8 @@ async def preview(root: Path, kinds: list[SandboxKind], repeats: int) -> None:
 
 
 async def forwarded(ws: Workspace, size: int, repeats: int, spliced: float) -> None:
-    """The checked loopback forwarder (workspace/forward.py) in front of connect(8765)."""
-    from agentspace.workspace.forward import Forwarder
+    """The checked loopback forwarder (sandbox/forward.py) in front of connect(8765)."""
+    from agentspace.sandbox.forward import Forwarder
 
     forwarder = await Forwarder(lambda: ws.sandbox.connect(8765)).start()
     try:

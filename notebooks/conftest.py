@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agentspace.workspace.diskleftovers import release_under
+from agentspace.sandbox.diskleftovers import release_under
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -64,7 +64,7 @@ def main(names: list[str]) -> None:
     try:
         run(names)
     finally:  # the kernels' workspaces may be mounted (quota filesystems, as root)
-        from agentspace.workspace.diskleftovers import release_under
+        from agentspace.sandbox.diskleftovers import release_under
 
         release_under(Path(data))
         shutil.rmtree(data, ignore_errors=True)

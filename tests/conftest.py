@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agentspace.workspace.diskleftovers import release_under
+from agentspace.sandbox.diskleftovers import release_under
 
 
 @pytest.fixture(scope="session", autouse=True)

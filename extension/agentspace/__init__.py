@@ -44,20 +44,21 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .approvals import Decision
-    from .config import EngineConfig, Limits
-    from .engine import Engine
+    from agentspace.engine.config import EngineConfig, Limits
+    from agentspace.engine.engine import Engine
+    from agentspace.engine.session import Session
+    from agentspace.store.approvals import Decision
+
     from .errors import AgentspaceError
     from .events import StoredEvent
-    from .session import Session
     from .tools.base import Tool, ToolContext, ToolOutput, tool
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     """How jupyter_server finds the extension (imported only by the server)."""
-    from .app import AgentspaceApp
+    from agentspace.server.app import AgentspaceApp
 
-    return [{"module": "agentspace.app", "app": AgentspaceApp}]
+    return [{"module": "agentspace.server.app", "app": AgentspaceApp}]
 
 
 def load_ipython_extension(ip: Any) -> None:

@@ -19,7 +19,8 @@ are translated once, at the adapter, into this tree::
     │   ├── ModelUnavailableError   provider down, timeout, connection (retryable)
     │   └── ContextWindowError      prompt too long even after trimming
     ├── LimitExceededError          a configured budget was crossed (tokens, cost,
-    │                               model calls per run); raise it and resume
+    │   │                           model calls per run); raise it and resume
+    │   └── WorkspaceFullError      a write would take the workspace over its quota
     ├── ToolError                   a tool call failed; its message goes back to the
     │   ├── ToolArgumentsError      model, which can correct itself
     │   ├── PathEscapeError         a path outside the workspace was refused
@@ -43,10 +44,12 @@ class AgentspaceError(Exception):
 
     code: str = "agentspace_error"
 
-    def __init__(self, message: str, **data: Any) -> None:
+    def __init__(self, message: str, *, code: str | None = None, **data: Any) -> None:
         super().__init__(message)
         self.message = message
         self.data = data
+        if code is not None:  # a finer code than the class's, for clients to tell apart
+            self.code = code
 
     def to_dict(self) -> dict[str, Any]:
         return {"error": self.code, "message": self.message, **self.data}
@@ -105,6 +108,10 @@ class ContextWindowError(ModelError):
 
 class LimitExceededError(AgentspaceError):
     code = "limit_exceeded"
+
+
+class WorkspaceFullError(LimitExceededError):
+    code = "workspace_full"
 
 
 class ToolError(AgentspaceError):

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from agentspace.engine.session import Session
+
 from .events import StoredEvent
 from .models.base import (
     Completion,
@@ -25,7 +27,6 @@ from .models.base import (
     Usage,
 )
 from .models.scripted import plan_turn, split_words
-from .session import Session
 
 
 class DirectModel:

@@ -16,12 +16,12 @@ from .tools import agent_tool
 
 def load_ipython_extension(ip: Any) -> None:
     """``%load_ext agentspace`` (or ``agentspace_kernel``): register the magics."""
-    from .magics import register
+    from agentspace_kernel.magics.magics import register
 
     register(ip)
 
 
 def unload_ipython_extension(ip: Any) -> None:
-    from .transform import uninstall
+    from agentspace_kernel.magics.transform import uninstall
 
     uninstall(ip)

@@ -14,6 +14,6 @@ if __name__ == "__main__":
     if sys.path and (sys.path[0] == "" or Path(sys.path[0]) == Path.cwd()):
         del sys.path[0]
 
-    from agentspace_kernel.agent_kernel import AgentKernelApp
+    from agentspace_kernel.agent_kernel.kernel import AgentKernelApp
 
     AgentKernelApp.launch_instance()

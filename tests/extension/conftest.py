@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 
-from agentspace import pacing
-from agentspace.config import EngineConfig, Limits
-from agentspace.engine import Engine
+from agentspace.engine.config import EngineConfig, Limits
+from agentspace.engine.engine import Engine
+from agentspace.sandbox.diskleftovers import release_under
 from agentspace.testing import write_script
-from agentspace.workspace.diskleftovers import release_under
 
 
 @pytest.fixture
@@ -45,22 +44,3 @@ def script(tmp_path: Path) -> Callable[..., str]:
         return write_script(tmp_path / f"script{next(counter)}.json", *turns)
 
     return make
-
-
-class Clock:
-    """``pacing._clock``: reads ``now``; ``step`` is added on every reading."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.step = 0.0
-
-    def __call__(self) -> float:
-        self.now += self.step
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(pacing, "_clock", fake)
-    return fake

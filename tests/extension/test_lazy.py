@@ -7,7 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY = ("litellm", "docker", "agentspace.engine", "agentspace.session", "ag_ui", "pydantic")
+HEAVY = (
+    "litellm",
+    "docker",
+    "agentspace.engine.engine",
+    "agentspace.engine.session",
+    "ag_ui",
+    "pydantic",
+)
 
 PROBE = """
 import sys
@@ -33,7 +40,8 @@ def test_loading_the_extension_imports_nothing_heavy() -> None:
 
 def test_importing_agentspace_is_light() -> None:
     code = (
-        "import sys, agentspace;print('litellm' in sys.modules, 'agentspace.engine' in sys.modules)"
+        "import sys, agentspace;"
+        "print('litellm' in sys.modules, 'agentspace.engine.engine' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
@@ -42,14 +50,14 @@ def test_importing_agentspace_is_light() -> None:
 RELOAD = """
 import asyncio, sys
 from pathlib import Path
-from agentspace.config import EngineConfig
-from agentspace.engine import Engine
+from agentspace.engine.config import EngineConfig
+from agentspace.engine.engine import Engine
 
 async def main(state, fresh):
     async with Engine(EngineConfig(state_dir=Path(state), model="scripted/echo")) as engine:
         session = await engine.session("tools.ipynb")
         if fresh:
-            from agentspace.kerneltools import KernelTool
+            from agentspace.tools.kernel import KernelTool
             schema = {"type": "object", "properties": {"x": {"type": "integer"}}}
             tool = KernelTool(name="double", description="Double x.", parameters=schema)
             session.set_kernel_tools([tool], run_cell=False)

@@ -1,10 +1,10 @@
-"""The Agent (Python) kernel's cell rule, as a pure function (`agentspace_kernel.agent_cells`)."""
+"""The Agent (Python) kernel's cell rule, as a pure function (`agent_kernel.cells`)."""
 
 from __future__ import annotations
 
 import pytest
 
-from agentspace_kernel.agent_cells import rewrite
+from agentspace_kernel.agent_kernel.cells import rewrite
 
 
 @pytest.mark.parametrize(

@@ -102,8 +102,10 @@ def agent_kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
 
 
 def test_it_runs_the_code_under_test(kernel: Kernel) -> None:
-    out = kernel.run("%%python\nimport agentspace_kernel.agent_kernel as m\nprint(m.__file__)")
-    assert out.stdout.strip() == str(SPEC_DIR.parent / "agent_kernel.py")
+    out = kernel.run(
+        "%%python\nimport agentspace_kernel.agent_kernel.kernel as m\nprint(m.__file__)"
+    )
+    assert out.stdout.strip() == str(SPEC_DIR.parent / "agent_kernel/kernel.py")
     info = kernel.client.kernel_info(reply=True, timeout=30)["content"]
     assert info["implementation"] == "agentspace"
     assert info["language_info"]["name"] == "python"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agentspace_kernel.discovery import locate, notebook_key, server_for_pid
+from agentspace_kernel.client.discovery import locate, notebook_key, server_for_pid
 
 
 def write_info(folder: Path, pid: int, **info: object) -> None:

@@ -144,8 +144,8 @@ def test_load_ext_imports_nothing_heavy(tmp_path: Path) -> None:
     with embedded_kernel(tmp_path) as k:
         code = (
             "import sys\n%load_ext agentspace\n"
-            "heavy = ['litellm', 'jupyter_server', 'httpx', 'agentspace.engine', 'ipywidgets',"
-            " 'markdown_it', 'pydantic']\n"
+            "heavy = ['litellm', 'jupyter_server', 'httpx', 'agentspace.engine.engine',"
+            " 'ipywidgets', 'markdown_it', 'pydantic']\n"
             "print([m for m in heavy if m in sys.modules])"
         )
         assert k.run(code).text.strip() == "[]"
@@ -247,7 +247,7 @@ def test_engine_diagnostics_never_reach_a_cell(tmp_path: Path) -> None:
             "import logging, warnings\n"
             "from agentspace_kernel import loop\n"
             "async def noise():\n"
-            "    logging.getLogger('agentspace.engine').warning('engine-diagnostic')\n"
+            "    logging.getLogger('agentspace.engine.engine').warning('engine-diagnostic')\n"
             "    logging.getLogger('LiteLLM').warning('litellm-diagnostic')\n"
             "    warnings.warn('agent-thread-warning')\n"
             "loop.call(noise())\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agentspace.damage import build_state, damage
+from agentspace.store.damage import build_state, damage
 
 from .harness import embedded_kernel
 

@@ -152,7 +152,8 @@ def test_remote_mode_never_imports_the_engine_or_litellm(kernel: Kernel) -> None
     kernel.run("%%agent --new --model scripted/echo\nhi")
     code = (
         "import sys\n"
-        "heavy = ['litellm', 'jupyter_server', 'agentspace.engine', 'agentspace.session']\n"
+        "heavy = ['litellm', 'jupyter_server', 'agentspace.engine.engine',"
+        " 'agentspace.engine.session']\n"
         "print([m for m in heavy if m in sys.modules])"
     )
     assert kernel.run(code).text.strip() == "[]"

@@ -107,7 +107,7 @@ def test_calls_made_while_no_cell_runs_wait_for_resume(kernel: Kernel, tmp_path:
     )  # fmt: skip
     assert "Ready." in kernel.run(f"%%agent --new --model {model}\nfirst").text
     send = (
-        "import agentspace_kernel.magics as m, agentspace_kernel.loop as l\n"
+        "import agentspace_kernel.magics.magics as m, agentspace_kernel.loop as l\n"
         "c = m._magics.client()\n"
         "l.call(c.send('from elsewhere'))\n"
         "import time\n"

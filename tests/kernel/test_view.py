@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from agentspace_kernel.render import TextPrinter, markdown_html, plain
-from agentspace_kernel.view import RunView
+from agentspace_kernel.view.render import TextPrinter, markdown_html, plain
+from agentspace_kernel.view.state import RunView
 
 
 def text(mid: str, *deltas: str) -> list[dict[str, Any]]:
@@ -136,7 +136,7 @@ def test_markdown_is_rendered() -> None:
 
 
 def test_settled_markdown_ends_after_the_last_paragraph_outside_code() -> None:
-    from agentspace_kernel.render import settled
+    from agentspace_kernel.view.render import settled
 
     assert settled("one\n\ntwo") == len("one\n\n")
     assert settled("one\n\n```\ncode\n\nmore") == len("one\n\n")  # inside an open fence
@@ -148,8 +148,8 @@ def test_settled_markdown_ends_after_the_last_paragraph_outside_code() -> None:
 
 
 def test_a_failed_run_shows_its_error_in_a_styled_box_in_the_widget_and_saved_html() -> None:
-    from agentspace_kernel.render import static_html
-    from agentspace_kernel.widget import RunWidget
+    from agentspace_kernel.view.render import static_html
+    from agentspace_kernel.view.widget import RunWidget
 
     message = "openai/gpt-4o-mini: authentication failed; no API key was found: set <KEY>."
     view = RunView()
@@ -170,14 +170,14 @@ def test_a_failed_run_shows_its_error_in_a_styled_box_in_the_widget_and_saved_ht
 
 @pytest.mark.parametrize("state", ["paused", "finished", "stopped", "failed", "moved"])
 def test_the_footer_has_no_literal_backticks(state: str) -> None:
-    from agentspace_kernel.render import footer
+    from agentspace_kernel.view.render import footer
 
     view = RunView(state=state, error="the model failed")  # type: ignore[arg-type]
     assert "`" not in footer(view)
 
 
 def test_the_demo_model_says_so_and_how_to_pick_a_real_one() -> None:
-    from agentspace_kernel.render import footer
+    from agentspace_kernel.view.render import footer
 
     view = RunView(state="finished", model="scripted/echo")
     assert "scripted/echo is a demo model" in footer(view)
@@ -187,7 +187,7 @@ def test_the_demo_model_says_so_and_how_to_pick_a_real_one() -> None:
 
 def test_an_approval_line_wraps_between_words_not_inside_them() -> None:
     """JupyterLab's output `pre` has word-break: break-all; the status line overrides it."""
-    from agentspace_kernel.render import static_html
+    from agentspace_kernel.view.render import static_html
 
     view = RunView()
     for e in RUN:
@@ -208,8 +208,8 @@ AUTO_RUN = [
 
 
 def test_always_allow_names_its_tool_and_auto_approved_calls_say_so_in_every_view() -> None:
-    from agentspace_kernel.render import static_html
-    from agentspace_kernel.widget import ToolCard
+    from agentspace_kernel.view.render import static_html
+    from agentspace_kernel.view.widget import ToolCard
 
     view = RunView()
     for e in RUN:

@@ -33,13 +33,13 @@ from dataclasses import replace
 from typing import Any
 
 from agentspace.errors import ModelError, ModelUnavailableError
-from agentspace.imports import quietly
+from agentspace.fairness.imports import quietly
+from agentspace.fairness.pacing import checkpoint
 from agentspace.models import faults
 from agentspace.models.assembler import StreamAssembler
 from agentspace.models.base import Completion, StreamPart, Usage
 from agentspace.models.inline import inline, is_custom
 from agentspace.models.retention import bound_chunks
-from agentspace.pacing import checkpoint
 
 SCRIPTED_CONTEXT_WINDOW = 128_000
 CLOSE_TIMEOUT = 5.0  # seconds: closing a stream must not hang on a stalled provider

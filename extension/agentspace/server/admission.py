@@ -27,7 +27,7 @@ from typing import Any
 import tornado.netutil
 from tornado import httputil
 
-from ..pacing import checkpoint, requests_first
+from agentspace.fairness.pacing import checkpoint, requests_first
 
 ACCEPTS_PER_TURN = 16
 

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
+from agentspace.fairness.pacing import checkpoint, requests_first
+
 from ..errors import (
     AgentspaceError,
     ConflictError,
@@ -25,15 +27,15 @@ from ..errors import (
     StoreDamaged,
     ToolError,
     UnknownProcessError,
+    WorkspaceFullError,
 )
-from ..pacing import checkpoint, requests_first
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from ..app import ServerState
-    from ..engine import Engine
-    from ..session import Session
+    from agentspace.engine.engine import Engine
+    from agentspace.engine.session import Session
+    from agentspace.server.app import ServerState
 
 M = TypeVar("M", bound="BaseModel")
 ANONYMOUS = re.compile(r"^[0-9a-f]{32}$")
@@ -48,6 +50,7 @@ STATUS: list[tuple[type[AgentspaceError], int]] = [
     (UnknownProcessError, 404),
     (InputError, 400),
     (ToolError, 400),
+    (WorkspaceFullError, 507),
     (SandboxError, 503),
     (StoreDamaged, 503),
 ]
@@ -83,7 +86,7 @@ class AgentspaceHandler(APIHandler):
     auth_resource = "agentspace"
 
     async def prepare(self) -> None:  # type: ignore[override]
-        # A burst of requests takes turns with the runs, ahead of them (see pacing.py).
+        # A burst of requests takes turns with the runs, ahead of them (see fairness/pacing.py).
         requests_first()
         await checkpoint()
         await self.state.imported()  # the first request imports the engine, off the loop

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..config import Policy
-from ..kerneltools import KernelTool
+from agentspace.tools.base import Policy
+from agentspace.tools.kernel import KernelTool
 
 
 class CreateSession(BaseModel):

@@ -198,11 +198,12 @@ def document(base_url: str = "/") -> dict[str, Any]:
     from pydantic import BaseModel
     from pydantic.json_schema import models_json_schema
 
-    from ..approvals import Decision
-    from ..kerneltools import ToolListing
-    from ..records import SessionInfo
-    from ..session import Receipt
-    from ..workspace.processes import ProcessRecord
+    from agentspace.engine.kerneltools import ToolListing
+    from agentspace.engine.session import Receipt
+    from agentspace.sandbox.processes import ProcessRecord
+    from agentspace.store.approvals import Decision
+    from agentspace.store.records import SessionInfo
+
     from .models import ConfigureSession, CreateSession, Messages, SendMessage, SetTools
     from .sessions import MAX_LIMIT
 

@@ -8,6 +8,13 @@ SID = r"(?P<session_id>[^/]+)"
 
 
 def routes() -> list[tuple[str, Any]]:
+    from agentspace.server.files import (
+        FilesHandler,
+        ProcessesHandler,
+        ProcessOutputHandler,
+        ProcessStopHandler,
+    )
+
     from .openapi import OpenApiHandler
     from .preview import PreviewHandler
     from .sessions import (
@@ -21,7 +28,6 @@ def routes() -> list[tuple[str, Any]]:
     )
     from .status import StatusHandler
     from .streams import AguiHandler, EventsHandler
-    from .workspace import FilesHandler, ProcessesHandler, ProcessOutputHandler, ProcessStopHandler
 
     api = r"/agentspace/api"
     return [

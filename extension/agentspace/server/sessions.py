@@ -136,7 +136,7 @@ class ApprovalHandler(AgentspaceHandler):
     @web.authenticated
     @authorized
     async def post(self, session_id: str, tool_call_id: str) -> None:
-        from ..approvals import Decision
+        from agentspace.store.approvals import Decision
 
         decision = self.body(Decision)
         session = await self.session(session_id)
@@ -157,8 +157,9 @@ class ToolsHandler(AgentspaceHandler):
     @web.authenticated
     @authorized
     async def put(self, session_id: str) -> None:
-        from ..imports import import_off_loop
-        from ..kerneltools import VALIDATOR
+        from agentspace.engine.kerneltools import VALIDATOR
+        from agentspace.fairness.imports import import_off_loop
+
         from .models import SetTools
 
         await import_off_loop(VALIDATOR)  # checking the tools' schemas imports it: ~1 s

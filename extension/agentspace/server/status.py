@@ -1,4 +1,4 @@
-"""``GET api/status``: the store's health (agentspace.storestatus), also when it is damaged."""
+"""``GET api/status``: the store's health (agentspace.store.status), also when it is damaged."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ class StatusHandler(AgentspaceHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
+        from agentspace.store.status import damaged_status
+
         from ..errors import StoreDamaged
-        from ..storestatus import damaged_status
 
         try:
             engine = await self.state.engine(damaged=True)

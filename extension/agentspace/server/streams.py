@@ -18,13 +18,15 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from ..pacing import requests_first
+from agentspace.fairness.pacing import requests_first
+
 from .base import AgentspaceHandler, ApiError
 
 if TYPE_CHECKING:
     from ag_ui.core import RunAgentInput
 
-    from ..approvals import Decision
+    from agentspace.store.approvals import Decision
+
     from ..events import StoredEvent
 
 
@@ -168,7 +170,7 @@ class AguiHandler(AgentspaceHandler):
 
 
 def _decision(status: str, payload: Any) -> Decision:
-    from ..approvals import Decision
+    from agentspace.store.approvals import Decision
 
     if status == "cancelled":
         return Decision(decision="reject", reason="cancelled by the client")

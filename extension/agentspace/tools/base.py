@@ -17,11 +17,10 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 
-from agentspace.config import Policy
 from agentspace.errors import ToolArgumentsError, ToolError
 
 ToolFunction = Callable[..., Any]
@@ -31,7 +30,10 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what OpenAI-style providers a
 
 
 if TYPE_CHECKING:
-    from ..workspace.workspace import Workspace
+    from agentspace.sandbox.workspace import Workspace
+
+Policy = Literal["allow", "ask", "deny"]
+"""A tool's approval policy: run it, ask a person first, or refuse it."""
 
 
 @dataclass

@@ -17,8 +17,8 @@ from typing import BinaryIO
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentspace.errors import ToolError
+from agentspace.sandbox import paths
 from agentspace.tools.base import Tool, ToolContext, ToolOutput, tool
-from agentspace.workspace import paths
 
 MAX_READ_LINES = 2_000
 MAX_READ_BYTES = 256 * 1024

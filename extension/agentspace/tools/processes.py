@@ -11,8 +11,9 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentspace.sandbox.workspace import LOG_DIR, Workspace
+
 from ..errors import ToolError
-from ..workspace.workspace import LOG_DIR, Workspace
 from .base import Tool, ToolContext, ToolOutput, tool
 
 MAX_SCAN = 5000  # files compared before/after a command to report what it changed

@@ -7,6 +7,7 @@ views never ask which mode they are in.
 
 from __future__ import annotations
 
-from .base import AgentClient, connect
+from agentspace_kernel.client.base import AgentClient
+from agentspace_kernel.client.connect import connect
 
 __all__ = ["AgentClient", "connect"]

@@ -1,4 +1,4 @@
-"""The client interface both modes implement, and ``connect`` that picks the mode."""
+"""The client interface both modes implement (``connect`` picks the mode)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..discovery import Location
+from agentspace_kernel.client.discovery import Location
 
 Event = dict[str, Any]  # an AG-UI event as JSON (camelCase keys, "type" first)
 
@@ -98,21 +98,3 @@ class AgentClient(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - most clients hold nothing to release
         """Release connections (the engine, in embedded mode)."""
-
-
-def connect(location: Location, settings: Settings) -> AgentClient:
-    """The client for this kernel: remote when a server is there, else embedded."""
-    if settings.mode != "embedded" and location.server is not None:
-        from .remote import RemoteClient
-
-        return RemoteClient(location, location.server)
-    if settings.mode == "remote":
-        from ..errors import ClientError
-
-        raise ClientError(
-            "Remote mode was asked for (AgentMagics.mode = 'remote') but " + location.why + ".",
-            code="no_server",
-        )
-    from .embedded import EmbeddedClient
-
-    return EmbeddedClient(location, settings)

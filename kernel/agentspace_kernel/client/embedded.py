@@ -6,7 +6,7 @@ VS Code, a console). The store is the same SQLite file the server would use
 notebook opened later in JupyterLab finds the same session; the engine's claim
 on a session keeps two processes from serving it at once. With no server to
 proxy previews behind its login, a previewed port gets a listener on 127.0.0.1
-that checks a per-port token (agentspace.workspace.forward), closed with the
+that checks a per-port token (agentspace.sandbox.forward), closed with the
 engine when the kernel exits.
 """
 
@@ -17,13 +17,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..discovery import Location
+from agentspace_kernel.client.discovery import Location
+
 from ..errors import ClientError
 from .base import AgentClient, Event, Settings
 
 if TYPE_CHECKING:
-    from agentspace.engine import Engine
-    from agentspace.session import Session
+    from agentspace.engine.engine import Engine
+    from agentspace.engine.session import Session
 
 T = TypeVar("T")
 
@@ -34,10 +35,10 @@ _engine_lock: asyncio.Lock | None = None
 async def shared_engine(settings: Settings) -> Engine:
     """One engine per kernel and settings, started on first use, closed at exit."""
     global _engine_lock
-    from agentspace.config import EngineConfig, default_model, default_state_dir
-    from agentspace.engine import Engine
+    from agentspace.engine.config import EngineConfig, default_model, default_state_dir
+    from agentspace.engine.engine import Engine
+    from agentspace_kernel.client.diagnostics import keep_out_of_cells
 
-    from ..diagnostics import keep_out_of_cells
     from ..loop import on_shutdown
 
     key = (settings.state_dir, settings.sandbox, settings.model)
@@ -129,7 +130,7 @@ class EmbeddedClient(AgentClient):
     async def decide(self, tool_call_id: str, decision: dict[str, Any]) -> dict[str, Any]:
         from pydantic import ValidationError
 
-        from agentspace.approvals import Decision
+        from agentspace.store.approvals import Decision
 
         session = await self._current()
         try:
@@ -160,7 +161,7 @@ class EmbeddedClient(AgentClient):
     async def set_kernel_tools(self, tools: list[dict[str, Any]], run_cell: bool) -> None:
         from pydantic import ValidationError
 
-        from agentspace.kerneltools import KernelTool
+        from agentspace.tools.kernel import KernelTool
 
         session = await self._current()
         try:
@@ -182,37 +183,23 @@ class EmbeddedClient(AgentClient):
 
     # -- the workspace --------------------------------------------------------
     async def files(self, path: str = ".") -> dict[str, Any]:
-        from agentspace.workspace import paths
-
         session = await self._current()
-        try:
-            listing = paths.list_dir(session.workspace, path)
-        except OSError as exc:
-            raise ClientError(f"{path!r}: {exc.strerror or exc}.", "file_error") from exc
-        entries = [
-            {"path": e.path, "kind": e.kind, "size": e.size, "target": e.target}
-            for e in listing.entries
-        ]
-        return {"path": path, "entries": entries, "truncated": listing.truncated}
-
-    async def _runtime(self) -> Any:
-        session = await self._current()
-        engine = await self._engine()
-        return await self._guard(lambda: engine.workspaces.get(session))
+        listing = await self._guard(lambda: session.files(path))
+        return listing.model_dump(mode="json")
 
     async def processes(self) -> list[dict[str, Any]]:
-        runtime = await self._runtime()
-        return [r.model_dump(mode="json") for r in runtime.processes.listing()]
+        session = await self._current()
+        records = await self._guard(session.processes)
+        return [r.model_dump(mode="json") for r in records]
 
     async def output(self, name: str, tail: int = 100) -> str:
-        runtime = await self._runtime()
-        return str(await self._guard(lambda: _async(runtime.processes.output, name, tail)))
+        session = await self._current()
+        return (await self._guard(lambda: session.process_output(name, tail))).output
 
     async def preview_url(self, port: int) -> str:
-        """A ``http://127.0.0.1:...`` URL with a token (see agentspace.workspace.forward)."""
-        runtime = await self._runtime()
-        url: str = await self._guard(lambda: runtime.preview(port, announce=False))
-        return url
+        """A ``http://127.0.0.1:...`` URL with a token (see agentspace.sandbox.forward)."""
+        session = await self._current()
+        return await self._guard(lambda: session.preview(port, announce=False))
 
 
 def _async_call(fn: Callable[[], T]) -> Callable[[], Awaitable[T]]:
@@ -220,10 +207,6 @@ def _async_call(fn: Callable[[], T]) -> Callable[[], Awaitable[T]]:
         return fn()
 
     return run
-
-
-async def _async(fn: Callable[..., T], *args: Any) -> T:
-    return fn(*args)
 
 
 async def _info(session: Session) -> dict[str, Any]:

@@ -17,7 +17,8 @@ from urllib.parse import quote
 
 import httpx
 
-from ..discovery import Location, ServerInfo
+from agentspace_kernel.client.discovery import Location, ServerInfo
+
 from ..errors import ClientError
 from .base import AgentClient, Event
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import litellm
 import pytest
 
-from agentspace import defaults
-from agentspace.config import EngineConfig, Limits
-from agentspace.engine import Engine
+from agentspace.engine import defaults
+from agentspace.engine.config import EngineConfig, Limits
+from agentspace.engine.engine import Engine
 from agentspace.events import Custom
 from agentspace.models.base import Completion
 from agentspace.testing import collect_run

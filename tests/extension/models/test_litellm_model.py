@@ -267,7 +267,7 @@ def test_context_window_and_cost() -> None:
 
 
 async def test_paced_stream_passes_every_chunk_and_closes_the_provider_stream() -> None:
-    """The pacing wrapper around the provider's chunks (see pacing.py) changes nothing else."""
+    """The pacing wrapper around the provider's chunks (fairness.pacing) changes nothing else."""
 
     class Chunks:
         closed = False

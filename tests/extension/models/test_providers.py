@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from agentspace.approvals import Decision
-from agentspace.config import EngineConfig, Limits
-from agentspace.engine import Engine
+from agentspace.engine.config import EngineConfig, Limits
+from agentspace.engine.engine import Engine
+from agentspace.engine.session import Session
 from agentspace.events import StoredEvent
 from agentspace.models import litellm_model
-from agentspace.session import Session
+from agentspace.store.approvals import Decision
 from agentspace.testing import collect_run, text_of, types_of
 
 from .providerfakes import (
@@ -124,7 +124,7 @@ async def test_text_tool_call_approval_history_and_usage(
         resumed = await collect_run(session, events[-1].seq)
         assert outcome(resumed) == "success"
         assert text_of(resumed) == "Done, the file is written."
-        assert (session.workspace / "a.txt").read_text() == "hi from the model"
+        assert (session.folder / "a.txt").read_text() == "hi from the model"
         await session.wait()
         usage = session.record.usage
         assert (usage.input_tokens, usage.output_tokens) == (51, 12)
@@ -156,7 +156,7 @@ async def test_malformed_arguments_go_back_to_the_model_and_the_session_keeps_wo
         assert outcome(events) == "success"  # answered at once, never held for approval
         (result,) = [data(e)["content"] for e in events if e.type == "TOOL_CALL_RESULT"]
         assert "not valid JSON" in result and "did not run" in result
-        assert not (session.workspace / "a.txt").exists()
+        assert not (session.folder / "a.txt").exists()
         assert text_of(events).endswith("I will retry.")
         later = await run(session, "are you there?")
         assert outcome(later) == "success" and text_of(later) == "Still here."
@@ -214,7 +214,7 @@ async def test_a_stalled_stream_ends_in_run_error_keeping_the_partial_text(
 
 
 def test_timeouts_are_configurable_with_sane_defaults() -> None:
-    from agentspace.app import AgentspaceApp
+    from agentspace.server.app import AgentspaceApp
 
     assert (Limits().first_byte_timeout, Limits().chunk_timeout) == (60.0, 60.0)
     app = AgentspaceApp()
@@ -354,7 +354,7 @@ async def test_a_tool_call_cut_mid_stream_is_closed_before_run_error(
             assert start < end < kinds.index("TOOL_CALL_RESULT", end) < len(kinds) - 1
             (_one_call,) = {data(e).get("toolCallId") for e in events if "TOOL_CALL" in e.type}
         assert kinds.count("TOOL_CALL_START") == kinds.count("TOOL_CALL_END")
-        assert not (session.workspace / "a.txt").exists()
+        assert not (session.folder / "a.txt").exists()
         later = await run(session, "try again")
         assert outcome(later) == "success" and text_of(later) == "Recovered."
     assert len(fake.requests) == 2

@@ -219,9 +219,9 @@ async def test_agui_resume_that_loses_is_a_409_naming_the_winner(
 
 READY = """
 import asyncio, sys
-from agentspace import cli
-from agentspace.config import EngineConfig
-from agentspace.engine import Engine
+from agentspace.cli import main as cli
+from agentspace.engine.config import EngineConfig
+from agentspace.engine.engine import Engine
 from agentspace.errors import AgentspaceError
 
 async def main():

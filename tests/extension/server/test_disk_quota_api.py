@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from agentspace.workspace import disks
+from agentspace.sandbox import disks
 
 pytestmark = pytest.mark.skipif(
     disks.probe() is not None, reason=f"no quota filesystems here: {disks.probe()} (CI is root)"

@@ -205,7 +205,7 @@ async def start_apps(jp_serverapp: Any, api: Callable[..., Any], jp_base_url: st
     engine = await state.engine()
     session = await engine.get(info["id"])
     runtime = await engine.workspaces.get(session)
-    folder = session.workspace
+    folder = session.folder
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "hello.txt").write_text("hello from the sandbox\n")
     (folder / "sub").mkdir()

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from agentspace.damage import KINDS, build_state, damage
-from agentspace.storestatus import SCHEMA_VERSION
+from agentspace.store.damage import KINDS, build_state, damage
+from agentspace.store.status import SCHEMA_VERSION
 
 Api = Callable[..., Awaitable[tuple[int, Any]]]
 
@@ -97,7 +97,7 @@ async def test_a_damaged_store_answers_503_everywhere_and_jupyter_keeps_serving(
 async def test_the_server_serves_the_repaired_file_at_its_next_request(
     agentspace_state: Path, api: Api
 ) -> None:
-    from agentspace.storerepair import repair
+    from agentspace.store.repair import repair
 
     made = build_state(agentspace_state, sessions=2, events=20)
     damage(agentspace_state / "agentspace.db", "header")

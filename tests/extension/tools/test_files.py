@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from agentspace.errors import PathEscapeError, ToolArgumentsError, ToolError
+from agentspace.sandbox import paths
 from agentspace.tools import files
 from agentspace.tools.base import Tool, ToolContext, ToolOutput
 from agentspace.tools.files import (
@@ -19,7 +20,6 @@ from agentspace.tools.files import (
     read_file,
     write_file,
 )
-from agentspace.workspace import paths
 
 
 @pytest.fixture

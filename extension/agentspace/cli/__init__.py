@@ -1,0 +1,4 @@
+"""The ``agentspace`` command: sessions, history, approvals and ``doctor``, over the engine.
+
+It may import the engine and everything below it; nothing imports it.
+"""

@@ -1,0 +1,217 @@
+"""Kernel tools: calls the notebook's kernel runs, not the sandbox.
+
+Why they are not ``Tool`` objects: the engine cannot run them. The kernel side
+(``agentspace_kernel``) declares them per session (``run_cell`` plus the user's
+own decorated functions), the model is offered them next to the built-in
+tools, and a call to one is held like an approval: a pending row, an AG-UI
+Interrupt with reason ``kernel_tool``, and later a ``result`` decision carrying
+what the kernel returned. Nothing here runs code; it describes, checks and
+formats, so the run loop and the session only ask it questions.
+
+The specs live in the session record (``kernel_tools``, ``run_cell``) and so
+survive restarts with it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from agentspace.engine.policies import Resolved, explain_policy
+from agentspace.errors import ConflictError, InputError, ToolArgumentsError
+from agentspace.store.approvals import Decision, Executor, PendingCall
+from agentspace.tools.base import Policy
+from agentspace.tools.kernel import RUN_CELL, RUN_CELL_TOOL, KernelTool
+
+if TYPE_CHECKING:
+    from agentspace.engine.session import Session
+
+CUT_MARKER = (
+    "\n[... {cut} characters of the kernel's output cut here (limits.max_tool_result_chars) ...]\n"
+)
+
+
+class OfferedTool(BaseModel):
+    """One tool the model is offered, with its effective policy and who runs it."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    policy: Policy
+    rule: str = Field("default", description="Where the policy comes from, e.g. 'server: *'.")
+    executor: Executor
+
+
+class ToolListing(BaseModel):
+    tools: list[OfferedTool]
+
+
+# -- what a session offers -----------------------------------------------------
+def kernel_tools(session: Session) -> list[KernelTool]:
+    """The kernel tools the session offers: ``run_cell`` first (if enabled), then the user's."""
+    record = session.record
+    return ([RUN_CELL_TOOL] if record.run_cell else []) + list(record.kernel_tools)
+
+
+def find(session: Session, name: str) -> KernelTool | None:
+    """The session's kernel tool called ``name`` (None for built-in or unknown names)."""
+    if name in session.engine.tools:
+        return None  # built-ins win (set_kernel_tools refuses collisions anyway)
+    return next((t for t in kernel_tools(session) if t.name == name), None)
+
+
+def rule_of(session: Session, name: str) -> Resolved:
+    """The tool's policy and where it comes from (``explain_policy``); run_cell always asks."""
+    kernel = find(session, name)
+    if kernel is not None and kernel.name == RUN_CELL:
+        return Resolved("ask", "run_cell always asks", "ask")
+    default = kernel.policy if kernel is not None else session.engine.default_policy(name)
+    record = session.record
+    return explain_policy(
+        name, default, session.engine.config.policies, record.policies, record.always_allowed
+    )
+
+
+def policy_of(session: Session, name: str) -> Policy:
+    """The tool's effective policy in the session (see ``rule_of``)."""
+    return rule_of(session, name).policy
+
+
+def schemas(session: Session) -> list[dict[str, Any]]:
+    """Built-in and kernel tools in the OpenAI format, for the model call."""
+    return session.engine.tools.schemas() + [t.openai_schema() for t in kernel_tools(session)]
+
+
+def listing(session: Session) -> ToolListing:
+    builtin = [
+        OfferedTool(
+            name=t.name,
+            description=t.description,
+            parameters=t.openai_schema()["function"]["parameters"],
+            policy=(rule := rule_of(session, t.name)).policy,
+            rule=rule.rule,
+            executor="sandbox",
+        )
+        for t in session.engine.tools
+    ]
+    kernel = [
+        OfferedTool(
+            name=t.name,
+            description=t.description,
+            parameters=t.parameters,
+            policy=(rule := rule_of(session, t.name)).policy,
+            rule=rule.rule,
+            executor="kernel",
+        )
+        for t in kernel_tools(session)
+    ]
+    return ToolListing(tools=builtin + kernel)
+
+
+def unknown_tool_text(session: Session, name: str) -> str:
+    available = session.engine.tools.names + [t.name for t in kernel_tools(session)]
+    return f"Error: Unknown tool {name!r}. Available tools: {', '.join(available) or '(none)'}."
+
+
+# -- checks ---------------------------------------------------------------------
+def check_tool_set(session: Session, tools: list[KernelTool]) -> None:
+    """Refuse a tool set the model could not tell apart from the built-ins (or itself)."""
+    seen: set[str] = set()
+    for t in tools:
+        if t.name in session.engine.tools:
+            raise InputError(
+                f"The kernel tool {t.name!r} has the name of a built-in workspace tool; "
+                "rename it (built-in tools: " + ", ".join(session.engine.tools.names) + ").",
+                tool=t.name,
+            )
+        if t.name == RUN_CELL:
+            raise InputError(
+                "'run_cell' is built in: send \"run_cell\": true instead of defining it.",
+                tool=t.name,
+            )
+        if t.name in seen:
+            raise InputError(f"Two kernel tools are named {t.name!r}; names must be unique.")
+        seen.add(t.name)
+
+
+def check_policies(policies: dict[str, Policy]) -> None:
+    if policies.get(RUN_CELL, "ask") != "ask":
+        raise InputError(
+            "run_cell always asks: the user approves each cell before it runs in their kernel. "
+            "Its policy cannot be changed; to stop offering it, set the tools with "
+            '"run_cell": false.',
+            tool=RUN_CELL,
+        )
+
+
+# Validation context of a record read back from the store: its tools' schemas were checked.
+# What checking a schema or arguments imports (~1 s once): off the loop before first use.
+VALIDATOR = "jsonschema.validators"
+
+
+def check_arguments(tool: KernelTool, raw: str) -> None:
+    """Validate a model's arguments before the kernel sees them, so the model can fix them."""
+    try:
+        data = json.loads(raw) if raw.strip() else {}
+    except ValueError as exc:
+        raise ToolArgumentsError(
+            f"Arguments for tool {tool.name!r} are not valid JSON ({exc}). The arguments must "
+            "be a JSON object matching the tool's parameter schema.",
+            tool=tool.name,
+        ) from None
+    from jsonschema.validators import validator_for
+
+    validator = validator_for(tool.parameters)(tool.parameters)
+    problems = [
+        f"- {'.'.join(str(p) for p in e.absolute_path) or '(arguments)'}: {e.message}"
+        for e in validator.iter_errors(data)
+    ]
+    if problems:
+        raise ToolArgumentsError(
+            f"Invalid arguments for tool {tool.name!r}:\n" + "\n".join(problems[:20]),
+            tool=tool.name,
+        )
+
+
+def check_decision(call: PendingCall, decision: Decision, limit: int) -> Decision:
+    """The decision as it will be stored, or the error that says why it does not fit the call."""
+    if call.executor != "kernel":
+        if decision.decision == "result":
+            raise InputError(
+                f"The tool call {call.tool_call_id!r} ({call.name}) runs in the workspace "
+                "sandbox: only kernel tools take a 'result'. Approve, edit or reject it."
+            )
+        return decision
+    if decision.decision in ("approve", "edit"):
+        raise ConflictError(
+            f"The tool call {call.tool_call_id!r} ({call.name}) runs in the notebook's kernel: "
+            "run its cell, send a 'result' decision, or reject it."
+        )
+    if decision.remember and call.name == RUN_CELL:
+        raise InputError("run_cell always asks: 'remember' cannot apply to it.")
+    output = decision.output
+    if output is not None and len(output) > limit:
+        return decision.model_copy(update={"output": cut(output, limit)})
+    return decision
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters: head and tail, a marker where the middle was."""
+    marker = CUT_MARKER.format(cut=len(text))  # an upper bound on the digits needed
+    keep = max(limit - len(marker), 0)
+    head = keep * 2 // 3
+    tail = keep - head
+    marker = CUT_MARKER.format(cut=len(text) - keep)
+    return text[:head] + marker + (text[len(text) - tail :] if tail else "")
+
+
+def result_text(call: PendingCall, decision: Decision) -> str:
+    """What the model reads for a kernel call the kernel answered."""
+    output = decision.output or ""
+    text = f"Error: {output}" if decision.is_error else output
+    if decision.arguments is not None and decision.arguments != call.parsed_arguments:
+        edited = json.dumps(decision.arguments)
+        text = f"Note: the user edited the arguments of this call to {edited}.\n" + text
+    return text

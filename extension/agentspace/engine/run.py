@@ -1,0 +1,351 @@
+"""One run: model turns, tool calls and approvals, streamed as AG-UI events.
+
+A run starts when the session serves a queued message, a resume, or a set of
+approval decisions. It first settles the tool calls the transcript still owes
+a result (decided approvals, left-overs), then appends the user's message, then
+alternates model turns and tool calls until the model stops calling tools, a
+call needs approval (RUN_FINISHED with an interrupt outcome), a limit is
+crossed or a provider fails (RUN_ERROR), or the run is stopped (RUN_FINISHED,
+cancelled). Whatever happens, the transcript stays valid for the next model
+call: every assistant tool call gets exactly one result, and partial text is
+kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Literal
+
+from ag_ui.core import (
+    RunErrorEvent,
+    RunFinishedCancelledOutcome,
+    RunFinishedEvent,
+    RunFinishedSuccessOutcome,
+    RunStartedEvent,
+    TextMessageContentEvent,
+    TextMessageEndEvent,
+    TextMessageStartEvent,
+    TokenUsage,
+    ToolCallArgsEvent,
+    ToolCallEndEvent,
+    ToolCallResultEvent,
+    ToolCallStartEvent,
+)
+
+from agentspace import owners
+from agentspace.engine import kerneltools, toolcalls
+from agentspace.engine.history import build_prompt
+from agentspace.errors import AgentspaceError, LimitExceededError
+from agentspace.events import Custom, custom, new_id
+from agentspace.fairness.pacing import checkpoint
+from agentspace.models.base import Completion, TextDelta, ToolCallArgsDelta, ToolCallBegin, Usage
+from agentspace.store import records
+from agentspace.store.approvals import PendingCall
+
+if TYPE_CHECKING:
+    from agentspace.engine.session import Session
+
+log = logging.getLogger(__name__)
+Outcome = Literal["success", "interrupt", "cancelled", "error"]
+CANCELLED_TEXT = "Cancelled: the run was stopped before this call finished."
+FAILED_TEXT = "Error: the run failed before this call ran."
+CUT_TEXT = "Error: the model's answer was cut off before this call was complete; it did not run."
+DEFAULT_WINDOW = 128_000
+
+
+class Run:
+    """Executes one run of ``session``; ``execute`` never raises (except shutdown)."""
+
+    def __init__(
+        self,
+        session: Session,
+        user: records.InboxItem | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.s = session
+        self.user = user
+        chosen = run_id or (user.run_id if user is not None else None)
+        self.run_id = chosen or new_id("run")
+        self._client_run_id = chosen is not None
+        self.usage = Usage()
+        self._warned_unpriced = False  # the cost-ceiling warning went out in this run
+        self.transcript: list[dict[str, Any]] = []
+        self.approvals: dict[str, PendingCall] = {}
+        self._text: list[str] = []
+        self._message_id: str | None = None  # an open assistant text message
+        self._open_calls: list[str] = []  # tool calls streaming in this model turn
+        self.consumed = False  # whether the user message left the inbox
+
+    # -- plumbing ------------------------------------------------------------
+    def emit(self, event: Any) -> None:
+        if self.s.log.append(event).terminal:
+            self.s.run_over = True  # from here on, a message sent is one after this run
+
+    def append(self, message: dict[str, Any]) -> None:
+        self.s.store.write(
+            records.INSERT_MESSAGE,
+            (self.s.id, len(self.transcript), json.dumps(message, ensure_ascii=False)),
+        )
+        self.transcript.append(message)
+
+    # -- the run -------------------------------------------------------------
+    async def execute(self) -> Outcome:
+        s = self.s
+        await s.store.flush()
+        self.transcript = await s.store.read(lambda c: records.transcript(c, s.id))
+        self.approvals = {
+            p.tool_call_id: p for p in await s.store.read(lambda c: records.approvals(c, s.id))
+        }
+        if self._client_run_id and await s.store.read(
+            lambda c: records.run_exists(c, s.id, self.run_id)
+        ):
+            self.run_id = new_id("run")  # a client reused its runId: runs stay distinct
+        await checkpoint()  # many runs start at once after a burst of messages (fairness/pacing.py)
+        s.store.write(
+            records.INSERT_RUN,
+            (s.id, self.run_id, time.time(), owners.owner_token(), s.log.last_seq + 1),
+        )
+        self.emit(RunStartedEvent(thread_id=s.id, run_id=self.run_id))
+        s.set_status("running")
+        outcome: Outcome
+        try:
+            outcome = await toolcalls.settle(self)
+            if outcome == "success":
+                if self.user is not None:
+                    self._user_message(self.user)
+                outcome = await self._loop()
+        except asyncio.CancelledError:
+            self._close("cancelled")
+            self.emit(RunFinishedEvent(**self._ids(), outcome=RunFinishedCancelledOutcome()))
+            outcome = "cancelled"
+        except AgentspaceError as exc:
+            self._close("error")
+            self.emit(RunErrorEvent(message=exc.message, code=exc.code, usage=self._usage()))
+            s.set_status("failed", exc.message)
+            outcome = "error"
+        except Exception as exc:
+            log.exception("run %s of session %s failed", self.run_id, s.id)
+            self._close("error")
+            message = (
+                f"Internal error ({type(exc).__name__}: {exc}). The transcript is intact; "
+                "use resume to try again, and report this as a bug if it repeats."
+            )
+            self.emit(RunErrorEvent(message=message, code="internal_error", usage=self._usage()))
+            s.set_status("failed", message)
+            outcome = "error"
+        s.store.write(
+            records.END_RUN,
+            (time.time(), outcome, json.dumps(self._usage_dict()), s.id, self.run_id),
+        )
+        if outcome == "success":
+            s.set_status("idle")
+        elif outcome == "interrupt":
+            s.set_status("awaiting_approval")
+        elif outcome == "cancelled":
+            s.set_status("stopped", "stopped by the user")
+        s.save()
+        await s.store.flush()
+        return outcome
+
+    def _ids(self) -> dict[str, str]:
+        return {"thread_id": self.s.id, "run_id": self.run_id}
+
+    def _user_message(self, item: records.InboxItem) -> None:
+        self.s.store.write(records.DELETE_INBOX, (item.row,))
+        self.consumed = True
+        self.append({"role": "user", "content": item.text, "id": item.message_id})
+        self.emit(TextMessageStartEvent(message_id=item.message_id, role="user", name=item.sender))
+        self.emit(TextMessageContentEvent(message_id=item.message_id, delta=item.text))
+        self.emit(TextMessageEndEvent(message_id=item.message_id))
+
+    async def _loop(self) -> Outcome:
+        limits = self.s.engine.config.limits
+        for _ in range(limits.max_model_calls):
+            self._check_budgets()
+            completion = await self._model_turn()
+            if not completion.tool_calls:
+                self.emit(
+                    RunFinishedEvent(
+                        **self._ids(), outcome=RunFinishedSuccessOutcome(), usage=self._usage()
+                    )
+                )
+                return "success"
+            outcome = await toolcalls.settle(self)
+            if outcome != "success":
+                return outcome
+        raise LimitExceededError(
+            f"The run stopped after {limits.max_model_calls} model calls (limits.max_model_calls)."
+            " Use resume to let the agent continue, or raise the limit.",
+            limit="max_model_calls",
+        )
+
+    def _check_budgets(self) -> None:
+        limits = self.s.engine.config.limits
+        used = self.s.record.usage
+        if limits.token_budget is not None and used.total_tokens >= limits.token_budget:
+            raise LimitExceededError(
+                f"This session has used {used.total_tokens} tokens of its {limits.token_budget}"
+                "-token budget (limits.token_budget). Raise the budget, then resume.",
+                limit="token_budget",
+            )
+        spent = used.cost or 0.0  # the priced calls; unpriced ones are warned of (_unpriced)
+        if limits.cost_ceiling is not None and spent >= limits.cost_ceiling:
+            raise LimitExceededError(
+                f"This session has spent ${spent:.4f} of its ${limits.cost_ceiling:.4f} "
+                "ceiling (limits.cost_ceiling). Raise the ceiling, then resume.",
+                limit="cost_ceiling",
+            )
+
+    async def _model_turn(self) -> Completion:
+        await checkpoint()  # the prompt and the provider call's set-up are bulk work
+        s, engine = self.s, self.s.engine
+        limits = engine.config.limits
+        model = s.effective_model
+        window = limits.context_window or await engine.context_window(model) or DEFAULT_WINDOW
+        prompt = build_prompt(
+            engine.config.system_prompt,
+            self.transcript,
+            window=window,
+            max_tool_chars=limits.max_tool_result_chars,
+        )
+        message_id = new_id("msg")
+        started = self._open_calls = []
+        completion: Completion | None = None
+        self._text = []
+        params = {**engine.config.model_params, **s.record.model_params}
+        tools = kerneltools.schemas(s)
+        stream = engine.model.stream(prompt, tools, model=model, params=params)
+        async for part in stream:
+            await checkpoint()  # a part's events are bulk work: share the loop (fairness/pacing.py)
+            if isinstance(part, TextDelta):
+                if self._message_id is None:
+                    self._message_id = message_id if not self._text else new_id("msg")
+                    self.emit(TextMessageStartEvent(message_id=self._message_id, role="assistant"))
+                self._text.append(part.text)
+                self.emit(TextMessageContentEvent(message_id=self._message_id, delta=part.text))
+            elif isinstance(part, ToolCallBegin):
+                self._end_text()
+                started.append(part.id)
+                self.emit(
+                    ToolCallStartEvent(
+                        tool_call_id=part.id, tool_call_name=part.name, parent_message_id=message_id
+                    )
+                )
+            elif isinstance(part, ToolCallArgsDelta):
+                self.emit(ToolCallArgsEvent(tool_call_id=part.id, delta=part.delta))
+            else:
+                completion = part
+            if s.store.backlog > 20_000:
+                await s.store.flush()
+        assert completion is not None, "a model stream must end with a Completion"
+        self._end_text()
+        for call_id in started:
+            self.emit(ToolCallEndEvent(tool_call_id=call_id))
+        self._open_calls = []
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": completion.text,
+            "id": message_id,
+        }
+        if completion.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
+                for c in completion.tool_calls
+            ]
+        self._text = []
+        self.append(message)
+        self.usage.add(completion.usage)
+        s.add_usage(completion.usage)
+        if completion.usage.cost is None:
+            self._unpriced(model)
+        return completion
+
+    def _unpriced(self, model: str) -> None:
+        """Say once per run that the cost ceiling cannot hold for a model without a price."""
+        ceiling = self.s.engine.config.limits.cost_ceiling
+        if ceiling is None or self._warned_unpriced:
+            return
+        self._warned_unpriced = True
+        budget = self.s.engine.config.limits.token_budget
+        holds = (
+            f"the token budget ({budget} tokens, limits.token_budget) still holds"
+            if budget is not None
+            else "set limits.token_budget to cap what this session may use"
+        )
+        message = (
+            f"The cost ceiling (${ceiling:.4f}, limits.cost_ceiling) cannot be enforced for "
+            f"{model}: litellm knows no price for it, so its calls are not counted in the "
+            f"spend; {holds}."
+        )
+        log.warning("session %s: %s", self.s.id, message)
+        self.emit(
+            custom(Custom.WARNING, {"code": "cost_ceiling_unenforceable", "message": message})
+        )
+
+    def _end_text(self) -> None:
+        if self._message_id is not None:
+            self.emit(TextMessageEndEvent(message_id=self._message_id))
+            self._message_id = None
+
+    # -- tool calls (engine/toolcalls.py) -----------------------------------------------
+    def unresolved(self) -> list[dict[str, Any]]:
+        """Tool calls of the last assistant message that have no result yet."""
+        return toolcalls.unresolved(self)
+
+    def result(self, call_id: str, text: str) -> None:
+        toolcalls.result(self, call_id, text)
+
+    # -- endings -------------------------------------------------------------
+    def _close(self, why: str) -> None:
+        """Keep partial text and answer every open tool call, so the transcript stays valid."""
+        if self._text:
+            self.append({"role": "assistant", "content": "".join(self._text), "id": new_id("msg")})
+            self._text = []
+        self._end_text()
+        self._end_cut_calls(why)
+        text = CANCELLED_TEXT if why == "cancelled" else FAILED_TEXT
+        for call in self.unresolved():
+            self.result(call["id"], text)
+
+    def _end_cut_calls(self, why: str) -> None:
+        """Close the tool calls the stream was cut in: TOOL_CALL_END, then a result event.
+
+        They never reached the transcript (the turn did not complete), so nothing is
+        owed to the model; a client that showed them starting sees them end.
+        """
+        text = CANCELLED_TEXT if why == "cancelled" else CUT_TEXT
+        for call_id in self._open_calls:
+            self.emit(ToolCallEndEvent(tool_call_id=call_id))
+            self.emit(
+                ToolCallResultEvent(
+                    message_id=new_id("msg"), tool_call_id=call_id, content=text, role="tool"
+                )
+            )
+        self._open_calls = []
+
+    def _usage(self) -> list[TokenUsage]:
+        u = self.usage
+        return [
+            TokenUsage(
+                model=self.s.effective_model,
+                input_tokens=u.input_tokens,
+                output_tokens=u.output_tokens,
+                total_tokens=u.total_tokens,
+            )
+        ]
+
+    def _usage_dict(self) -> dict[str, Any]:
+        u = self.usage
+        return {
+            "input_tokens": u.input_tokens,
+            "output_tokens": u.output_tokens,
+            "cost": u.total_cost,
+            "unpriced_calls": u.unpriced_calls,
+        }

@@ -1,0 +1,1 @@
+"""The bubblewrap backend: namespace holders started ahead, commands entering them."""

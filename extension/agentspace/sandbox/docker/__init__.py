@@ -1,0 +1,1 @@
+"""The docker backend: one ``Container`` object per workspace; exec, runs and kill over it."""

@@ -1,1 +1,0 @@
-"""The session's workspace folder: file access confined to it, with no way out."""
