@@ -35,10 +35,13 @@ did meanwhile (/proc/stat) and the client's own CPU time. For diagnosis:
 stalls; ``--profile DIR --phases burst,post`` runs py-spy on the server during those
 phases (collapsed stacks). Both perturb the figures; the reported run uses neither.
 
-The client side is one asyncio process: SSE readers are raw ``asyncio.Protocol``
-objects that only timestamp and keep the bytes (parsed after the run), HTTP/1.0
-so there is no chunked encoding. By default everything runs on all of this
-machine's cores, so the client competes with the server; its CPU use is reported.
+The client side is one asyncio process, httpx through bench/harness.py: requests in
+sequence on one keep-alive connection, SSE streams and the burst's POSTs on a
+connection each; an SSE reader only timestamps and keeps the bytes as httpx hands
+them over (parsed after the run). httpx costs the client more CPU per event than the
+raw sockets used before 2026-12-03 (reported in 1. and 3.). By default everything
+runs on all of this machine's cores, so the client competes with the server; its CPU
+use is reported.
 ``--pin`` separates the load generator from the system under test: every server
 process is started under ``taskset`` on CPU 0 (its threads inherit it; checked
 after each phase) and this client pins itself to CPU 1 (``--pin S:C`` for other
