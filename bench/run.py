@@ -11,7 +11,9 @@ each benchmark's own output as it runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -33,9 +35,9 @@ def run_one(name: str, args: argparse.Namespace, logs: Path) -> list[Row]:
     print(f"{name}: {' '.join(cmd[1:])}", flush=True)
     t0 = time.perf_counter()
     with log.open("wb") as sink:
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # a process group of its own: servers, kernels, sandboxes
             cmd, stdout=subprocess.PIPE if args.verbose else sink, stderr=subprocess.STDOUT,
-            env=env, cwd=ROOT,
+            env=env, cwd=ROOT, start_new_session=True,
         )  # fmt: skip
         if args.verbose:
             assert proc.stdout is not None
@@ -44,10 +46,9 @@ def run_one(name: str, args: argparse.Namespace, logs: Path) -> list[Row]:
                 sys.stdout.buffer.write(line)
                 sys.stdout.flush()
         try:
-            code: int | str = proc.wait(args.timeout)
+            code: int | str = proc.wait(max(1.0, args.timeout - (time.perf_counter() - t0)))
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            stop(proc)
             code = f"timed out after {args.timeout:.0f} s"
     seconds = time.perf_counter() - t0
     rows = load_rows(out) if out.exists() else []
@@ -60,6 +61,17 @@ def run_one(name: str, args: argparse.Namespace, logs: Path) -> list[Row]:
                         verdict="**failed**"))  # fmt: skip
     print(f"{name}: {len(rows)} rows in {seconds:.0f} s (exit {code})", flush=True)
     return rows
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Interrupt a benchmark (its cleanup runs: servers stopped, scratch dirs and their
+    mounts released), then kill whatever is left of its process group."""
+    proc.send_signal(signal.SIGINT)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(30)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def main() -> None:

@@ -555,20 +555,20 @@ def start_cost(tmp: Path, repeats: int) -> None:
     c_off = median(r[2] for r in runs[False])
     report(
         "4. start: spawn -> first GET api/status answered, with agentspace",
-        f"{t_on * 1000:.0f} ms (+{(t_on - t_off) * 1000:.0f} ms)",
+        f"{t_on * 1000:.0f} ms ({(t_on - t_off) * 1000:+.0f} ms)",
         f"without {t_off * 1000:.0f} ms",
         "<= +300 ms",
         met(t_on - t_off <= 0.3),
     )
     report(
         "4. start: server CPU time (user+sys) until it answers, with agentspace",
-        f"{c_on * 1000:.0f} ms (+{(c_on - c_off) * 1000:.0f} ms)",
+        f"{c_on * 1000:.0f} ms ({(c_on - c_off) * 1000:+.0f} ms)",
         f"without {c_off * 1000:.0f} ms",
         "less noisy than wall time",
     )
     report(
         "4. start: server RSS once it answers, with agentspace",
-        f"{m_on:.1f} MB (+{m_on - m_off:.1f} MB)",
+        f"{m_on:.1f} MB ({m_on - m_off:+.1f} MB)",
         f"without {m_off:.1f} MB",
         "<= +30 MB",
         met(m_on - m_off <= 30),
