@@ -62,9 +62,11 @@ browser: setup
 test: setup
 	scripts/test.sh
 
+# Every benchmark in its quick mode, each in its own process; one table of all rows at the end
+# (bench/run.py; logs in test-artifacts/bench/). `make bench BENCH_ARGS="--only server -v"`.
+BENCH_ARGS ?=
 bench: setup
-	$(PY) bench/engine.py
-	$(PY) bench/workspace.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 # A private docker engine and the sandbox image (root; the docker tests start it themselves).
 dockerd:

@@ -19,7 +19,7 @@ bench/RESULTS.md with the date and the machine.
    straight into the Model port), for litellm through a local OpenAI-compatible
    server (bench/fakeopenai.py, its own process) with our bound on litellm's chunk
    list (models/retention.py), and for the same without it (main's path, switched
-   off here only).
+   off here only). ``--quick``: 10,000 and 50,000 chunks.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Callable
@@ -45,9 +44,9 @@ from agentspace.engine.engine import Engine
 from agentspace.models.base import StreamPart, TextDelta
 from agentspace.models.litellm_model import LiteLLMModel
 from agentspace.testing import DirectModel, write_script
-from common import Report, pct
+from harness import Results, arguments, fake_openai, met, pct, ratio, run, scratch
 
-report = Report()
+report = Results("engine")
 
 
 # -- 1. throughput -------------------------------------------------------------
@@ -250,8 +249,7 @@ async def stream_child(mode: str, n: int, base: str) -> dict[str, float]:
 
     if mode == "litellm-main":
         litellm_model.bound_chunks = lambda response: None  # type: ignore[assignment]
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+    with scratch() as root:
         direct = mode == "engine"
         text = "".join(f"w{i % 64} " for i in range(n))
         model = write_script(root / "long.json", {"text": text, "delay_ms": 0})
@@ -279,18 +277,16 @@ async def stream_child(mode: str, n: int, base: str) -> dict[str, float]:
     return {"before": before, "after": after, "rate": n / seconds}
 
 
+def stream_sizes(quick: bool) -> tuple[int, int]:
+    """The two stream lengths (100,000 chunks take litellm half a minute and more a run)."""
+    return (10_000, 50_000) if quick else (10_000, 100_000)
+
+
 def stream_runs(
     sizes: tuple[int, ...], repeats: int
 ) -> dict[tuple[str, int], list[dict[str, float]]]:
-    fake = subprocess.Popen(
-        [sys.executable, str(Path(__file__).parent / "fakeopenai.py"), "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert fake.stdout is not None
-    base = f"http://127.0.0.1:{int(fake.stdout.readline())}/v1"
     runs: dict[tuple[str, int], list[dict[str, float]]] = {}
-    try:
+    with fake_openai() as base:
         for r in range(repeats):
             for n in sizes:
                 modes = STREAM_MODES if r % 2 == 0 else STREAM_MODES[::-1]
@@ -303,9 +299,6 @@ def stream_runs(
                     )
                     result = json.loads(child.stdout.strip().splitlines()[-1])
                     runs.setdefault((mode, n), []).append(result)
-    finally:
-        fake.terminate()
-        fake.wait(5)
     return runs
 
 
@@ -331,13 +324,13 @@ def stream_report(runs: dict[tuple[str, int], list[dict[str, float]]]) -> None:
             f"{rate_large:,.0f} ({rate_large / rate_small - 1:+.0%})",
             f"{rate_small:,.0f} at {small:,}",
             "no fall with length",
+            ratio=ratio(rate_large, rate_small),
         )
 
 
 async def main(quick: bool) -> None:
     repeats = 1 if quick else 3
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+    with scratch() as root:
         print("1. throughput (20,000 deltas)", flush=True)
         n = 20_000
         base = statistics.median([await queue_baseline(n) for _ in range(repeats)])
@@ -349,46 +342,42 @@ async def main(quick: bool) -> None:
             ("engine: script straight into the Model port", engine_only),
             ("end to end: through litellm (scripted provider)", ours),
         ):
-            report(f"events/s, {label}", f"{value:,.0f}", f"queue {base:,.0f}/s", ">= 20,000/s")
-            report("  ratio to bare asyncio.Queue", f"{value / base:.3f}", "1.0", "reported")
+            report(f"events/s, {label}", value, f"queue {base:,.0f}/s", ">= 20,000/s",
+                   met(value >= 20_000), ratio=ratio(value, base))  # fmt: skip
 
         print("2. latency (100 sessions x 20 deltas/s)", flush=True)
         lat = await latency(root, 100, 10 if quick else 40)
-        report("delta -> subscriber p50", f"{statistics.median(lat):.2f} ms", "0", "<= 5 ms")
-        report("delta -> subscriber p99", f"{pct(lat, 0.99):.2f} ms", "0", "<= 50 ms")
+        p50, p99 = statistics.median(lat), pct(lat, 0.99)
+        report("delta -> subscriber p50", p50, "0", "<= 5 ms", met(p50 <= 5), unit="ms")
+        report("delta -> subscriber p99", p99, "0", "<= 50 ms", met(p99 <= 50), unit="ms")
 
         print("3. restore (100 sessions x 1,000 events)", flush=True)
         key = await populate(root, 10 if quick else 100, 1000)
         py = statistics.median([python_start() for _ in range(repeats + 2)])
         starts = [restore_start(root, key) for _ in range(repeats + 2)]
-        report(
-            "process start -> first replayed event",
-            f"{statistics.median(starts):.0f} ms",
-            f"bare python start {py:.0f} ms",
-            "<= 1000 ms",
-        )
+        start = statistics.median(starts)
+        report("process start -> first replayed event", start, f"bare python start {py:.0f} ms",
+               "<= 1000 ms", met(start <= 1000), unit="ms", ratio=ratio(start, py))  # fmt: skip
         replays = [await replay(root) for _ in range(repeats + 2)]
         ms = statistics.median(r[0] for r in replays)
-        report(
-            f"late subscriber replays {replays[0][1]:,} events",
-            f"{ms:.0f} ms",
-            f"sqlite SELECT {sqlite_baseline(root, 'big.ipynb'):.0f} ms",
-            "<= 200 ms",
-        )
+        select = sqlite_baseline(root, "big.ipynb")
+        report(f"late subscriber replays {replays[0][1]:,} events", ms,
+               f"sqlite SELECT {select:.0f} ms", "<= 200 ms", met(ms <= 200), unit="ms",
+               ratio=ratio(ms, select))  # fmt: skip
 
         print("4. memory", flush=True)
         per = await idle_memory(root, 200 if quick else 1000)
-        report("idle loaded session", f"{per / 1024:.1f} KB", "-", "<= 100 KB")
+        report("idle loaded session", per / 1024, "-", "<= 100 KB", met(per <= 100 * 1024),
+               unit="KB")  # fmt: skip
 
-    print("5. long streams (10,000 and 100,000 chunks, a fresh process each)", flush=True)
-    stream_report(stream_runs((10_000, 100_000), repeats))
-
-    report.table()
+    sizes = stream_sizes(quick)
+    print(f"5. long streams ({sizes[0]:,} and {sizes[1]:,} chunks, a fresh process each)",
+          flush=True)  # fmt: skip
+    stream_report(stream_runs(sizes, repeats))
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, one repeat")
+    parser = arguments(__doc__)
     parser.add_argument("--only-streams", action="store_true", help="run only 5. (long streams)")
     parser.add_argument(
         "--stream-child", nargs=3, metavar=("MODE", "N", "BASE"), help=argparse.SUPPRESS
@@ -398,7 +387,10 @@ if __name__ == "__main__":
         mode, n, base = args.stream_child
         print(json.dumps(asyncio.run(stream_child(mode, int(n), base))))
     elif args.only_streams:
-        stream_report(stream_runs((10_000, 100_000), 1 if args.quick else 3))
-        report.table()
+        run(
+            report,
+            args,
+            lambda: stream_report(stream_runs(stream_sizes(args.quick), 1 if args.quick else 3)),
+        )
     else:
-        asyncio.run(main(args.quick))
+        run(report, args, lambda: main(args.quick))

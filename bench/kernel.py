@@ -36,11 +36,8 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import re
-import statistics
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -50,8 +47,25 @@ from typing import Any
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 
-from common import NOTES, RESULTS, met, note, pct, report
-from server import API, Conn, Server, assistant_deltas, new_session, send, subscribe
+from harness import (
+    API,
+    Api,
+    Results,
+    Server,
+    arguments,
+    assistant_deltas,
+    client,
+    isolated_env,
+    median,
+    met,
+    pct,
+    ratio,
+    run,
+    scratch,
+)
+
+report = Results("kernel")
+note = report.note
 
 HEAVY = (
     "litellm",
@@ -65,22 +79,6 @@ HEAVY = (
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.2f} ms" if seconds < 0.01 else f"{seconds * 1000:,.1f} ms"
-
-
-def isolated_env(tmp: Path) -> dict[str, str]:
-    """Kernels with their own Jupyter data/runtime/config and IPython dirs (no user startup)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_", "JPY_"))}
-    for name in ("data", "runtime", "config", "ipython"):
-        (tmp / name).mkdir(parents=True, exist_ok=True)
-    env.update(
-        JUPYTER_DATA_DIR=str(tmp / "data"),
-        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
-        JUPYTER_CONFIG_DIR=str(tmp / "config"),
-        IPYTHONDIR=str(tmp / "ipython"),
-        JUPYTER_NO_CONFIG="1",
-    )
-    env.pop("AGENTSPACE_MODE", None)
-    return env
 
 
 # -- running cells ---------------------------------------------------------------------
@@ -173,14 +171,14 @@ async def load_ext(tmp: Path, kernels: int) -> None:
             modules[name] = result["new"]
             if name == "agentspace":
                 heavy.update(result["heavy"])
-    ours, base = statistics.median(times["agentspace"]), statistics.median(times["autoreload"])
+    ours, base = median(times["agentspace"]), median(times["autoreload"])
     report(
         f"1. `%load_ext agentspace` inside a fresh kernel, median of {kernels}",
-        f"{ms(ours)} (range {ms(min(times['agentspace']))}–{ms(max(times['agentspace']))});"
-        f" ratio {ours / base:.1f}×",
+        f"{ms(ours)} (range {ms(min(times['agentspace']))}–{ms(max(times['agentspace']))})",
         f"`%load_ext autoreload` {ms(base)}",
         "≤ 300 ms",
         met(ours <= 0.3),
+        ratio=ratio(ours, base),
     )
     top = sorted({m.split(".")[0] for m in modules["agentspace"]})
     report(
@@ -193,18 +191,8 @@ async def load_ext(tmp: Path, kernels: int) -> None:
 
 
 # -- 2. delta -> widget, remote mode ----------------------------------------------------
-class BenchServer(Server):
-    def env(self) -> dict[str, str]:
-        env = super().env()
-        (self.dir / "ipython").mkdir(exist_ok=True)
-        env["IPYTHONDIR"] = str(self.dir / "ipython")  # kernels it starts: no user startup
-        env.pop("JPY_SESSION_NAME", None)
-        env.pop("AGENTSPACE_MODE", None)
-        return env
-
-
 @contextlib.asynccontextmanager
-async def server_kernel(server: Server, conn: Conn, notebook: str) -> AsyncIterator[Cells]:
+async def server_kernel(server: Server, conn: Api, notebook: str) -> AsyncIterator[Cells]:
     """A kernel the server starts for ``notebook``, as JupyterLab does when it opens one."""
     body = {"path": notebook, "name": Path(notebook).name, "type": "notebook"}
     status, session = await conn.request(
@@ -231,7 +219,7 @@ SESSION_ID = (
 DRAWN = re.compile(r"\bd(\d+)\b")
 
 
-async def delta_to_widget(server: Server, conn: Conn, tmp: Path, runs: int, deltas: int) -> None:
+async def delta_to_widget(server: Server, conn: Api, tmp: Path, runs: int, deltas: int) -> None:
     print(
         f"\n2. delta -> widget, remote mode: {runs} run(s) of {deltas} deltas 10 ms apart",
         flush=True,
@@ -248,10 +236,10 @@ async def delta_to_widget(server: Server, conn: Conn, tmp: Path, runs: int, delt
     first_delta: list[float] = []  # each run's first delta (its stream was opened just before)
     # the server's first run imports litellm (~2 s): pay it here, not in the kernel's first cell
     t = time.perf_counter()
-    sid = await new_session(conn, "bench/warm.ipynb", "scripted/echo")
-    sse = await subscribe(server, sid)
+    sid = await conn.new_session("bench/warm.ipynb", "scripted/echo")
+    sse = await conn.subscribe(sid)
     await asyncio.wait_for(sse.ready, 30)
-    await send(conn, sid, "warm up")
+    await conn.send(sid, "warm up")
     await asyncio.wait_for(sse.done, 60)
     sse.close()
     note(
@@ -270,7 +258,7 @@ async def delta_to_widget(server: Server, conn: Conn, tmp: Path, runs: int, delt
         sid = await cells.value(SESSION_ID)
         for r in range(runs):
             _, info = await conn.request("GET", f"{API}/sessions/{sid}")
-            sse = await subscribe(server, sid, after=int(info["last_seq"]))
+            sse = await conn.subscribe(sid, after=int(info["last_seq"]))
             await asyncio.wait_for(sse.ready, 30)
             await cells.run("import agentspace_kernel.magics.cellrun as _c; _c.PROBE = []")
             out = await cells.run(f"%%agent\ngo {r}")
@@ -332,26 +320,20 @@ async def delta_to_widget(server: Server, conn: Conn, tmp: Path, runs: int, delt
     )
 
 
-async def first_event(server: Server, conn: Conn, repeats: int) -> None:
+async def first_event(server: Server, conn: Api, repeats: int) -> None:
     """Diagnostic: a run's first event on a stream opened after the POST (as a cell does),
-    through httpx on a kept-alive connection (the kernel's client) vs a fresh raw socket."""
-    import httpx
-
-    sid = await new_session(conn, "bench/first.ipynb", "scripted/echo")
-    http = httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{server.port}/{API}/",
-        headers={"Authorization": f"token {server.token}"},
-        timeout=httpx.Timeout(30.0, read=None),
-    )
+    through httpx on a kept-alive connection (the kernel's client) vs a new connection."""
+    sid = await conn.new_session("bench/first.ipynb", "scripted/echo")
+    http = client(server, base_url=f"{server.url}{API}/")
     pooled: list[float] = []
-    raw: list[float] = []
+    fresh: list[float] = []
     try:
         for i in range(repeats + 1):
-            for how in ("httpx", "raw"):
+            for how in ("kept", "fresh"):
                 info = (await http.get(f"sessions/{sid}")).json()
                 await http.post(f"sessions/{sid}/messages", json={"text": f"hi {i}"})
                 t, t_wall = time.perf_counter(), time.time()
-                if how == "httpx":
+                if how == "kept":
                     first = 0.0
                     headers = {
                         "Accept": "text/event-stream",
@@ -367,20 +349,21 @@ async def first_event(server: Server, conn: Conn, repeats: int) -> None:
                     if i:
                         pooled.append(first)
                 else:
-                    sse = await subscribe(server, sid, after=int(info["last_seq"]))
+                    sse = await conn.subscribe(sid, after=int(info["last_seq"]))
                     await asyncio.wait_for(sse.done, 30)
                     sse.close()
                     at = sse.events()[0][0]
                     if i:
-                        raw.append(at - t_wall)
+                        fresh.append(at - t_wall)
     finally:
         await http.aclose()
     report(
         "2. diagnostic: run's first event on an SSE stream opened after the POST, httpx on a"
         f" kept-alive connection (the kernel's client), median of {repeats}",
-        ms(statistics.median(pooled)),
-        f"raw socket, new connection {ms(statistics.median(raw))}",
+        ms(median(pooled)),
+        f"the SSE client on a new connection {ms(median(fresh))}",
         "—",
+        ratio=ratio(median(pooled), median(fresh)),
     )
 
 
@@ -484,17 +467,18 @@ def notebook_cells(tmp: Path, n: int) -> None:
     if f"You said: {PROMPTS[n - 1]}" not in text:
         raise RuntimeError(f"the last cell's output is not the echo: {text!r}")
     agent_cells, base_cells = a["cells"][2:], b["cells"][2:]
-    rest = statistics.median(agent_cells[1:])
+    rest = median(agent_cells[1:])
     report(
         f"3. notebook of {n} `%%agent` cells (scripted/echo), nbclient, embedded: total wall",
-        f"{a['wall']:.2f} s (ratio {a['wall'] / b['wall']:.1f}×)",
+        a["wall"],
         f"{n} `print` cells {b['wall']:.2f} s",
-        "reported",
+        unit="s",
+        ratio=ratio(a["wall"], b["wall"]),
     )
     report(
         "3. same, per `%%agent` cell after the first, median (p90)",
         f"{ms(rest)} ({ms(pct(agent_cells[1:], 0.9))})",
-        f"`print` cell {ms(statistics.median(base_cells))}",
+        f"`print` cell {ms(median(base_cells))}",
         "reported",
     )
     report(
@@ -511,7 +495,7 @@ def notebook_cells(tmp: Path, n: int) -> None:
     )
 
 
-async def remote_cells(server: Server, conn: Conn, n: int) -> None:
+async def remote_cells(server: Server, conn: Api, n: int) -> None:
     print(
         f"\n3b. {n} %%agent cells in a kernel the server started (remote mode, widgets)", flush=True
     )
@@ -525,14 +509,15 @@ async def remote_cells(server: Server, conn: Conn, n: int) -> None:
     total, base_total = sum(walls) + sum(s["wall"] for s in setup), sum(b["wall"] for b in base)
     report(
         f"3b. {n} `%%agent` cells, remote mode (widget view), execute → idle: sum",
-        f"{total:.2f} s (ratio {total / base_total:.1f}×)",
+        total,
         f"{n} `print` cells {base_total:.2f} s",
-        "reported",
+        unit="s",
+        ratio=ratio(total, base_total),
     )
     report(
         "3b. same, per cell after the first, median (p90); first cell",
-        f"{ms(statistics.median(walls[1:]))} ({ms(pct(walls[1:], 0.9))}); {ms(walls[0])}",
-        f"`print` cell {ms(statistics.median([b['wall'] for b in base]))}",
+        f"{ms(median(walls[1:]))} ({ms(pct(walls[1:], 0.9))}); {ms(walls[0])}",
+        f"`print` cell {ms(median([b['wall'] for b in base]))}",
         "reported",
     )
 
@@ -543,15 +528,15 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> None:
     notebook_cells(tmp / "nb", 20 if args.quick else 50)
     import_cost()
     render_cost()
-    server = BenchServer(tmp, "server", {"agentspace": True})
+    server = Server(tmp, "server", {"agentspace": True})
     print(f"\nstarting jupyter server: {server.start():.2f} s", flush=True)
-    conn = Conn(server)
+    conn = Api(server)
     try:
         await delta_to_widget(server, conn, tmp, 1 if args.quick else 3, 400)
         await first_event(server, conn, 5 if args.quick else 15)
         await remote_cells(server, conn, 20 if args.quick else 50)
     finally:
-        conn.close()
+        await conn.aclose()
         problems = server.problems()
         server.stop()
         if problems:
@@ -559,35 +544,15 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer kernels, runs and cells")
+    parser = arguments(__doc__)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     args = parser.parse_args()
-    load0 = os.getloadavg()
-    t0 = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix="agentspace-bench-kernel-"))
-    try:
-        asyncio.run(main_async(args, tmp))
-    finally:
-        if not args.keep:
-            import shutil
 
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print(f"kept {tmp}")
-    load1 = os.getloadavg()
-    print("\n| measure | result | baseline (same run) | target | verdict |\n|---|---|---|---|---|")
-    for row in RESULTS:
-        print("| " + " | ".join(row) + " |")
-    for text in NOTES:
-        print(f"- {text}")
-    python = sys.version.split()[0]
-    print(
-        f"\n{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, Python {python};"
-        f" load average (1/5/15 min) {load0[0]:.2f}/{load0[1]:.2f}/{load0[2]:.2f} at the start,"
-        f" {load1[0]:.2f}/{load1[1]:.2f}/{load1[2]:.2f} at the end;"
-        f" {time.perf_counter() - t0:.0f} s in all"
-    )
+    async def body() -> None:
+        with scratch("agentspace-bench-kernel-", keep=args.keep) as tmp:
+            await main_async(args, tmp)
+
+    run(report, args, body)
 
 
 if __name__ == "__main__":

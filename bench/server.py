@@ -35,10 +35,13 @@ did meanwhile (/proc/stat) and the client's own CPU time. For diagnosis:
 stalls; ``--profile DIR --phases burst,post`` runs py-spy on the server during those
 phases (collapsed stacks). Both perturb the figures; the reported run uses neither.
 
-The client side is one asyncio process: SSE readers are raw ``asyncio.Protocol``
-objects that only timestamp and keep the bytes (parsed after the run), HTTP/1.0
-so there is no chunked encoding. By default everything runs on all of this
-machine's cores, so the client competes with the server; its CPU use is reported.
+The client side is one asyncio process, httpx through bench/harness.py: requests in
+sequence on one keep-alive connection, SSE streams and the burst's POSTs on a
+connection each; an SSE reader only timestamps and keeps the bytes as httpx hands
+them over (parsed after the run). httpx costs the client more CPU per event than the
+raw sockets used before 2026-12-03 (reported in 1. and 3.). By default everything
+runs on all of this machine's cores, so the client competes with the server; its CPU
+use is reported.
 ``--pin`` separates the load generator from the system under test: every server
 process is started under ``taskset`` on CPU 0 (its threads inherit it; checked
 after each phase) and this client pins itself to CPU 1 (``--pin S:C`` for other
@@ -50,171 +53,74 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import http.client
 import json
 import os
 import resource
 import signal
-import socket
-import statistics
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 
-from common import NOTES, RESULTS, met, note, pct, report
+from harness import (
+    API,
+    VENV_BIN,
+    Api,
+    Results,
+    Server,
+    api,
+    arguments,
+    assistant_deltas,
+    client,
+    fake_openai,
+    median,
+    met,
+    pct,
+    run,
+    scratch,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench"
-VENV_BIN = Path(sys.executable).parent  # the venv running the bench (a worktree may have none)
-API = "agentspace/api"
-
+report = Results("server")
+note = report.note
 PIN: dict[str, set[int]] = {}  # --pin: "server" and "client" CPU sets
 TRAITS: dict[str, Any] = {}  # --trait NAME=JSON: more AgentspaceApp settings
 
 
 # -- the server process ----------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def new_server(tmp: Path, name: str, extensions: dict[str, bool]) -> Server:
+    """A ``Server`` with this run's --trait settings, under taskset with --pin, and with
+    looplag's stack sampling with --stall-stacks."""
+    return Server(
+        tmp, name, extensions, traits=TRAITS,
+        env={"LOOPLAG_STACKS": "1"} if PROFILE["stacks"] else {},
+        prefix=["taskset", "--cpu-list", cpu_list(PIN["server"])] if PIN else [],
+    )  # fmt: skip
 
 
-class Server:
-    """One ``jupyter server`` subprocess with its own temp dirs and config file."""
+def server_cpu(server: Server) -> float:
+    """CPU seconds (user + system) the server process has used."""
+    return sum(psutil.Process(server.proc.pid).cpu_times()[:2]) if server.proc else 0.0
 
-    def __init__(self, tmp: Path, name: str, extensions: dict[str, bool]) -> None:
-        self.dir = tmp / name
-        self.dir.mkdir(parents=True)
-        self.port = free_port()
-        self.token = os.urandom(16).hex()
-        self.base = "/"
-        self.extensions = extensions
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = self.dir / "server.log"
-        self.traits: dict[str, Any] = {}  # more AgentspaceApp settings for this server
-        self.site: Path | None = None  # a folder with a sitecustomize.py for the server
 
-    def config(self) -> Path:
-        (self.dir / "root").mkdir()
-        config = {
-            "ServerApp": {
-                "jpserver_extensions": self.extensions,
-                "ip": "127.0.0.1",
-                "port": self.port,
-                "port_retries": 0,
-                "open_browser": False,
-                "root_dir": str(self.dir / "root"),
-                "base_url": self.base,
-            },
-            "IdentityProvider": {"token": self.token},
-            "AgentspaceApp": {
-                "state_dir": str(self.dir / "state"),
-                "model": "scripted/echo",
-                "messages_per_minute": 0,
-                "max_queue": 10_000,
-                **TRAITS,
-                **self.traits,
-            },
-        }
-        path = self.dir / "jupyter_server_config.json"
-        path.write_text(json.dumps(config, indent=1))
-        return path
+def rss(server: Server) -> int:
+    """RSS of the server process (and children, if any), bytes."""
+    assert server.proc is not None
+    proc = psutil.Process(server.proc.pid)
+    return proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
 
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER_")}
-        # This checkout's code, even where the venv has another checkout installed editable.
-        paths = [str(BENCH), str(ROOT / "extension"), str(ROOT / "kernel"), env.get("PYTHONPATH")]
-        if self.site is not None:
-            paths.insert(0, str(self.site))
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
-        env["JUPYTER_NO_CONFIG"] = "1"  # only our config file: no user or venv extensions
-        env["JUPYTER_DATA_DIR"] = str(self.dir / "data")
-        env["JUPYTER_RUNTIME_DIR"] = str(self.dir / "runtime")
-        if PROFILE["stacks"]:
-            env["LOOPLAG_STACKS"] = "1"
-        return env
 
-    def start(self, timeout: float = 60.0) -> float:
-        """Spawn and wait for the first answered ``GET api/status``; seconds taken."""
-        cmd = [str(VENV_BIN / "jupyter"), "server", f"--config={self.config()}"]
-        if PIN:  # taskset execs the server: same pid, and every thread it starts inherits
-            cmd = ["taskset", "--cpu-list", cpu_list(PIN["server"]), *cmd]
-        if os.geteuid() == 0:
-            cmd.append("--allow-root")
-        log = self.log_path.open("wb")
-        t0 = time.perf_counter()
-        self.proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env(), cwd=self.dir
-        )
-        log.close()
-        while time.perf_counter() - t0 < timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"jupyter server exited ({self.proc.returncode}):\n{self.tail()}"
-                )
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/api/status", headers=self.headers())
-                if conn.getresponse().status == 200:
-                    elapsed = time.perf_counter() - t0
-                    conn.close()
-                    return elapsed
-                conn.close()
-            except OSError:
-                pass
-            time.sleep(0.005)
-        raise RuntimeError(f"jupyter server not ready in {timeout} s:\n{self.tail()}")
-
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"token {self.token}"}
-
-    def rss(self) -> int:
-        """RSS of the server process (and children, if any), bytes."""
-        assert self.proc is not None
-        proc = psutil.Process(self.proc.pid)
-        return proc.memory_info().rss + sum(
-            c.memory_info().rss for c in proc.children(recursive=True)
-        )
-
-    def affinities(self) -> dict[str, set[int]]:
-        """CPU list -> the server's thread names pinned to it (all threads, now)."""
-        assert self.proc is not None
-        out: dict[str, set[int]] = {}
-        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
-            with contextlib.suppress(OSError):  # a thread may end meanwhile
-                cpus = cpu_list(os.sched_getaffinity(int(task.name)))
-                out.setdefault(cpus, set()).add(int(task.name))
-        return out
-
-    def tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def problems(self) -> list[str]:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return [
-            line
-            for line in text.splitlines()
-            if "Traceback" in line or " ERROR " in line or "[E " in line or "[W " in line
-        ]
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+def affinities(server: Server) -> dict[str, set[int]]:
+    """CPU list -> the server's thread names pinned to it (all threads, now)."""
+    assert server.proc is not None
+    out: dict[str, set[int]] = {}
+    for task in Path(f"/proc/{server.proc.pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread may end meanwhile
+            cpus = cpu_list(os.sched_getaffinity(int(task.name)))
+            out.setdefault(cpus, set()).add(int(task.name))
+    return out
 
 
 def parse_cpus(text: str) -> set[int]:
@@ -234,188 +140,16 @@ def check_pinned(server: Server, phase: str) -> None:
     """With ``--pin``: every server thread is still on the server's CPUs."""
     if not PIN or server.proc is None:
         return
-    found = server.affinities()
+    found = affinities(server)
     if set(found) != {cpu_list(PIN["server"])}:
         raise RuntimeError(f"after {phase}, server threads by CPU list: {found}")
-    client = os.sched_getaffinity(0)
-    if client != PIN["client"]:
-        raise RuntimeError(f"after {phase}, the client runs on CPUs {client}")
+    mine = os.sched_getaffinity(0)
+    if mine != PIN["client"]:
+        raise RuntimeError(f"after {phase}, the client runs on CPUs {mine}")
     PIN_CHECKS.append(f"{phase}: {sum(len(t) for t in found.values())} threads")
 
 
 PIN_CHECKS: list[str] = []
-
-
-# -- HTTP clients ------------------------------------------------------------------
-class Conn:
-    """HTTP/1.1 keep-alive requests over one asyncio stream (Content-Length or chunked)."""
-
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-        self.connects = 0
-
-    async def _open(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.server.port)
-        self.writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.connects += 1
-
-    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        if self.writer is None:
-            await self._open()
-        assert self.reader is not None and self.writer is not None
-        payload = b"" if body is None else json.dumps(body).encode()
-        head = (
-            f"{method} {self.server.base}{path} HTTP/1.1\r\nHost: 127.0.0.1:{self.server.port}\r\n"
-            f"Authorization: token {self.server.token}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
-        )
-        self.writer.write(head.encode() + payload)
-        status, headers, data = await read_response(self.reader)
-        if headers.get("connection", "").lower() == "close":
-            self.close()
-        if "json" in headers.get("content-type", "") and data:
-            return status, json.loads(data)
-        return status, data
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
-
-
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
-    line = await reader.readline()
-    if not line:
-        raise ConnectionError("the server closed the connection")
-    status = int(line.split()[1])
-    headers: dict[str, str] = {}
-    while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-        key, _, value = line.decode("latin-1").partition(":")
-        headers[key.strip().lower()] = value.strip()
-    if "content-length" in headers:
-        data = await reader.readexactly(int(headers["content-length"]))
-    elif headers.get("transfer-encoding", "").lower() == "chunked":
-        parts = []
-        while size := int((await reader.readline()).split(b";")[0], 16):
-            parts.append(await reader.readexactly(size))
-            await reader.readline()
-        await reader.readline()
-        data = b"".join(parts)
-    elif status in (204, 304):
-        data = b""
-    else:
-        data = await reader.read()
-    return status, headers, data
-
-
-async def one_shot(server: Server, method: str, path: str, body: Any = None) -> tuple[int, float]:
-    """One HTTP/1.0 request on its own connection; (status, time.time() when sent)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    payload = b"" if body is None else json.dumps(body).encode()
-    head = (
-        f"{method} {server.base}{path} HTTP/1.0\r\nHost: 127.0.0.1\r\n"
-        f"Authorization: token {server.token}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
-    )
-    sent = time.time()
-    writer.write(head.encode() + payload)
-    try:
-        status, _, _ = await read_response(reader)
-    finally:
-        writer.close()
-    return status, sent
-
-
-class Sse(asyncio.Protocol):
-    """An SSE reader that only stamps and keeps the bytes; parsed after the run."""
-
-    def __init__(self, request: bytes, until: bytes) -> None:
-        self.request = request
-        self.until = until
-        self.chunks: list[tuple[float, bytes]] = []
-        loop = asyncio.get_running_loop()
-        self.ready: asyncio.Future[None] = loop.create_future()
-        self.done: asyncio.Future[None] = loop.create_future()
-        self.transport: asyncio.Transport | None = None
-        self._tail = b""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.request)
-
-    def data_received(self, data: bytes) -> None:
-        self.chunks.append((time.time(), data))
-        window = self._tail + data
-        if not self.ready.done() and b": agentspace" in window:
-            self.ready.set_result(None)
-        if not self.done.done() and self.until in window:
-            self.done.set_result(None)
-        self._tail = window[-len(self.until) :]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        for fut in (self.ready, self.done):
-            if not fut.done():
-                fut.set_exception(ConnectionError(f"SSE stream closed: {self.head()!r}"))
-
-    def head(self) -> bytes:
-        return b"".join(c for _, c in self.chunks)[:300]
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-    def events(self) -> list[tuple[float, int | None, dict[str, Any]]]:
-        """(arrival time, id, event) for each event, in order."""
-        out: list[tuple[float, int | None, dict[str, Any]]] = []
-        buf = b""
-        body = False
-        for at, data in self.chunks:
-            buf += data
-            if not body:
-                if b"\r\n\r\n" not in buf:
-                    continue
-                buf = buf.split(b"\r\n\r\n", 1)[1]
-                body = True
-            while b"\n\n" in buf:
-                block, buf = buf.split(b"\n\n", 1)
-                seq: int | None = None
-                for line in block.decode().split("\n"):
-                    if line.startswith("id: "):
-                        seq = int(line[4:])
-                    elif line.startswith("data: "):
-                        out.append((at, seq, json.loads(line[6:])))
-        return out
-
-
-async def subscribe(
-    server: Server, session_id: str, after: int = 0, until: bytes = b'"RUN_FINISHED"'
-) -> Sse:
-    path = f"{server.base}{API}/sessions/{session_id}/events?after={after}"
-    request = (
-        f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n"
-        f"Authorization: token {server.token}\r\nAccept: text/event-stream\r\n\r\n"
-    ).encode()
-    loop = asyncio.get_running_loop()
-    _, proto = await loop.create_connection(lambda: Sse(request, until), "127.0.0.1", server.port)
-    return proto
-
-
-def assistant_deltas(
-    events: list[tuple[float, int | None, dict[str, Any]]],
-) -> list[tuple[float, int, dict[str, Any]]]:
-    """The assistant's TEXT_MESSAGE_CONTENT events (the user's message is streamed too)."""
-    ids: set[str] = set()
-    out = []
-    for at, seq, event in events:
-        kind = event.get("type")
-        if kind == "TEXT_MESSAGE_START" and event.get("role", "assistant") == "assistant":
-            ids.add(event["messageId"])
-        elif kind == "TEXT_MESSAGE_CONTENT" and event["messageId"] in ids and seq is not None:
-            out.append((at, seq, event))
-    return out
 
 
 def script(tmp: Path, name: str, text: str, delay_ms: int) -> str:
@@ -424,42 +158,11 @@ def script(tmp: Path, name: str, text: str, delay_ms: int) -> str:
     return f"scripted/{path}"
 
 
-async def new_session(conn: Conn, notebook: str, model: str) -> str:
-    status, info = await conn.request(
-        "POST", f"{API}/sessions", {"notebook": notebook, "model": model}
-    )
-    if status != 200:
-        raise RuntimeError(f"POST sessions -> {status} {info!r}")
-    return str(info["id"])
-
-
-async def send(conn: Conn, session_id: str, text: str) -> None:
-    status, data = await conn.request(
-        "POST", f"{API}/sessions/{session_id}/messages", {"text": text}
-    )
-    if status != 202:
-        raise RuntimeError(f"POST messages -> {status} {data!r}")
-
-
-async def lag(conn: Conn, reset: bool = False) -> dict[str, Any]:
+async def lag(conn: Api, reset: bool = False) -> dict[str, Any]:
     status, data = await conn.request("POST" if reset else "GET", "looplag", {} if reset else None)
     if status != 200:
         raise RuntimeError(f"looplag -> {status} {data!r}")
     return dict(data)
-
-
-async def wait_idle(conn: Conn, ids: list[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    pending = set(ids)
-    while pending:
-        for sid in list(pending):
-            _, info = await conn.request("GET", f"{API}/sessions/{sid}")
-            if info["status"] == "idle" and not info["queued"]:
-                pending.discard(sid)
-        if pending:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{len(pending)} sessions still busy after {timeout} s")
-            await asyncio.sleep(0.002)
 
 
 def worst_text(stats: dict[str, Any], t0: float) -> str:
@@ -565,27 +268,27 @@ async def profiled(server: Server, phase: str) -> Any:
 
 
 # -- 0. first use of the engine ------------------------------------------------------
-async def first_use(server: Server, conn: Conn) -> None:
+async def first_use(server: Server, conn: Api) -> None:
     print("4a. first use of the engine (one session + one run)", flush=True)
     await asyncio.sleep(0.5)
-    before = server.rss()
+    before = rss(server)
     await lag(conn, reset=True)
     t0 = time.time()
     p0 = time.perf_counter()
-    sid = await new_session(conn, "first.ipynb", "scripted/echo")
+    sid = await conn.new_session("first.ipynb", "scripted/echo")
     created = time.perf_counter() - p0
-    sse = await subscribe(server, sid)
+    sse = await conn.subscribe(sid)
     await asyncio.wait_for(sse.ready, 30)
     async with profiled(server, "first"):
         p1 = time.perf_counter()
-        await send(conn, sid, "hello")
+        await conn.send(sid, "hello")
         await asyncio.wait_for(sse.done, 60)
         run = time.perf_counter() - p1
     sse.close()
     stats = await lag(conn)
     dump_stalls("first", stats)
     await asyncio.sleep(0.5)
-    after = server.rss()
+    after = rss(server)
     report(
         "4. first use: first POST sessions (imports + starts the engine)",
         f"{created * 1000:.0f} ms",
@@ -615,7 +318,7 @@ async def first_use(server: Server, conn: Conn) -> None:
     note(f"the server ran agentspace from {stats.get('agentspace')}")
 
 
-async def idle_lag(conn: Conn, seconds: float) -> dict[str, Any]:
+async def idle_lag(conn: Api, seconds: float) -> dict[str, Any]:
     await lag(conn, reset=True)
     await asyncio.sleep(seconds)
     return await lag(conn)
@@ -623,19 +326,19 @@ async def idle_lag(conn: Conn, seconds: float) -> dict[str, Any]:
 
 # -- 1. delta fan-out ------------------------------------------------------------------
 async def fan_out(
-    server: Server, conn: Conn, tmp: Path, subscribers: int, deltas: int
+    server: Server, conn: Api, tmp: Path, subscribers: int, deltas: int
 ) -> dict[str, Any]:
     text = "".join(f"d{j} " for j in range(deltas))
     model = script(tmp, f"fan{subscribers}", text, 10)
-    sid = await new_session(conn, f"fan{subscribers}.ipynb", model)
-    subs = await asyncio.gather(*(subscribe(server, sid) for _ in range(subscribers)))
+    sid = await conn.new_session(f"fan{subscribers}.ipynb", model)
+    subs = await asyncio.gather(*(conn.subscribe(sid) for _ in range(subscribers)))
     await asyncio.wait_for(asyncio.gather(*(s.ready for s in subs)), 30)
     await asyncio.sleep(0.5)  # let every handler register its subscription
     async with profiled(server, f"fan{subscribers}"):
         await lag(conn, reset=True)
         cpu0, wall0 = time.process_time(), time.perf_counter()
         srv0 = psutil.Process(server.proc.pid).cpu_times() if server.proc else None
-        await send(conn, sid, "go")
+        await conn.send(sid, "go")
         await asyncio.wait_for(asyncio.gather(*(s.done for s in subs)), 120)
         wall = time.perf_counter() - wall0
         cpu = time.process_time() - cpu0
@@ -680,23 +383,22 @@ async def fan_out(
 
 
 # -- 2. POST messages latency -------------------------------------------------------------
-async def post_latency(server: Server, conn: Conn, posts: int, sessions: int) -> dict[str, Any]:
+async def post_latency(server: Server, conn: Api, posts: int, sessions: int) -> dict[str, Any]:
     """Sequential POSTs, each followed by the two baseline GETs; then the same POSTs into
     a quiet server (each run finished before the next POST) to separate the handler's
     own cost from the runs the earlier POSTs started."""
-    ids = [await new_session(conn, f"post{i}.ipynb", "scripted/echo") for i in range(sessions)]
+    ids = [await conn.new_session(f"post{i}.ipynb", "scripted/echo") for i in range(sessions)]
     for sid in ids:  # warm up every session (and the handlers)
-        await send(conn, sid, "warm up")
-    await wait_idle(conn, ids)
+        await conn.send(sid, "warm up")
+    await conn.wait_idle(ids)
     times: dict[str, Any] = {"post": [], "status": [], "info": [], "quiet": []}
     clock = time.perf_counter
-    proc = psutil.Process(server.proc.pid) if server.proc else None
-    cpu0 = sum(proc.cpu_times()[:2]) if proc else 0.0
+    cpu0 = server_cpu(server)
     async with profiled(server, "post"):
         for i in range(posts):
             sid = ids[i % sessions]
             t0 = clock()
-            await send(conn, sid, f"message {i}")
+            await conn.send(sid, f"message {i}")
             t1 = clock()
             status, _ = await conn.request("GET", "api/status")
             t2 = clock()
@@ -706,28 +408,27 @@ async def post_latency(server: Server, conn: Conn, posts: int, sessions: int) ->
             times["post"].append((t1 - t0) * 1000)
             times["status"].append((t2 - t1) * 1000)
             times["info"].append((t3 - t2) * 1000)
-        await wait_idle(conn, ids)
-    times["cpu_per_post"] = ((sum(proc.cpu_times()[:2]) if proc else 0.0) - cpu0) / posts
+        await conn.wait_idle(ids)
+    times["cpu_per_post"] = (server_cpu(server) - cpu0) / posts
     for i in range(posts // 2):
         sid = ids[i % sessions]
         t0 = clock()
-        await send(conn, sid, f"quiet {i}")
+        await conn.send(sid, f"quiet {i}")
         times["quiet"].append((clock() - t0) * 1000)
-        await wait_idle(conn, [sid])
+        await conn.wait_idle([sid])
         await asyncio.sleep(0.005)
     return times
 
 
 # -- 3. burst of runs -------------------------------------------------------------------
-async def post_kept(conn: Conn, path: str, body: Any) -> tuple[int, float]:
+async def post_kept(poster: httpx.AsyncClient, path: str, body: Any) -> tuple[int, float]:
     """One POST on an open keep-alive connection; (status, time.time() when sent)."""
     sent = time.time()
-    status, _ = await conn.request("POST", path, body)
-    return status, sent
+    return (await poster.post(path, json=body)).status_code, sent
 
 
 async def burst(
-    server: Server, conn: Conn, tmp: Path, count: int, tag: str = "burst", kept: bool = False
+    server: Server, conn: Api, tmp: Path, count: int, tag: str = "burst", kept: bool = False
 ) -> dict[str, Any]:
     """``count`` runs started at once; ``kept``: each POST on its own connection opened (and
     used once) beforehand, as a kernel's keep-alive client sends it, else on a new one each."""
@@ -738,21 +439,20 @@ async def burst(
     ids = []
     for i in range(count):
         t0 = clock()
-        ids.append(await new_session(conn, f"{tag}/{i}.ipynb", model))
+        ids.append(await conn.new_session(f"{tag}/{i}.ipynb", model))
         create.append((clock() - t0) * 1000)
-    subs = await asyncio.gather(*(subscribe(server, sid) for sid in ids))
+    subs = await asyncio.gather(*(conn.subscribe(sid) for sid in ids))
     await asyncio.wait_for(asyncio.gather(*(s.ready for s in subs)), 60)
-    posters = [Conn(server) for _ in ids] if kept else []
+    posters = [client(server) for _ in ids] if kept else []
     for poster in posters:  # one at a time: opening them is not part of the burst
-        await poster.request("GET", "api/status")
+        await poster.get("api/status")
     await asyncio.sleep(0.5)
     if PROFILE["stacks"]:  # diagnosis: what a full garbage collection would walk now
         _, heap = await conn.request("GET", "looplag?heap=1")
         print(f"   heap before {tag}: {json.dumps(heap)}", flush=True)
-    proc = psutil.Process(server.proc.pid) if server.proc else None
     async with profiled(server, tag):
         await lag(conn, reset=True)
-        cpu0 = sum(proc.cpu_times()[:2]) if proc else 0.0
+        cpu0 = server_cpu(server)
         client0 = time.process_time()
         cpus0 = psutil.cpu_times(percpu=True)
         t0 = time.time()
@@ -762,7 +462,7 @@ async def burst(
             *(
                 post_kept(posters[i], path.format(sid), body)
                 if kept
-                else one_shot(server, "POST", path.format(sid), body)
+                else conn.one_shot("POST", path.format(sid), body)
                 for i, sid in enumerate(ids)
             )
         )
@@ -774,7 +474,7 @@ async def burst(
         except TimeoutError:
             timed_out = sum(1 for s in subs if not s.done.done())
         wall = clock() - p0
-        cpu = (sum(proc.cpu_times()[:2]) if proc else 0.0) - cpu0
+        cpu = server_cpu(server) - cpu0
         client_cpu = time.process_time() - client0
         cpus1 = psutil.cpu_times(percpu=True)
     stats = await lag(conn)
@@ -782,7 +482,7 @@ async def burst(
     for s in subs:
         s.close()
     for poster in posters:
-        poster.close()
+        await poster.aclose()
     ok = 0
     run_ms: list[float] = []
     lat: list[float] = []
@@ -836,40 +536,39 @@ def start_cost(tmp: Path, repeats: int) -> None:
     runs: dict[bool, list[tuple[float, int, float]]] = {True: [], False: []}
     for r in range(repeats):
         for on in (False, True) if r % 2 == 0 else (True, False):
-            server = Server(tmp, f"start{r}{'on' if on else 'off'}", {"agentspace": on})
+            server = new_server(tmp, f"start{r}{'on' if on else 'off'}", {"agentspace": on})
             try:
                 seconds = server.start()
-                assert server.proc is not None
-                cpu = sum(psutil.Process(server.proc.pid).cpu_times()[:2])
-                runs[on].append((seconds, server.rss(), cpu))
+                cpu = server_cpu(server)
+                runs[on].append((seconds, rss(server), cpu))
                 if on and r == 0:
                     loaded = "agentspace | extension was successfully loaded" in server.tail(200)
                     if not loaded:
                         raise RuntimeError(f"agentspace not loaded:\n{server.tail()}")
             finally:
                 server.stop()
-    t_on = statistics.median(r[0] for r in runs[True])
-    t_off = statistics.median(r[0] for r in runs[False])
-    m_on = statistics.median(r[1] for r in runs[True]) / 2**20
-    m_off = statistics.median(r[1] for r in runs[False]) / 2**20
-    c_on = statistics.median(r[2] for r in runs[True])
-    c_off = statistics.median(r[2] for r in runs[False])
+    t_on = median(r[0] for r in runs[True])
+    t_off = median(r[0] for r in runs[False])
+    m_on = median(r[1] for r in runs[True]) / 2**20
+    m_off = median(r[1] for r in runs[False]) / 2**20
+    c_on = median(r[2] for r in runs[True])
+    c_off = median(r[2] for r in runs[False])
     report(
         "4. start: spawn -> first GET api/status answered, with agentspace",
-        f"{t_on * 1000:.0f} ms (+{(t_on - t_off) * 1000:.0f} ms)",
+        f"{t_on * 1000:.0f} ms ({(t_on - t_off) * 1000:+.0f} ms)",
         f"without {t_off * 1000:.0f} ms",
         "<= +300 ms",
         met(t_on - t_off <= 0.3),
     )
     report(
         "4. start: server CPU time (user+sys) until it answers, with agentspace",
-        f"{c_on * 1000:.0f} ms (+{(c_on - c_off) * 1000:.0f} ms)",
+        f"{c_on * 1000:.0f} ms ({(c_on - c_off) * 1000:+.0f} ms)",
         f"without {c_off * 1000:.0f} ms",
         "less noisy than wall time",
     )
     report(
         "4. start: server RSS once it answers, with agentspace",
-        f"{m_on:.1f} MB (+{m_on - m_off:.1f} MB)",
+        f"{m_on:.1f} MB ({m_on - m_off:+.1f} MB)",
         f"without {m_off:.1f} MB",
         "<= +30 MB",
         met(m_on - m_off <= 30),
@@ -894,17 +593,7 @@ if {off}:  # bench/server.py 5.: the baseline, as on main
 FIRST_CALL_MODEL = "openai/gpt-4o-mini"  # the OpenAI route; its tokenizer is o200k_base
 
 
-def start_fake(tmp: Path) -> tuple[subprocess.Popen[str], str]:
-    """bench/fakeopenai.py in its own process; (process, api_base)."""
-    proc = subprocess.Popen(
-        [sys.executable, str(BENCH / "fakeopenai.py"), "0"], stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    port = int(proc.stdout.readline())
-    return proc, f"http://127.0.0.1:{port}/v1"
-
-
-async def wait_preloaded(conn: Conn, warm: bool, timeout: float = 90) -> None:
+async def wait_preloaded(conn: Api, warm: bool, timeout: float = 90) -> None:
     """Until the preload thread has made its call (and, with the fix, loaded o200k_base)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -917,48 +606,47 @@ async def wait_preloaded(conn: Conn, warm: bool, timeout: float = 90) -> None:
 
 
 async def first_call_once(tmp: Path, name: str, base: str, warm: bool) -> dict[str, Any]:
-    server = Server(tmp, name, {"agentspace": True, "looplag": True})
-    server.traits = {"model_params": {"api_base": base, "api_key": "sk-fake"}}
+    server = new_server(tmp, name, {"agentspace": True, "looplag": True})
+    server.traits["model_params"] = {"api_base": base, "api_key": "sk-fake"}
     server.site = server.dir / "site"
     server.site.mkdir()
     (server.site / "sitecustomize.py").write_text(SITE.format(off=not warm))
     try:
         server.start()
-        conn = Conn(server)
-        sid = await new_session(conn, "call.ipynb", FIRST_CALL_MODEL)  # starts the engine
-        await wait_preloaded(conn, warm)
-        sse = await subscribe(server, sid)
-        await asyncio.wait_for(sse.ready, 30)
-        await lag(conn, reset=True)
-        p0 = time.perf_counter()
-        await send(conn, sid, "hello")
-        await asyncio.wait_for(sse.done, 60)
-        wall = time.perf_counter() - p0
-        stats = await lag(conn)
-        sse.close()
-        text = b"".join(data for _, data in sse.chunks)
-        if b"w0 " not in text:  # the fake's first word: the call reached it
-            raise RuntimeError(f"the first call did not reach the fake: {text[-400:]!r}")
-        conn.close()
-        return {"max_ms": stats["max_ms"], "wall": wall, "encodings": stats["encodings"]}
+        async with api(server) as conn:
+            return await first_call_run(conn, warm)
     finally:
         server.stop()
 
 
+async def first_call_run(conn: Api, warm: bool) -> dict[str, Any]:
+    sid = await conn.new_session("call.ipynb", FIRST_CALL_MODEL)  # starts the engine
+    await wait_preloaded(conn, warm)
+    sse = await conn.subscribe(sid)
+    await asyncio.wait_for(sse.ready, 30)
+    await lag(conn, reset=True)
+    p0 = time.perf_counter()
+    await conn.send(sid, "hello")
+    await asyncio.wait_for(sse.done, 60)
+    wall = time.perf_counter() - p0
+    stats = await lag(conn)
+    sse.close()
+    text = b"".join(data for _, data in sse.chunks)
+    if b"w0 " not in text:  # the fake's first word: the call reached it
+        raise RuntimeError(f"the first call did not reach the fake: {text[-400:]!r}")
+    return {"max_ms": stats["max_ms"], "wall": wall, "encodings": stats["encodings"]}
+
+
 async def first_call(tmp: Path, repeats: int) -> None:
     print(f"5. first real call after start ({FIRST_CALL_MODEL}, N={repeats} each)", flush=True)
-    fake, base = start_fake(tmp)
     runs: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
-    try:
+    with fake_openai() as base:
         for r in range(repeats):
             for warm in (False, True) if r % 2 == 0 else (True, False):
                 name = f"call{r}{'warm' if warm else 'main'}"
                 runs[warm].append(await first_call_once(tmp, name, base, warm))
-    finally:
-        fake.terminate()
-        fake.wait(5)
-    after = statistics.median(r["max_ms"] for r in runs[True])
-    before = statistics.median(r["max_ms"] for r in runs[False])
+    after = median(r["max_ms"] for r in runs[True])
+    before = median(r["max_ms"] for r in runs[False])
     report(
         "5. first real call after start: loop lag max (POST messages -> RUN_FINISHED)",
         f"{after:.0f} ms",
@@ -966,8 +654,8 @@ async def first_call(tmp: Path, repeats: int) -> None:
         "<= 20 ms (as in 3.)",
         met(after <= 20),
     )
-    wall_after = statistics.median(r["wall"] for r in runs[True])
-    wall_before = statistics.median(r["wall"] for r in runs[False])
+    wall_after = median(r["wall"] for r in runs[True])
+    wall_before = median(r["wall"] for r in runs[False])
     report(
         "5. first real call after start: POST messages -> RUN_FINISHED",
         f"{wall_after * 1000:.0f} ms",
@@ -984,7 +672,7 @@ async def first_call(tmp: Path, repeats: int) -> None:
 
 # -- main ---------------------------------------------------------------------------------
 async def measure(server: Server, tmp: Path, quick: bool) -> None:
-    conn = Conn(server)
+    conn = Api(server)
     try:
         await first_use(server, conn)
 
@@ -1007,8 +695,8 @@ async def measure(server: Server, tmp: Path, quick: bool) -> None:
             )
         report(
             "1. fan-out: event timestamp -> received, 100 subscribers, p50",
-            f"{statistics.median(many['lat']):.2f} ms",
-            f"1 subscriber {statistics.median(one['lat']):.2f} ms",
+            f"{median(many['lat']):.2f} ms",
+            f"1 subscriber {median(one['lat']):.2f} ms",
             "reported",
         )
         p99 = pct(many["lat"], 0.99)
@@ -1027,13 +715,13 @@ async def measure(server: Server, tmp: Path, quick: bool) -> None:
         )
         report(
             "1. first subscriber's lag per delta, p50 / p99",
-            f"{statistics.median(many['first']):.2f} / {pct(many['first'], 0.99):.2f} ms",
+            f"{median(many['first']):.2f} / {pct(many['first'], 0.99):.2f} ms",
             "-",
             "reported",
         )
         report(
             "1. spread first -> last of 100 subscribers per delta, p50 / p99",
-            f"{statistics.median(many['spread']):.2f} / {pct(many['spread'], 0.99):.2f} ms",
+            f"{median(many['spread']):.2f} / {pct(many['spread'], 0.99):.2f} ms",
             "-",
             "reported",
         )
@@ -1060,11 +748,11 @@ async def measure(server: Server, tmp: Path, quick: bool) -> None:
         check_pinned(server, "fan-out")
         print("2. POST messages latency (200 sequential, 20 sessions)", flush=True)
         times = await post_latency(server, conn, 60 if quick else 200, 20)
-        p50 = statistics.median(times["post"])
+        p50 = median(times["post"])
         report(
             "2. POST sessions/{id}/messages, keep-alive, p50",
             f"{p50:.2f} ms",
-            f"GET api/status {statistics.median(times['status']):.2f} ms",
+            f"GET api/status {median(times['status']):.2f} ms",
             "<= 5 ms",
             met(p50 <= 5),
         )
@@ -1076,7 +764,7 @@ async def measure(server: Server, tmp: Path, quick: bool) -> None:
         )
         report(
             "2. POST into a quiet server (the previous run finished first), p50 / p99",
-            f"{statistics.median(times['quiet']):.2f} / {pct(times['quiet'], 0.99):.2f} ms",
+            f"{median(times['quiet']):.2f} / {pct(times['quiet'], 0.99):.2f} ms",
             "-",
             "diagnostic",
         )
@@ -1088,7 +776,7 @@ async def measure(server: Server, tmp: Path, quick: bool) -> None:
         )
         report(
             "2. GET sessions/{id} (agentspace handler, no engine work), p50 / p99",
-            f"{statistics.median(times['info']):.2f} / {pct(times['info'], 0.99):.2f} ms",
+            f"{median(times['info']):.2f} / {pct(times['info'], 0.99):.2f} ms",
             "-",
             "reported",
         )
@@ -1126,16 +814,14 @@ async def measure(server: Server, tmp: Path, quick: bool) -> None:
         )
         report(
             "3. POST -> RUN_FINISHED per run, p50 / p99 (20 deltas x 20 ms)",
-            f"{statistics.median(b['run_ms']):.0f} / {pct(b['run_ms'], 0.99):.0f} ms"
-            if b["run_ms"]
-            else "-",
+            f"{median(b['run_ms']):.0f} / {pct(b['run_ms'], 0.99):.0f} ms" if b["run_ms"] else "-",
             f"wall {b['wall'] * 1000:.0f} ms for all; 202s took {b['accepted'] * 1000:.0f} ms",
             "reported",
         )
         if b["lat"]:
             report(
                 "3. delta timestamp -> received during the burst, p50 / p99",
-                f"{statistics.median(b['lat']):.1f} / {pct(b['lat'], 0.99):.1f} ms",
+                f"{median(b['lat']):.1f} / {pct(b['lat'], 0.99):.1f} ms",
                 "-",
                 "reported",
             )
@@ -1148,7 +834,7 @@ async def measure(server: Server, tmp: Path, quick: bool) -> None:
         )
         report(
             "3. POST sessions (create), p50 / p99 sequential",
-            f"{statistics.median(b['create']):.2f} / {pct(b['create'], 0.99):.2f} ms",
+            f"{median(b['create']):.2f} / {pct(b['create'], 0.99):.2f} ms",
             "-",
             "reported",
         )
@@ -1182,12 +868,11 @@ async def measure(server: Server, tmp: Path, quick: bool) -> None:
         )
         note(f"keep-alive burst worst loop stalls: {worst_text(k['lag'], k['t0'])}")
     finally:
-        conn.close()
+        await conn.aclose()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
+    parser = arguments(__doc__)
     parser.add_argument("--profile", metavar="DIR", help="py-spy the server into DIR (raw stacks)")
     parser.add_argument(
         "--phases",
@@ -1235,22 +920,22 @@ def main() -> None:
         TRAITS[name] = json.loads(value)
     if TRAITS:
         note(f"AgentspaceApp settings added for this run: {TRAITS}")
-    quick = args.quick
     PROFILE["dir"] = args.profile
     PROFILE["phases"] = set(args.phases.split(",")) if args.phases else set()
     PROFILE["stacks"] = args.stall_stacks
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 4096), hard), hard))
-    started = time.perf_counter()
-    load0 = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(prefix="agentspace-bench-") as name:
-        tmp = Path(name)
+    run(report, args, lambda: measure_all(args))
+
+
+def measure_all(args: argparse.Namespace) -> None:
+    with scratch() as tmp:
         if not args.only_first_call:
-            server = Server(tmp, "main", {"agentspace": True, "looplag": True})
+            server = new_server(tmp, "main", {"agentspace": True, "looplag": True})
             try:
                 print(f"starting jupyter server on 127.0.0.1:{server.port}", flush=True)
                 server.start()
-                asyncio.run(measure(server, tmp, quick))
+                asyncio.run(measure(server, tmp, args.quick))
                 problems = server.problems()
             finally:
                 server.stop()
@@ -1259,22 +944,9 @@ def main() -> None:
             if PIN_CHECKS:
                 note("server threads all on the server's CPUs after " + "; ".join(PIN_CHECKS))
             if not args.skip_start:
-                start_cost(tmp, 3 if quick else 5)
-        asyncio.run(first_call(tmp, 3 if quick else 5))
-
-    print("\n| measure | result | baseline (same run) | target | verdict |")
-    print("|---|---|---|---|---|")
-    for row in sorted(RESULTS, key=lambda r: r[0][:1]):  # stable: keeps the order within
-        print("| " + " | ".join(row) + " |")
-    if NOTES:
-        print()
-        for text in NOTES:
-            print(f"- {text}")
-    print(
-        f"\n{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, Python {sys.version.split()[0]},"
-        f" total {time.perf_counter() - started:.0f} s; load average (1 min) {load0:.2f} at the"
-        f" start, {os.getloadavg()[0]:.2f} at the end"
-    )
+                start_cost(tmp, 3 if args.quick else 5)
+        asyncio.run(first_call(tmp, 3 if args.quick else 5))
+    report.rows.sort(key=lambda r: r.measure[:1])  # by section; stable: keeps the order within
 
 
 if __name__ == "__main__":
