@@ -7,7 +7,11 @@ are translated once, at the adapter, into this tree::
     AgentspaceError
     ├── InputError                  bad input from a client; nothing was changed
     │   ├── NotFoundError           unknown session, notebook or tool call id
+    │   ├── InvalidError            a request that does not fit its shape (names each
+    │   │                           problem; REST answers 422)
     │   ├── ConflictError           the session is in the wrong state for this
+    │   │   ├── RunInProgressError  a run is going; wait for it or stop it
+    │   │   └── InterruptPendingError  tool calls wait for decisions (``pending``)
     │   ├── QueueFullError          the session's queue is at its bound
     │   ├── PayloadTooLargeError    a message over the size bound
     │   └── ConfigError             an invalid setting or script file
@@ -63,8 +67,20 @@ class NotFoundError(InputError):
     code = "not_found"
 
 
+class InvalidError(InputError):
+    code = "invalid"
+
+
 class ConflictError(InputError):
     code = "conflict"
+
+
+class RunInProgressError(ConflictError):
+    code = "run_in_progress"
+
+
+class InterruptPendingError(ConflictError):
+    code = "interrupt_pending"
 
 
 class QueueFullError(InputError):

@@ -88,8 +88,7 @@ async def collect_run(session: Session, after: int) -> list[StoredEvent]:
 
 async def stored(session: Session) -> AsyncIterator[StoredEvent]:
     """Every event committed so far (flushes first), without waiting for more."""
-    await session.store.flush()
-    async for event in session.log.stored():
+    async for event in session.past_events():
         yield event
 
 

@@ -145,11 +145,8 @@ async def follow(
 
 
 async def _run(args: argparse.Namespace, engine: Engine) -> int:
-    session = await engine.session(args.notebook, model=args.model)
-    if args.model and session.record.model != args.model:
-        session.configure(model=args.model)
-    await session.store.flush()
-    after = session.log.last_seq
+    session = await engine.open(args.notebook, args.model)
+    after = session.last_seq
     receipt = await session.send(args.prompt)
     return await follow(session, after, Printer(args.json), args.approve, receipt.message_id)
 
@@ -190,7 +187,7 @@ async def _prune(args: argparse.Namespace, engine: Engine) -> int:
 async def _events(args: argparse.Namespace, engine: Engine) -> int:
     session = await engine.find(args.key)
     printer = Printer(args.json)
-    async for stored in session.log.stored(args.after):
+    async for stored in session.past_events(args.after):
         printer(stored)
     return EXIT_OK
 
@@ -209,7 +206,7 @@ async def _approve(args: argparse.Namespace, engine: Engine) -> int:
         decision = Decision(decision="edit", arguments=arguments, remember=args.always)
     else:
         decision = Decision(decision="approve", remember=args.always)
-    after = session.log.last_seq
+    after = session.last_seq
     remaining = await session.decide(args.call_id, decision, by=DECIDER)
     if remaining:
         print(f"recorded; still pending: {' '.join(remaining)}", file=sys.stderr)
@@ -222,7 +219,7 @@ async def _approve(args: argparse.Namespace, engine: Engine) -> int:
 
 async def _resume(args: argparse.Namespace, engine: Engine) -> int:
     session = await engine.find(args.key)
-    after = session.log.last_seq
+    after = session.last_seq
     await session.resume()
     if not session.busy:
         print(f"nothing to resume (status {session.status})", file=sys.stderr)
@@ -241,9 +238,8 @@ async def _preview(args: argparse.Namespace, engine: Engine) -> int:
     from agentspace.sandbox.forward import Forwarder
 
     session = await engine.find(args.key)
-    sandbox = (await engine.workspaces.get(session)).sandbox
     try:
-        _, probe = await sandbox.connect(args.port)
+        _, probe = await session.connect(args.port)
         probe.close()
     except OSError as exc:
         raise InputError(
@@ -252,7 +248,7 @@ async def _preview(args: argparse.Namespace, engine: Engine) -> int:
         ) from exc
     # The same checked loopback listener as embedded kernels' previews (sandbox/forward.py):
     # a token, a loopback Host, one checked request per connection.
-    forwarder = await Forwarder(lambda: sandbox.connect(args.port), args.local_port).start()
+    forwarder = await Forwarder(lambda: session.connect(args.port), args.local_port).start()
     print(
         f"{forwarder.url} -> port {args.port} in the sandbox of {session.notebook}"
         " (Ctrl-C to stop)",

@@ -24,7 +24,7 @@ from typing import Any
 from agentspace.engine.config import EngineConfig
 from agentspace.engine.session import Session
 from agentspace.engine.workspaces import Workspaces
-from agentspace.errors import InputError, NotFoundError, SandboxError
+from agentspace.errors import InputError, NotFoundError, SandboxError, StoreDamaged
 from agentspace.models.base import Model
 from agentspace.store import labels, records
 from agentspace.store.database import Store
@@ -101,6 +101,11 @@ class Engine:
         if self._store is None:
             raise RuntimeError("the engine is not started; use 'async with Engine(...)'")
         return self._store
+
+    @property
+    def damaged(self) -> StoreDamaged | None:
+        """The store's damage once SQLite found the file corrupt (nothing is written after)."""
+        return None if self._store is None else self._store.damaged
 
     @property
     def model(self) -> Model:
@@ -200,6 +205,13 @@ class Engine:
                     )
                 loaded = await self._create(key, model)
             return loaded
+
+    async def open(self, notebook: str, model: str | None = None) -> Session:
+        """The notebook's session (made on first use), switched to ``model`` if one is given."""
+        session = await self.session(notebook, model=model)
+        if model and session.record.model != model:
+            await session.update(model=model)
+        return session
 
     async def get(self, session_id: str) -> Session:
         """The session with this id (loaded from the store if needed)."""

@@ -32,7 +32,7 @@ from agentspace.engine.policies import check_session_policies
 from agentspace.engine.recovery import close_dead_run
 from agentspace.engine.run import Outcome, Run
 from agentspace.engine.workspace_api import WorkspaceApi
-from agentspace.errors import ConflictError
+from agentspace.errors import ConflictError, InterruptPendingError, RunInProgressError
 from agentspace.events import Custom, StoredEvent, custom, encode, messages_snapshot, new_id, now_ms
 from agentspace.fairness.pacing import requests_first
 from agentspace.models.base import Usage
@@ -192,6 +192,67 @@ class Session(WorkspaceApi):
     def tools(self) -> ToolListing:
         """Every tool the model is offered, with its effective policy and executor."""
         return kerneltools.listing(self)
+
+    async def update(
+        self, *, model: str | None = None, policies: dict[str, Policy] | None = None
+    ) -> SessionInfo:
+        """Change the model and tool policies, durably (committed when this returns)."""
+        self.configure(model=model, policies=policies)
+        await self.store.flush()
+        return await self.info()
+
+    async def offer_kernel_tools(self, tools: list[KernelTool], run_cell: bool) -> ToolListing:
+        """Set the kernel's tools, durably: the kernel relies on them once it hears back."""
+        self.set_kernel_tools(tools, run_cell)
+        await self.store.flush()
+        return self.tools()
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the newest event (follow from here to see what comes)."""
+        return self.log.last_seq
+
+    async def past_events(self, after: int = 0) -> AsyncIterator[StoredEvent]:
+        """Every event committed after ``after``, without waiting for more."""
+        await self.store.flush()
+        async for event in self.log.stored(after):
+            yield event
+
+    async def begin_run(
+        self,
+        *,
+        text: str | None = None,
+        decisions: list[tuple[str, Decision]] | None = None,
+        run_id: str | None = None,
+        by: str | None = None,
+    ) -> int:
+        """Start one run that a client follows to its end (AG-UI's run endpoint).
+
+        With ``decisions`` it resumes the paused run, else it sends ``text``. Refused while
+        another run goes (``RunInProgressError``) or while calls wait for decisions that were
+        not all given (``InterruptPendingError``). Returns the sequence number after which
+        this run's events come.
+        """
+        await self.settle()  # the client saw the last run end: so must this check
+        if self.busy:
+            raise RunInProgressError("A run is already going in this session; wait or stop it.")
+        after = self.last_seq
+        if decisions:
+            remaining: list[str] = []
+            for tool_call_id, decision in decisions:
+                remaining = await self.decide(tool_call_id, decision, run_id=run_id, by=by)
+            if remaining:
+                raise InterruptPendingError(
+                    f"Still waiting for a decision on {', '.join(remaining)}: resume them too.",
+                    pending=remaining,
+                )
+            return after
+        if self.status == "awaiting_approval":
+            raise InterruptPendingError(
+                "Tool calls are waiting for approval: answer them with 'resume' entries."
+            )
+        await self.send(text or "", sender=by, run_id=run_id)
+        return after
 
     def subscribe(self, after: int = 0) -> AsyncIterator[StoredEvent]:
         """Every committed event after ``after``, then live ones (see ``EventLog``)."""

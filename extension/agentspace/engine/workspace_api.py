@@ -8,6 +8,7 @@ modules or the engine's registry of workspaces.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal
@@ -142,6 +143,10 @@ class WorkspaceApi:
     async def restart_processes(self, names: list[str] | None = None) -> list[ProcessRecord]:
         """Start stopped processes again with their commands (all of them if ``names`` is None)."""
         return await (await self._workspace()).processes.restart(names)
+
+    async def connect(self, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to ``port`` in the sandbox (what a preview forwarder relays)."""
+        return await (await self._workspace()).sandbox.connect(port)
 
     async def preview(self, port: int, *, announce: bool = True) -> str:
         """The URL of the web server listening on ``port`` in the sandbox."""

@@ -179,7 +179,7 @@ class AgentspaceApp(ExtensionApp):
 
 
 # What the first request imports (~160 ms: pydantic, ag-ui, the engine), off the loop.
-HEAVY = ("agentspace.engine.engine", "agentspace.server.models")
+HEAVY = ("agentspace.engine.engine", "agentspace.engine.requests")
 
 
 class ServerState:
@@ -207,8 +207,8 @@ class ServerState:
 
     async def engine(self, *, damaged: bool = False) -> Engine:
         """The engine; a damaged store raises StoreDamaged (503) unless ``damaged`` (status)."""
-        if self._engine is not None and not damaged and self._engine.store.damaged is not None:
-            raise self._engine.store.damaged
+        if self._engine is not None and not damaged and self._engine.damaged is not None:
+            raise self._engine.damaged
         if self._engine is None:
             await self.imported()
             async with self._lock:

@@ -19,6 +19,7 @@ from ..errors import (
     AgentspaceError,
     ConflictError,
     InputError,
+    InvalidError,
     NotFoundError,
     PathEscapeError,
     PayloadTooLargeError,
@@ -43,6 +44,7 @@ TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 STATUS: list[tuple[type[AgentspaceError], int]] = [
     (NotFoundError, 404),
+    (InvalidError, 422),
     (ConflictError, 409),
     (QueueFullError, 429),
     (PayloadTooLargeError, 413),
@@ -139,17 +141,9 @@ class AgentspaceHandler(APIHandler):
                 "invalid",
                 "The request is invalid: a string is not valid Unicode (a lone UTF-16 surrogate).",
             )
-        from pydantic import ValidationError
+        from agentspace.engine.validation import parse
 
-        try:
-            return model.model_validate(data)
-        except RecursionError as exc:
-            raise ApiError(422, "invalid", "The request is invalid: nested too deep.") from exc
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
-            )
-            raise ApiError(422, "invalid", f"The request is invalid: {problems}.") from exc
+        return parse(model, data)
 
     def flag(self, name: str) -> bool:
         """A boolean query parameter: true/false (or 1/0, yes/no); absent is false, else 400."""

@@ -199,12 +199,18 @@ def document(base_url: str = "/") -> dict[str, Any]:
     from pydantic.json_schema import models_json_schema
 
     from agentspace.engine.kerneltools import ToolListing
+    from agentspace.engine.requests import (
+        ConfigureSession,
+        CreateSession,
+        Messages,
+        SendMessage,
+        SetTools,
+    )
     from agentspace.engine.session import Receipt
     from agentspace.sandbox.processes import ProcessRecord
     from agentspace.store.approvals import Decision
     from agentspace.store.records import SessionInfo
 
-    from .models import ConfigureSession, CreateSession, Messages, SendMessage, SetTools
     from .sessions import MAX_LIMIT
 
     inputs: list[type[BaseModel]] = [

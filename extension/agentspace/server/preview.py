@@ -215,9 +215,8 @@ class PreviewHandler(AgentspaceHandler):
             # ``location`` nor send it out in a Referer.
             self.redirect(self.prefix + target)
             return
-        runtime = await (await self.engine()).workspaces.get(session)
         try:
-            reader, writer = await asyncio.wait_for(runtime.sandbox.connect(port), CONNECT_TIMEOUT)
+            reader, writer = await asyncio.wait_for(session.connect(port), CONNECT_TIMEOUT)
         except (OSError, asyncio.TimeoutError) as exc:
             raise ApiError(
                 502,

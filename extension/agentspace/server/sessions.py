@@ -24,13 +24,11 @@ class SessionsHandler(AgentspaceHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        from .models import CreateSession
+        from agentspace.engine.requests import CreateSession
 
         body = self.body(CreateSession)
         engine = await self.engine()
-        session = await engine.session(body.notebook, model=body.model)
-        if body.model and session.record.model != body.model:
-            session.configure(model=body.model)
+        session = await engine.open(body.notebook, body.model)
         self.reply(await session.info())
 
 
@@ -45,7 +43,7 @@ class SessionHandler(AgentspaceHandler):
     @web.authenticated
     @authorized
     async def patch(self, session_id: str) -> None:
-        from .models import ConfigureSession
+        from agentspace.engine.requests import ConfigureSession
 
         if not (self.request.body or b"").strip():  # {} is a no-op; no body is a mistake
             raise ApiError(
@@ -53,9 +51,7 @@ class SessionHandler(AgentspaceHandler):
             )
         body = self.body(ConfigureSession)
         session = await self.session(session_id)
-        session.configure(model=body.model, policies=body.policies)
-        await session.store.flush()
-        self.reply(await session.info())
+        self.reply(await session.update(model=body.model, policies=body.policies))
 
     @web.authenticated
     @authorized
@@ -72,7 +68,7 @@ class MessagesHandler(AgentspaceHandler):
     @web.authenticated
     @authorized
     async def get(self, session_id: str) -> None:
-        from .models import Messages
+        from agentspace.engine.requests import Messages
 
         raw = self.get_argument("limit", None)
         limit: int | None = None
@@ -89,7 +85,7 @@ class MessagesHandler(AgentspaceHandler):
     @web.authenticated
     @authorized
     async def post(self, session_id: str) -> None:
-        from .models import SendMessage
+        from agentspace.engine.requests import SendMessage
 
         body = self.body(SendMessage)
         session = await self.session(session_id)
@@ -158,13 +154,10 @@ class ToolsHandler(AgentspaceHandler):
     @authorized
     async def put(self, session_id: str) -> None:
         from agentspace.engine.kerneltools import VALIDATOR
+        from agentspace.engine.requests import SetTools
         from agentspace.fairness.imports import import_off_loop
-
-        from .models import SetTools
 
         await import_off_loop(VALIDATOR)  # checking the tools' schemas imports it: ~1 s
         body = self.body(SetTools)
         session = await self.session(session_id)
-        session.set_kernel_tools(body.tools, body.run_cell)
-        await session.store.flush()  # the kernel relies on its tools once it hears back
-        self.reply(session.tools())
+        self.reply(await session.offer_kernel_tools(body.tools, body.run_cell))

@@ -135,34 +135,13 @@ class AguiHandler(AgentspaceHandler):
         session = await self.session(session_id)
         if run.thread_id != session.id:
             raise ApiError(400, "bad_thread", f"threadId must be this session's id ({session.id}).")
-        await session.settle()  # the client saw the last run end: so must this check
-        if session.busy:
-            raise ApiError(
-                409, "run_in_progress", "A run is already going in this session; wait or stop it."
-            )
-        after = session.log.last_seq
-        if run.resume:
-            remaining: list[str] = []
-            for entry in run.resume:
-                decision = _decision(entry.status, entry.payload)
-                remaining = await session.decide(
-                    entry.interrupt_id, decision, run_id=run.run_id, by=self.username
-                )
-            if remaining:
-                raise ApiError(
-                    409,
-                    "interrupt_pending",
-                    f"Still waiting for a decision on {', '.join(remaining)}: resume them too.",
-                    pending=remaining,
-                )
-        else:
-            if session.status == "awaiting_approval":
-                raise ApiError(
-                    409,
-                    "interrupt_pending",
-                    "Tool calls are waiting for approval: answer them with 'resume' entries.",
-                )
-            await session.send(_last_user_text(run), sender=self.username, run_id=run.run_id)
+        decisions = [(e.interrupt_id, _decision(e.status, e.payload)) for e in run.resume or []]
+        after = await session.begin_run(
+            text=None if decisions else _last_user_text(run),
+            decisions=decisions,
+            run_id=run.run_id,
+            by=self.username,
+        )
         events = session.subscribe(after)
         await stream(
             self, events, start=lambda e: e.type == "RUN_STARTED", stop=lambda e: e.terminal

@@ -90,9 +90,7 @@ class EmbeddedClient(AgentClient):
     async def open(self, model: str | None = None) -> dict[str, Any]:
         async def work() -> dict[str, Any]:
             engine = await self._engine()
-            session = await engine.session(self.notebook, model=model or None)
-            if model and session.record.model != model:
-                session.configure(model=model)
+            session = await engine.open(self.notebook, model or None)
             self._session, self.session_id = session, session.id
             return await _info(session)
 
@@ -128,19 +126,16 @@ class EmbeddedClient(AgentClient):
         return {"status": status, "running": session.busy}
 
     async def decide(self, tool_call_id: str, decision: dict[str, Any]) -> dict[str, Any]:
-        from pydantic import ValidationError
-
+        from agentspace.engine.validation import parse
         from agentspace.store.approvals import Decision
 
         session = await self._current()
-        try:
-            parsed = Decision.model_validate(decision)
-        except ValidationError as exc:
-            message = "; ".join(e["msg"] for e in exc.errors())
-            raise ClientError(f"Invalid decision: {message}", "invalid_body") from exc
-        remaining = await self._guard(
-            lambda: session.decide(tool_call_id, parsed, by="this notebook (embedded)")
-        )
+
+        async def work() -> list[str]:
+            parsed = parse(Decision, decision)
+            return await session.decide(tool_call_id, parsed, by="this notebook (embedded)")
+
+        remaining = await self._guard(work)
         return {"pending": remaining, "status": session.status}
 
     async def history(self, limit: int) -> list[dict[str, Any]]:
@@ -153,29 +148,32 @@ class EmbeddedClient(AgentClient):
         session = await self._current()
 
         async def work() -> dict[str, Any]:
-            session.configure(model=model, policies=policies)  # type: ignore[arg-type]
-            return await _info(session)
+            from agentspace.engine.requests import ConfigureSession
+            from agentspace.engine.validation import parse
+
+            body = parse(ConfigureSession, {"model": model, "policies": policies})
+            info = await session.update(model=body.model, policies=body.policies)
+            return info.model_dump(mode="json")
 
         return await self._guard(work)
 
     async def set_kernel_tools(self, tools: list[dict[str, Any]], run_cell: bool) -> None:
-        from pydantic import ValidationError
-
-        from agentspace.tools.kernel import KernelTool
-
         session = await self._current()
-        try:
-            specs = [KernelTool.model_validate(t) for t in tools]
-        except ValidationError as exc:
-            message = "; ".join(e["msg"] for e in exc.errors())
-            raise ClientError(f"An @agent_tool is invalid: {message}", "invalid_tool") from exc
-        await self._guard(_async_call(lambda: session.set_kernel_tools(specs, run_cell)))
+
+        async def work() -> None:
+            from agentspace.engine.requests import SetTools
+            from agentspace.engine.validation import parse
+
+            body = parse(SetTools, {"tools": tools, "run_cell": run_cell})
+            await session.offer_kernel_tools(body.tools, body.run_cell)
+
+        await self._guard(work)
 
     async def reset(self) -> dict[str, Any]:
         engine = await self._engine()
         if self._session is None:
             return await self.open()
-        old = self._session.record
+        old = await self._session.info()
         await self._guard(lambda: engine.delete(self.session_id, purge=True))
         self._session, self.session_id = None, ""
         await self.open(old.model)
@@ -200,13 +198,6 @@ class EmbeddedClient(AgentClient):
         """A ``http://127.0.0.1:...`` URL with a token (see agentspace.sandbox.forward)."""
         session = await self._current()
         return await self._guard(lambda: session.preview(port, announce=False))
-
-
-def _async_call(fn: Callable[[], T]) -> Callable[[], Awaitable[T]]:
-    async def run() -> T:
-        return fn()
-
-    return run
 
 
 async def _info(session: Session) -> dict[str, Any]:

@@ -1,4 +1,8 @@
-"""Request bodies of the API (pydantic; imported on first request, not at server start)."""
+"""Request bodies of the application API (pydantic; imported on first use, not at server start).
+
+REST parses its bodies into them and the embedded client its arguments, through
+``engine.validation.parse``, so both refuse the same input with the same words.
+"""
 
 from __future__ import annotations
 
