@@ -1,5 +1,10 @@
 """One run: model turns, tool calls and approvals, streamed as AG-UI events.
 
+This module owns a run from start to end, each ending a value of ``Outcome``
+(``store.states``; the session's status after it is ``engine.lifecycle.AFTER``):
+finished, paused for approval, cancelled, failed, and crashed, which the next
+load closes for a process that died (``close_crashed``).
+
 A run starts when the session serves a queued message, a resume, or a set of
 approval decisions. It first settles the tool calls the transcript still owes
 a result (decided approvals, left-overs), then appends the user's message, then
@@ -17,7 +22,7 @@ import asyncio
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from ag_ui.core import (
     RunErrorEvent,
@@ -38,22 +43,28 @@ from ag_ui.core import (
 from agentspace import owners
 from agentspace.engine import kerneltools, toolcalls
 from agentspace.engine.history import build_prompt
+from agentspace.engine.lifecycle import AFTER
 from agentspace.errors import AgentspaceError, LimitExceededError
 from agentspace.events import Custom, custom, new_id
 from agentspace.fairness.pacing import checkpoint
 from agentspace.models.base import Completion, TextDelta, ToolCallArgsDelta, ToolCallBegin, Usage
 from agentspace.store import records
 from agentspace.store.approvals import PendingCall
+from agentspace.store.states import Outcome, Status
 
 if TYPE_CHECKING:
     from agentspace.engine.session import Session
 
 log = logging.getLogger(__name__)
-Outcome = Literal["success", "interrupt", "cancelled", "error"]
 CANCELLED_TEXT = "Cancelled: the run was stopped before this call finished."
 FAILED_TEXT = "Error: the run failed before this call ran."
+CRASHED_TEXT = (
+    "Cut off: the process serving the run stopped while this call was pending or running; "
+    "it may or may not have taken effect. Check before repeating it."
+)
 CUT_TEXT = "Error: the model's answer was cut off before this call was complete; it did not run."
 DEFAULT_WINDOW = 128_000
+REASONS = {Outcome.CANCELLED: "stopped by the user"}  # the status's reason after such a run
 
 
 class Run:
@@ -109,23 +120,24 @@ class Run:
             (s.id, self.run_id, time.time(), owners.owner_token(), s.log.last_seq + 1),
         )
         self.emit(RunStartedEvent(thread_id=s.id, run_id=self.run_id))
-        s.set_status("running")
+        s.set_status(Status.RUNNING)
         outcome: Outcome
+        reason: str | None = None
         try:
             outcome = await toolcalls.settle(self)
-            if outcome == "success":
+            if outcome == Outcome.FINISHED:
                 if self.user is not None:
                     self._user_message(self.user)
                 outcome = await self._loop()
         except asyncio.CancelledError:
             self._close("cancelled")
             self.emit(RunFinishedEvent(**self._ids(), outcome=RunFinishedCancelledOutcome()))
-            outcome = "cancelled"
+            outcome = Outcome.CANCELLED
         except AgentspaceError as exc:
             self._close("error")
             self.emit(RunErrorEvent(message=exc.message, code=exc.code, usage=self._usage()))
-            s.set_status("failed", exc.message)
-            outcome = "error"
+            reason = exc.message
+            outcome = Outcome.FAILED
         except Exception as exc:
             log.exception("run %s of session %s failed", self.run_id, s.id)
             self._close("error")
@@ -134,18 +146,13 @@ class Run:
                 "use resume to try again, and report this as a bug if it repeats."
             )
             self.emit(RunErrorEvent(message=message, code="internal_error", usage=self._usage()))
-            s.set_status("failed", message)
-            outcome = "error"
+            reason = message
+            outcome = Outcome.FAILED
         s.store.write(
             records.END_RUN,
-            (time.time(), outcome, json.dumps(self._usage_dict()), s.id, self.run_id),
+            (time.time(), outcome.value, json.dumps(self._usage_dict()), s.id, self.run_id),
         )
-        if outcome == "success":
-            s.set_status("idle")
-        elif outcome == "interrupt":
-            s.set_status("awaiting_approval")
-        elif outcome == "cancelled":
-            s.set_status("stopped", "stopped by the user")
+        s.set_status(AFTER[outcome], REASONS.get(outcome, reason))
         s.save()
         await s.store.flush()
         return outcome
@@ -172,9 +179,9 @@ class Run:
                         **self._ids(), outcome=RunFinishedSuccessOutcome(), usage=self._usage()
                     )
                 )
-                return "success"
+                return Outcome.FINISHED
             outcome = await toolcalls.settle(self)
-            if outcome != "success":
+            if outcome != Outcome.FINISHED:
                 return outcome
         raise LimitExceededError(
             f"The run stopped after {limits.max_model_calls} model calls (limits.max_model_calls)."
@@ -301,6 +308,47 @@ class Run:
 
     def result(self, call_id: str, text: str) -> None:
         toolcalls.result(self, call_id, text)
+
+    # -- a crash -------------------------------------------------------------
+    async def close_crashed(self, first_seq: int, owner: str | None) -> None:
+        """Close this run, which a dead process left open (kill -9, OOM, power).
+
+        Its events up to the crash were committed, so the partial assistant text is rebuilt
+        from its TEXT_MESSAGE_CONTENT events; tool calls left without a result are answered
+        with a note that they may or may not have run. The run ends RUN_ERROR ``crashed``
+        and the session waits for ``resume``.
+        """
+        s = self.s
+        await s.store.flush()
+        self.transcript = await s.store.read(lambda c: records.transcript(c, s.id))
+        open_text: dict[str, list[str]] = {}
+        async for stored in s.past_events(first_seq - 1):
+            if stored.type.startswith("TEXT_MESSAGE_"):
+                data = json.loads(stored.data)
+                mid = data["messageId"]
+                if stored.type == "TEXT_MESSAGE_START" and data.get("role") == "assistant":
+                    open_text[mid] = []
+                elif stored.type == "TEXT_MESSAGE_CONTENT" and mid in open_text:
+                    open_text[mid].append(data["delta"])
+                elif stored.type == "TEXT_MESSAGE_END":
+                    open_text.pop(mid, None)
+        for mid, parts in open_text.items():
+            self.emit(TextMessageEndEvent(message_id=mid))
+            self.append({"role": "assistant", "content": "".join(parts), "id": mid})
+        for call in self.unresolved():
+            self.result(call["id"], CRASHED_TEXT)
+        pid = (owner or "?").split(":")[0]
+        message = (
+            f"The run crashed: the process serving it (pid {pid}) stopped. The text "
+            "streamed so far is kept; use resume to continue."
+        )
+        self.emit(RunErrorEvent(message=message, code="crashed"))
+        s.store.write(
+            records.END_RUN, (time.time(), Outcome.CRASHED.value, "{}", s.id, self.run_id)
+        )
+        s.set_status(AFTER[Outcome.CRASHED], message)
+        s.store.write("UPDATE sessions SET owner = NULL WHERE id = ?", (s.id,))
+        await s.store.flush()
 
     # -- endings -------------------------------------------------------------
     def _close(self, why: str) -> None:

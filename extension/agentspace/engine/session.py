@@ -28,9 +28,9 @@ from agentspace import owners
 from agentspace.engine import decisions, kerneltools
 from agentspace.engine.inbox import check_decision, check_message
 from agentspace.engine.kerneltools import ToolListing
+from agentspace.engine.lifecycle import RESUMABLE, check
 from agentspace.engine.policies import check_session_policies
-from agentspace.engine.recovery import close_dead_run
-from agentspace.engine.run import Outcome, Run
+from agentspace.engine.run import Run
 from agentspace.engine.workspace_api import WorkspaceApi
 from agentspace.errors import ConflictError, InterruptPendingError, RunInProgressError
 from agentspace.events import Custom, StoredEvent, custom, encode, messages_snapshot, new_id, now_ms
@@ -39,7 +39,8 @@ from agentspace.models.base import Usage
 from agentspace.store import records
 from agentspace.store.approvals import Decision, PendingCall
 from agentspace.store.eventlog import EventLog
-from agentspace.store.records import SessionInfo, SessionRecord, Status
+from agentspace.store.records import SessionInfo, SessionRecord
+from agentspace.store.states import Outcome, Status
 from agentspace.tools.base import Policy
 from agentspace.tools.kernel import STORED, KernelTool
 
@@ -247,7 +248,7 @@ class Session(WorkspaceApi):
                     pending=remaining,
                 )
             return after
-        if self.status == "awaiting_approval":
+        if self.status == Status.AWAITING_APPROVAL:
             raise InterruptPendingError(
                 "Tool calls are waiting for approval: answer them with 'resume' entries."
             )
@@ -260,8 +261,10 @@ class Session(WorkspaceApi):
 
     # -- state (called by runs) ---------------------------------------------
     def set_status(self, status: Status, reason: str | None = None) -> None:
+        """The one place a status changes, along ``engine.lifecycle.TRANSITIONS``."""
         if status == self.record.status and reason == self.record.reason:
             return
+        check(Status(self.record.status), status)
         self.record.status, self.record.reason = status, reason
         self.save()
         value: dict[str, Any] = {"status": status}
@@ -285,10 +288,10 @@ class Session(WorkspaceApi):
         await self.refresh()
         check_message(text, self.engine.config.limits, self.queued)
         message_id = new_id("msg")
-        waiting = self.busy or self.status == "awaiting_approval"
+        waiting = self.busy or self.status == Status.AWAITING_APPROVAL
         if not waiting:
             await self._claim()  # before storing: a refused message must not linger
-        ahead_run = self._run_task is not None or self.status == "awaiting_approval"
+        ahead_run = self._run_task is not None or self.status == Status.AWAITING_APPROVAL
         position = self.queued + (1 if ahead_run else 0)
         self.store.write(
             records.INSERT_INBOX, (self.id, message_id, text, sender, run_id, time.time())
@@ -300,7 +303,7 @@ class Session(WorkspaceApi):
         if waiting:
             self.log.append(custom(Custom.QUEUED, {"message_id": message_id, "position": position}))
         await self.store.flush()
-        if self.status != "awaiting_approval":
+        if self.status != Status.AWAITING_APPROVAL:
             await self._start(continuation=False, claimed=not waiting)
         return Receipt(message_id=message_id, position=position, status=self.status)
 
@@ -313,7 +316,7 @@ class Session(WorkspaceApi):
                 self._run_task.cancel()
             await asyncio.wait([self._serving])
             return
-        if self.status == "awaiting_approval":
+        if self.status == Status.AWAITING_APPROVAL:
             async with self._turn:
                 for p in await self.pending():
                     if p.status == "pending":
@@ -324,7 +327,7 @@ class Session(WorkspaceApi):
                                 by="stop",
                                 may_resume=False,
                             )
-                self.set_status("stopped", "stopped by the user")
+                self.set_status(Status.STOPPED, "stopped by the user")
             await self.store.flush()
             return
         owner = await self.store.read(
@@ -340,13 +343,13 @@ class Session(WorkspaceApi):
         await self.refresh()
         if self.busy:
             raise ConflictError("The session is already running; stop it first.")
-        if self.status == "awaiting_approval":
+        if self.status == Status.AWAITING_APPROVAL:
             ids = [p.tool_call_id for p in await self.pending() if p.status == "pending"]
             raise ConflictError(
                 f"The session is waiting for approval of {', '.join(ids)}; decide those first.",
                 pending=ids,
             )
-        continuation = self.status in ("stopped", "failed", "interrupted")
+        continuation = self.status in RESUMABLE
         if continuation or self.queued:
             await self._start(continuation=continuation)
         return self.status
@@ -488,13 +491,13 @@ class Session(WorkspaceApi):
             while True:
                 outcome = await self._serve_queue(continuation, run_id)
                 async with self._turn:
-                    paused = outcome == "interrupt" and not self._stop
+                    paused = outcome == Outcome.PAUSED and not self._stop
                     again = await self.store.transaction(
                         functools.partial(
                             decisions.finish_serving, session_id=self.id, token=token, paused=paused
                         )
                     )
-                    if not again and self._late and outcome != "interrupt":
+                    if not again and self._late and outcome != Outcome.PAUSED:
                         # A message came after the run ended: serve it, as if it had
                         # come a moment later, when this task had let go.
                         again = await self._reclaim()
@@ -537,7 +540,7 @@ class Session(WorkspaceApi):
         """A continuation (if asked), then the queue, until empty or a run does not succeed."""
         if continuation:
             outcome = await self._run_one(Run(self, run_id=run_id))
-            if outcome != "success":
+            if outcome != Outcome.FINISHED:
                 return outcome
         while self.queued > 0 and not self._stop:
             # a message sent as the last run ended may still be on its way to the
@@ -552,9 +555,9 @@ class Session(WorkspaceApi):
             outcome = await self._run_one(run)
             if not run.consumed:
                 self.queued += 1  # the run ended before taking the message
-            if outcome != "success":
+            if outcome != Outcome.FINISHED:
                 return outcome
-        return "success"
+        return Outcome.FINISHED
 
     async def _run_one(self, run: Run) -> Outcome:
         self.run_over = self._late = False
@@ -567,15 +570,15 @@ class Session(WorkspaceApi):
             self._run_task = None
 
     async def recover(self, owner: str | None) -> None:
-        """Close runs a dead process left open: partial text kept, status ``interrupted``."""
+        """Close runs a dead process left open: partial text kept, status ``crashed``."""
         token = owners.owner_token()
         runs = await self.store.read(lambda c: records.open_runs(c, self.id))
         for run_id, owner, first_seq in runs:
             if owner == token or owners.owner_alive(owner):
                 continue
-            await close_dead_run(self, run_id, first_seq, owner)
-        if self.status == "running" and not self.busy and not owners.owner_alive(owner):
+            await Run(self, run_id=run_id).close_crashed(first_seq, owner)
+        if self.status == Status.RUNNING and not self.busy and not owners.owner_alive(owner):
             # The serving process died between runs: nothing is in flight, but the
             # queue waits for someone to pick it up.
-            self.set_status("interrupted", "the serving process stopped between messages")
+            self.set_status(Status.CRASHED, "the serving process stopped between messages")
             await self.store.flush()

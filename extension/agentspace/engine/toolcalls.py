@@ -9,7 +9,7 @@ live here in one place.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from ag_ui.core import RunFinishedEvent, RunFinishedInterruptOutcome, ToolCallResultEvent
 
@@ -21,12 +21,11 @@ from agentspace.events import Custom, custom, new_id
 from agentspace.fairness.imports import import_off_loop
 from agentspace.store import records
 from agentspace.store.approvals import PendingCall
+from agentspace.store.states import Outcome
 from agentspace.tools.base import ToolContext
 
 if TYPE_CHECKING:
     from agentspace.engine.run import Run
-
-Settled = Literal["success", "interrupt"]
 
 
 def unresolved(run: Run) -> list[dict[str, Any]]:
@@ -41,7 +40,7 @@ def unresolved(run: Run) -> list[dict[str, Any]]:
     return []
 
 
-async def settle(run: Run) -> Settled:
+async def settle(run: Run) -> Outcome:
     """Run, refuse or hold each unanswered tool call, in order."""
     s = run.s
     held: list[PendingCall] = []
@@ -103,7 +102,7 @@ async def settle(run: Run) -> Settled:
             approved(run, call_id, resolved.auto)
             await execute(run, call_id, name, arguments, auto=resolved.auto)
     if not held:
-        return "success"
+        return Outcome.FINISHED
     for p in held:
         if p.tool_call_id in run.approvals:  # held again: never undo a decision taken meanwhile
             s.store.write(records.REHOLD_APPROVAL, (run.run_id, s.id, p.tool_call_id))
@@ -117,7 +116,7 @@ async def settle(run: Run) -> Settled:
             usage=run._usage(),
         )
     )
-    return "interrupt"
+    return Outcome.PAUSED
 
 
 MALFORMED_SHOWN = 200  # characters of malformed arguments quoted back to the model

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from agentspace.errors import StoreDamaged, StoreError
 from agentspace.fairness.pacing import checkpoint
 from agentspace.store.health import translate
+from agentspace.store.states import OLD_OUTCOMES, OLD_STATUSES
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -102,9 +103,37 @@ ADDED_COLUMNS = [
 ]
 
 
+VERSION = 5
+"""``PRAGMA user_version`` of today's stored words (``store.states``); 0 before them."""
+
+
+def _renamed(old: dict[str, str], column: str) -> str:
+    cases = " ".join(f"WHEN '{a}' THEN '{b}'" for a, b in old.items())
+    names = ", ".join(f"'{a}'" for a in old)
+    return f"CASE {column} {cases} END WHERE {column} IN ({names})"
+
+
+RENAMES = [
+    "UPDATE sessions SET data = json_set(data, '$.status', "
+    + _renamed(OLD_STATUSES, "json_extract(data, '$.status')").replace(" WHERE ", ") WHERE ", 1),
+    "UPDATE runs SET outcome = " + _renamed(OLD_OUTCOMES, "outcome"),
+]
+"""Stored values renamed since an older version wrote them (idempotent, run once)."""
+
+
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Create the tables, then add the columns an older database lacks."""
+    """Create the tables, add the columns an older database lacks, rename old values."""
     conn.executescript(SCHEMA)
+    if conn.execute("PRAGMA user_version").fetchone()[0] < VERSION:
+        conn.execute("BEGIN IMMEDIATE")  # all or nothing; a racing process waits, then no-ops
+        try:
+            for statement in RENAMES:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {VERSION}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
     for table, column, declaration in ADDED_COLUMNS:
         have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if column not in have:

@@ -9,16 +9,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field, computed_field
+from pydantic import BaseModel, Field, computed_field, field_validator
 
 from agentspace.owners import owner_alive
 from agentspace.store.approvals import Decision, PendingCall, PendingInfo
+from agentspace.store.states import OLD_STATUSES, Status
 from agentspace.tools.base import Policy
 from agentspace.tools.kernel import STORED, KernelTool
-
-Status = Literal["idle", "running", "awaiting_approval", "stopped", "failed", "interrupted"]
 
 
 class UsageTotals(BaseModel):
@@ -66,7 +65,7 @@ class SessionRecord(BaseModel):
         default_factory=list,
         description="Tools allowed by an 'always allow' decision (their policy is 'allow').",
     )
-    status: Status = "idle"
+    status: Status = Status.IDLE
     reason: str | None = None
     usage: UsageTotals = Field(default_factory=UsageTotals)
     workspace: str = ""
@@ -77,6 +76,13 @@ class SessionRecord(BaseModel):
         default_factory=list, description="Tools the notebook's kernel runs (set by the kernel)."
     )
     run_cell: bool = Field(False, description="Whether the model is offered run_cell.")
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _today_s_name(cls, value: Any) -> Any:
+        # A record an older version wrote after this store was migrated (two versions on one
+        # state dir): read its words as today's.
+        return OLD_STATUSES.get(value, value) if isinstance(value, str) else value
 
 
 class SessionInfo(SessionRecord):

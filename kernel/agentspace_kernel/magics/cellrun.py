@@ -33,8 +33,9 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 _background: set[asyncio.Task[None]] = set()  # followers that outlive their cell
 OUT: ContextVar[TextIO | None] = ContextVar("agentspace_out", default=None)
-INTERRUPTED: ContextVar[bool] = ContextVar("agentspace_interrupted", default=False)
-"""Set by ``CellRun.follow`` once it has shown an interrupted run as stopped."""
+KERNEL_INTERRUPT: ContextVar[bool] = ContextVar("agentspace_kernel_interrupt", default=False)
+"""Set by ``CellRun.follow`` once it has shown a run the kernel interrupt stopped as stopped
+(the kernel's interrupt button: not a crashed run, nor one paused for approval)."""
 PROBE: list[tuple[int, float]] | None = None
 """bench/kernel.py sets a list here: (event timestamp ms, time.time() once drawn) per delta."""
 
@@ -152,11 +153,11 @@ class CellRun:
                     )
                 if self.view.ended:
                     break
-        except asyncio.CancelledError:  # the kernel was interrupted: stop the run too
+        except asyncio.CancelledError:  # the kernel interrupt: stop the run too
             with contextlib.suppress(Exception):
                 loop.call(self.client.stop(), timeout=5)
             self.render(self.view.stopped())
-            INTERRUPTED.set(True)
+            KERNEL_INTERRUPT.set(True)
             raise
         finally:
             await events.aclose()

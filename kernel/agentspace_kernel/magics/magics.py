@@ -161,15 +161,15 @@ def _interruptible(magics: AgentMagics) -> Iterator[None]:
     ``CellRun.follow``; an interrupt anywhere else stops the run here. The cell then
     returns normally: its output says it was stopped and keeps what streamed.
     """
-    from agentspace_kernel.magics.cellrun import INTERRUPTED
+    from agentspace_kernel.magics.cellrun import KERNEL_INTERRUPT
 
-    token = INTERRUPTED.set(False)
+    token = KERNEL_INTERRUPT.set(False)
     try:
         yield
     except ClientError as exc:
         print(exc.message)
     except asyncio.CancelledError:
-        if not INTERRUPTED.get():
+        if not KERNEL_INTERRUPT.get():
             from agentspace_kernel import loop
 
             with contextlib.suppress(Exception):
@@ -179,7 +179,7 @@ def _interruptible(magics: AgentMagics) -> Iterator[None]:
         if task is not None:
             task.uncancel()  # handled: the cell goes on to return
     finally:
-        INTERRUPTED.reset(token)
+        KERNEL_INTERRUPT.reset(token)
 
 
 def _kernel_id() -> str:

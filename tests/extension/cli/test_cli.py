@@ -116,7 +116,7 @@ def test_malformed_script_and_bad_args_json(
     assert code == 2 and "not valid JSON" in err
 
 
-async def test_kill_9_mid_run_is_recovered_as_interrupted(
+async def test_kill_9_mid_run_is_recovered_as_crashed(
     state_dir: Path, script: Callable[..., str]
 ) -> None:
     words = " ".join(f"word{i}" for i in range(2000))
@@ -151,10 +151,10 @@ async def test_kill_9_mid_run_is_recovered_as_interrupted(
     await proc.wait()
     async with Engine(EngineConfig(state_dir=state_dir)) as engine:
         session = await engine.session("crash.ipynb", create=False)
-        assert session.status == "interrupted"
+        assert session.status == "crashed"
         events = await collect_run(session, 0)
         error = json.loads(events[-1].data)
-        assert error["type"] == "RUN_ERROR" and error["code"] == "interrupted"
+        assert error["type"] == "RUN_ERROR" and error["code"] == "crashed"
         partial = (await session.transcript())[-1]
         assert partial["role"] == "assistant"
         streamed = text_of(events)

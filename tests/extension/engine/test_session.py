@@ -262,7 +262,7 @@ async def test_usage_is_recorded_per_run_and_session(engine: Engine) -> None:
     await session.wait()
     assert session.record.usage.total_tokens == usage["totalTokens"]
     rows = await engine.store.query("SELECT outcome, usage FROM runs")
-    assert rows[0][0] == "success" and json.loads(rows[0][1])["output_tokens"] > 0
+    assert rows[0][0] == "finished" and json.loads(rows[0][1])["output_tokens"] > 0
 
 
 async def test_state_survives_restart(
