@@ -33,8 +33,9 @@ class DirectModel:
     """The scripted model without litellm: the same scripts, straight into the Model port.
 
     For tests and benchmarks that are about the engine, not the provider path:
-    it isolates the engine's own cost (litellm's stream wrapper costs ~75 µs a
-    chunk) and needs no litellm import. Use ``scripted/...`` model strings.
+    it isolates the engine's own cost (litellm's stream wrapper is costly per chunk:
+    bench/RESULTS.md, engine section) and needs no litellm import. Use ``scripted/...``
+    model strings.
     """
 
     async def stream(

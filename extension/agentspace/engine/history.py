@@ -7,7 +7,7 @@ truncated with a visible marker (the full text stays in the store).
 
 Tokens are estimated (about four characters a token, plus per-message
 overhead) rather than counted with a tokenizer: a tokenizer costs an import and
-milliseconds per call, the estimate errs on the safe side, and the reserve for
+time on every call, the estimate errs on the safe side, and the reserve for
 the answer absorbs the rest.
 """
 

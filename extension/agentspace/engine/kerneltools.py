@@ -147,7 +147,8 @@ def check_policies(policies: dict[str, Policy]) -> None:
 
 
 # Validation context of a record read back from the store: its tools' schemas were checked.
-# What checking a schema or arguments imports (~1 s once): off the loop before first use.
+# What checking a schema or arguments imports (slow, once: bench/RESULTS.md, kernel side):
+# off the loop before first use.
 VALIDATOR = "jsonschema.validators"
 
 

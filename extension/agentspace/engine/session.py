@@ -442,8 +442,8 @@ class Session(WorkspaceApi):
         """Wait out the wind-down of a run whose terminal event is out.
 
         A client acts on that event at once (resumes, posts the next AG-UI run); for a
-        few milliseconds more the serving task records the run's end and lets go, and
-        the session would answer "already running". This waits until the task is gone
+        moment longer the serving task records the run's end and lets go, and the
+        session would answer "already running". This waits until the task is gone
         or has begun another run (then the session is busy for real).
         """
         while self._serving is not None and self.run_over:

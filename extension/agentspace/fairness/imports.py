@@ -1,13 +1,14 @@
 """Heavy imports off the event loop, with the garbage collector paused and the result frozen.
 
-Why: the engine (pydantic, ag-ui: ~160 ms) and litellm (2-3 s) are imported on
-first use, in a running Jupyter server. On the loop the import is one long stall
-of every request; in a thread the loop keeps its turns. And an import allocates
-hundreds of thousands of long-lived objects: collections during it pause every
-thread, and a young collection right after it walks them all (a 130 ms pause
-measured by bench/server.py), so the collector waits until the import is done
+Why: the engine (pydantic, ag-ui) and litellm are slow to import (bench/RESULTS.md,
+server section: first use) and are imported on first use, in a running Jupyter
+server. On the loop the import is one long stall of every request; in a thread
+the loop keeps its turns. And an import allocates a great many long-lived
+objects: collections during it pause every thread, and a young collection right
+after it walks them all (a long pause, measured in bench/RESULTS.md, server
+section: imports off the loop), so the collector waits until the import is done
 and the new objects are frozen (``gc.freeze``: collections never walk them
-again; what of them later becomes cyclic garbage is never freed, a few kB once).
+again; what of them later becomes cyclic garbage is never freed: little, and once).
 """
 
 from __future__ import annotations

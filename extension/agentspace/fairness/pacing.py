@@ -2,9 +2,9 @@
 
 Why: asyncio runs every callback that was ready when a loop iteration began
 before it polls sockets or fires timers again. One step of a streaming run is
-short (a fraction of a millisecond), but when 200 runs wake in the same
-iteration their steps run back to back, and every other request of the Jupyter
-server, every timer and every socket waits for all of them: 100+ ms.
+short, but when 200 runs wake in the same iteration their steps run back to
+back, and every other request of the Jupyter server, every timer and every socket
+waits for all of them: a long stall (bench/RESULTS.md, server section: the burst).
 
 ``checkpoint()`` is a cooperative time slice shared by everything that calls it
 on one loop. The first checkpoint in a loop turn opens a slice; callers go on
@@ -14,7 +14,7 @@ and the gate lets them in a batch per loop turn, first in line first, as many
 as fit the budget at the unit cost it measured on earlier batches. A batch runs
 at the start of a turn, ahead of that turn's I/O and timers, so queued work is
 not starved by new arrivals, and the turn after it polls I/O and fires timers.
-Units differ in cost (a model chunk ~0.1 ms, a provider call's set-up ~1 ms), so
+Units differ in cost (a provider call's set-up costs many model chunks), so
 the count is only an estimate: a caller let in after the slice is spent goes
 back to the front of the queue, in order, and the turn still ends on time.
 

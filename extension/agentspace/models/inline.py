@@ -1,14 +1,15 @@
 """litellm's set-up step on the event loop, in the run's own paced unit, not in a thread.
 
 Why: ``litellm.acompletion`` runs ``completion()`` (argument mapping, provider
-routing, logging set-up: about 1 ms of Python) in the loop's default thread pool
+routing, logging set-up: a little Python) in the loop's default thread pool
 and awaits it. When 200 runs start at once that is 200 hand-offs to pool threads
 whose Python competes with the event loop for the GIL: each socket write the loop
 makes releases the GIL, a pool thread takes it, and the loop waits up to the 5 ms
-switch interval to get it back. bench/server.py measured 50-120 ms loop stalls
-made mostly of pool-thread CPU. The step itself is cheap; the thread is what
-costs. On the loop, after the run's ``pacing.checkpoint()``, it is bulk work like
-any other, and what ``acompletion`` does after it runs in the same step.
+switch interval to get it back. bench/server.py measured long loop stalls made
+mostly of pool-thread CPU (bench/RESULTS.md, server section: the burst). The step
+itself is cheap; the thread is what costs. On the loop, after the run's
+``pacing.checkpoint()``, it is bulk work like any other, and what ``acompletion``
+does after it runs in the same step.
 
 How: ``InlineExecutor`` becomes the running loop's default executor. It is a
 ``ThreadPoolExecutor`` and everything else submitted to it runs in its threads as
@@ -20,7 +21,7 @@ without a loop turn. Only providers whose set-up does no I/O are inlined
 providers such as ``scripted``). A provider whose inline step takes more than
 ``SLOW`` seconds (a credential refresh, say) goes back to the thread for good,
 with a warning. A provider's first call (with tools, and without) is set up in a
-thread: it imports litellm's lazy modules (mcp, proxy types: 200-500 ms); a slow
+thread: it imports litellm's lazy modules (mcp, proxy types), which is slow; a slow
 step that imported modules is not counted as I/O. Anything unexpected (another
 litellm version that submits something else) falls through to the thread pool.
 """
@@ -167,7 +168,7 @@ def inline(model: str, *, tools: bool = True) -> Iterator[None]:
     ``tools``: whether the call passes tools (litellm's first such call imports more).
     """
     provider = provider_of(model)
-    first = (provider, tools) not in _warm  # it imports litellm's lazy modules: 200-500 ms
+    first = (provider, tools) not in _warm  # it imports litellm's lazy modules: slow
     _warm.add((provider, tools))
     if first or not inlinable(provider):
         stats["threaded"] += 1

@@ -9,13 +9,13 @@ duplicate it, so a mid-stream failure is raised as is. The timeouts (first
 chunk, between chunks) are here because no provider's client enforces them on
 a stream: without them a stalled provider keeps a run ``running`` forever.
 
-litellm is imported lazily (it takes 2-3 s) with its network cost-map fetch
-and debug printing turned off.
+litellm is imported lazily (it is slow: bench/RESULTS.md, server section, first
+use) with its network cost-map fetch and debug printing turned off.
 
-Throughput (measured with litellm 1.106 on a 2-CPU machine):
-litellm builds pydantic objects per chunk (~60 µs) and, when the stream is
-drained, runs ``stream_chunk_builder`` over every chunk again (~45 µs per chunk,
-twice with ``stream_options.include_usage``). So once a finish reason and the
+Throughput (bench/engine.py; bench/RESULTS.md, engine section): litellm builds
+pydantic objects per chunk and, when the stream is drained, runs
+``stream_chunk_builder`` over every chunk again (a cost of the same order, twice
+with ``stream_options.include_usage``). So once a finish reason and the
 usage are both known nothing more is needed and the stream is closed early, and
 custom providers (which report usage on their finished chunk) are called
 without ``include_usage``.
@@ -61,9 +61,10 @@ def load_litellm() -> None:
     # pydantic complains about litellm's TypedDicts (ReadOnly items, one or several per
     # message) when it first builds their schemas; they are not ours to fix.
     warnings.filterwarnings("ignore", TYPEDDICT_NOTICE, UserWarning)
-    # ~500k long-lived objects: collections during the import would pause every thread
-    # (the server's loop included) 100-200 ms, five times over, and full ones after it
-    # would walk them all (300 ms pauses under load): imports.quietly.
+    # A great many long-lived objects: collections during the import would pause every
+    # thread (the server's loop included), time and again, and full ones after it would
+    # walk them all (long pauses under load; bench/RESULTS.md, server section):
+    # imports.quietly.
     quietly(_import_litellm)
     _loaded = True
 
@@ -81,12 +82,12 @@ def _import_litellm() -> None:
 
 
 def _freeze_after_first_call() -> None:
-    """Freeze once more after the first call: it imports ~80k more objects lazily.
+    """Freeze once more after the first call: it imports many more objects lazily.
 
     litellm's first ``acompletion`` (with ``tools=``) imports mcp, litellm.proxy types,
-    starlette and more: ~700 pydantic classes that every full collection would walk
-    (80-100 ms pauses of the server under load). Objects alive now that later become
-    cyclic garbage are never collected; once, that is a few kilobytes.
+    starlette and more: hundreds of pydantic classes that every full collection would
+    walk (long pauses of the server under load; bench/RESULTS.md, server section). Objects
+    alive now that later become cyclic garbage are never collected; once, that is little.
     """
     global _called
     if not _called:
@@ -103,9 +104,9 @@ async def load_litellm_async() -> None:
 async def preload_litellm(*models: str) -> None:
     """For servers, at engine start: import litellm and make one offline call, in a thread.
 
-    litellm's first call with ``tools=`` imports ~300 more modules (mcp, proxy types:
-    ~0.45 s). Done here, the first user's run pays neither that nor the import, and the
-    GIL-holding import work happens before any run streams. ``models`` (the configured
+    litellm's first call with ``tools=`` imports many more modules (mcp, proxy types),
+    which is slow. Done here, the first user's run pays neither that nor the import,
+    and the GIL-holding import work happens before any run streams. ``models`` (the configured
     default) get their tokenizers loaded too (``warm_tokenizers``).
     """
     await asyncio.to_thread(_preload, *models)

@@ -1,14 +1,15 @@
 """Bound what litellm's stream wrapper keeps per chunk.
 
 Why: litellm's ``CustomStreamWrapper`` appends every chunk it yields (a pydantic
-``ModelResponseStream``, ~3 kB each) to ``wrapper.chunks``, so that at the end of
-the stream ``stream_chunk_builder`` can rebuild the whole response for its
-logging callbacks and its final usage chunk. A 100k-chunk answer kept ~300 MB
-alive until the call ended, and what was freed after it depended on the
-allocator. We assemble the answer ourselves (``assembler.py``); litellm needs
-only the first chunk (id, role), the last few (its repetition check, the served
-tier), and the ones that carry usage, a finish reason or no choices (usage-only
-chunks: the provider's numbers that its final usage is built from).
+``ModelResponseStream``) to ``wrapper.chunks``, so that at the end of the stream
+``stream_chunk_builder`` can rebuild the whole response for its logging callbacks
+and its final usage chunk. A long answer kept memory in proportion to its length
+alive until the call ended (bench/RESULTS.md, issue 10, models; bench/engine.py),
+and what was freed after it depended on the allocator. We assemble the answer
+ourselves (``assembler.py``); litellm needs only the first chunk (id, role), the
+last few (its repetition check, the served tier), and the ones that carry usage,
+a finish reason or no choices (usage-only chunks: the provider's numbers that its
+final usage is built from).
 
 ``TailChunks`` is a ``list`` that keeps those and drops older content chunks in
 batches, so every use litellm makes of the list (append, ``[-1]``, ``reversed``,

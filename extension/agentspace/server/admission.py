@@ -3,8 +3,9 @@
 Why: when a burst of clients connects at once (200 kernels or browser tabs, a
 load test), their request bytes arrive in the same poll of the event loop, and
 tornado routes each request and builds its handler in one step as soon as the
-headers are read: ~130 requests back to back, 15-30 ms in which no timer, no
-stream and no other request of the server is served (bench/server.py, burst).
+headers are read: the whole burst back to back, a stall in which no timer, no
+stream and no other request of the server is served (bench/server.py's burst;
+bench/RESULTS.md, server section).
 
 How: ``pace(http_server)`` wraps the server's ``start_request`` so that each
 request's message delegate awaits ``pacing.checkpoint()`` in ``headers_received``
@@ -14,9 +15,10 @@ at a time, first come first served. It applies to every request the server
 takes, which is why it is a setting (``c.AgentspaceApp.pace_requests``).
 
 Before that, tornado accepts up to 128 new connections in one loop turn (its
-listen backlog, used as the cap), ~80 µs each with the stream and the request
-task it starts: 10-16 ms. ``pace`` lowers that cap to ``ACCEPTS_PER_TURN``; the
-listen backlog itself (the kernel's queue) is not changed.
+listen backlog, used as the cap), each with the stream and the request task it
+starts: a stall of its own (bench/RESULTS.md, server section). ``pace`` lowers
+that cap to ``ACCEPTS_PER_TURN``; the listen backlog itself (the kernel's queue)
+is not changed.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The Jupyter server extension: settings as traitlets, the engine started on first use.
 
-Loading this module and the handler modules costs ~20 ms (traitlets, tornado
-and jupyter_server are already imported by the server): the engine, pydantic,
-ag-ui, litellm and docker are imported when the first request needs them
-(tests/extension/test_lazy.py holds that line). Every setting is a trait with help
+Loading this module and the handler modules adds little to the server's start
+(bench/RESULTS.md, server section, 4.; traitlets, tornado and jupyter_server are
+already imported by the server): the engine, pydantic, ag-ui, litellm and docker
+are imported when the first request needs them (tests/extension/test_lazy.py
+holds that line). Every setting is a trait with help
 text: ``c.AgentspaceApp.model = "openai/gpt-4o-mini"`` in jupyter_server_config.py
 or ``--AgentspaceApp.model=...`` on the command line.
 """
@@ -178,7 +179,8 @@ class AgentspaceApp(ExtensionApp):
         return EngineConfig(**values)
 
 
-# What the first request imports (~160 ms: pydantic, ag-ui, the engine), off the loop.
+# What the first request imports (pydantic, ag-ui, the engine: slow, bench/RESULTS.md,
+# server section), off the loop.
 HEAVY = ("agentspace.engine.engine", "agentspace.engine.requests")
 
 

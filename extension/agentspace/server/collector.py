@@ -1,10 +1,11 @@
 """Full garbage collections at quiet moments, not in the middle of a burst of runs.
 
 Why: a full (generation 2) collection walks every tracked object that is not
-frozen in one call that holds the GIL. With 200 sessions streaming that is
-60-100k objects and 30-100 ms during which the event loop, the whole Jupyter
-server, stands still; and the runs' own allocations are what make CPython start
-one, so it lands in the busiest moment. Young collections (generations 0 and 1)
+frozen in one call that holds the GIL. With 200 sessions streaming that is a
+long pause (bench/RESULTS.md, server section: full GC pauses inside the burst)
+during which the event loop, the whole Jupyter server, stands still; and the
+runs' own allocations are what make CPython start one, so it lands in the
+busiest moment. Young collections (generations 0 and 1)
 stay short and are left alone.
 
 How: ``QuietCollector`` raises CPython's threshold for full collections so they

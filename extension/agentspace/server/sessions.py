@@ -157,7 +157,7 @@ class ToolsHandler(AgentspaceHandler):
         from agentspace.engine.requests import SetTools
         from agentspace.fairness.imports import import_off_loop
 
-        await import_off_loop(VALIDATOR)  # checking the tools' schemas imports it: ~1 s
+        await import_off_loop(VALIDATOR)  # checking the tools' schemas imports it: slow
         body = self.body(SetTools)
         session = await self.session(session_id)
         self.reply(await session.offer_kernel_tools(body.tools, body.run_cell))

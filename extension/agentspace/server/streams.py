@@ -39,7 +39,8 @@ async def stream(
 ) -> None:
     """Write ``events`` as SSE (from the first ``start`` match) until ``stop`` or disconnect."""
     # Each event is a small write: without TCP_NODELAY, Nagle's algorithm and the client's
-    # delayed ACK hold the first one back ~40 ms on a reused connection (bench/kernel.py).
+    # delayed ACK hold the first one back on a reused connection (bench/kernel.py; the
+    # stall is in bench/RESULTS.md, kernel side).
     stream_ = handler.request.connection.stream  # type: ignore[union-attr]
     if stream_ is not None:
         stream_.set_nodelay(True)

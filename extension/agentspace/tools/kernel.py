@@ -48,7 +48,7 @@ class KernelTool(BaseModel):
                 '"properties": {...}}'
             )
         if info.context and info.context.get(STORED):
-            return value  # checked when it was set; a load must not import jsonschema (~1 s)
+            return value  # checked when it was set; a load must not import jsonschema (slow)
         from jsonschema.exceptions import SchemaError
         from jsonschema.validators import validator_for
 
@@ -63,7 +63,7 @@ class KernelTool(BaseModel):
         return openai_function(self.name, self.description, self.parameters)
 
 
-RUN_CELL_TOOL = KernelTool.model_construct(  # no validation at import: jsonschema costs ~1 s
+RUN_CELL_TOOL = KernelTool.model_construct(  # no validation at import: jsonschema is slow
     name=RUN_CELL,
     description=(
         "Run Python code in the user's notebook kernel, in the user's namespace: their "

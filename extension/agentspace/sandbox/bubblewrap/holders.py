@@ -52,8 +52,9 @@ class HolderPool:
 
         Not at once: making one spawns two processes, which on a small machine compete
         with the taker's first command, the very latency the spare exists to cut (with an
-        eager refill the cold start measured 2.9x a bare spawn). The taker calls
-        ``refill`` when its first command ends; ``REFILL_FALLBACK`` covers one that runs on.
+        eager refill bench/workspace.py's cold start was several times a bare spawn's).
+        The taker calls ``refill`` when its first command ends; ``REFILL_FALLBACK`` covers
+        one that runs on.
         """
         while self._ready:
             prepared = self._ready.pop()
@@ -126,8 +127,9 @@ class Prepared:
 async def _prepare(bwrap: str, nsenter: str, *, warm: bool, uid: int | None = None) -> Prepared:
     """A holder and empty cgroups; ``warm`` runs one sandboxed ``true`` in them first.
 
-    The first sandboxed process in fresh cgroups costs 5-15 ms more than later
-    ones (kernel set-up per group); a spare pays that before anyone waits.
+    The first sandboxed process in fresh cgroups is slower than later ones (kernel
+    set-up per group; bench/RESULTS.md, workspace section); a spare pays that before
+    anyone waits.
     """
     limits = Limits(cgroups.pool_name(), None, None, None)
     limits.create()
