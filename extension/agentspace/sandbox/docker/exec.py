@@ -14,7 +14,7 @@ from typing import Any
 from agentspace.sandbox.base import Execution
 from agentspace.sandbox.docker.container import Container, frames
 
-LIMIT = 1 << 20  # a stream may hold 2 MiB unread before its exec is paused
+LIMIT = 1 << 20  # a stream may hold 2 MiB unread (asyncio pauses at twice its limit)
 
 
 class _Valve:
