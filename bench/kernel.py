@@ -214,7 +214,7 @@ async def server_kernel(server: Server, conn: Api, notebook: str) -> AsyncIterat
 
 SESSION_ID = (
     "print(__import__('json').dumps("
-    "__import__('agentspace_kernel.magics.magics').magics._magics.client().session_id))"
+    "__import__('agentspace_kernel.magics.magics').magics.magics._magics.client().session_id))"
 )
 DRAWN = re.compile(r"\bd(\d+)\b")
 
