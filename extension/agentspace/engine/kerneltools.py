@@ -49,91 +49,99 @@ class ToolListing(BaseModel):
 
 
 # -- what a session offers -----------------------------------------------------
-def kernel_tools(session: Session) -> list[KernelTool]:
-    """The kernel tools the session offers: ``run_cell`` first (if enabled), then the user's."""
-    record = session.record
-    return ([RUN_CELL_TOOL] if record.run_cell else []) + list(record.kernel_tools)
+class ToolOffer:
+    """The tools a session offers the model: built-ins and its kernel's, with their policies."""
 
+    def __init__(self, session: Session) -> None:
+        self.session = session
 
-def find(session: Session, name: str) -> KernelTool | None:
-    """The session's kernel tool called ``name`` (None for built-in or unknown names)."""
-    if name in session.engine.tools:
-        return None  # built-ins win (set_kernel_tools refuses collisions anyway)
-    return next((t for t in kernel_tools(session) if t.name == name), None)
+    def kernel_tools(self) -> list[KernelTool]:
+        """The kernel tools offered: ``run_cell`` first (if enabled), then the user's."""
+        record = self.session.record
+        return ([RUN_CELL_TOOL] if record.run_cell else []) + list(record.kernel_tools)
 
+    def find(self, name: str) -> KernelTool | None:
+        """The session's kernel tool called ``name`` (None for built-in or unknown names)."""
+        if name in self.session.engine.tools:
+            return None  # built-ins win (set_kernel_tools refuses collisions anyway)
+        return next((t for t in self.kernel_tools() if t.name == name), None)
 
-def rule_of(session: Session, name: str) -> Resolved:
-    """The tool's policy and where it comes from (``explain_policy``); run_cell always asks."""
-    kernel = find(session, name)
-    if kernel is not None and kernel.name == RUN_CELL:
-        return Resolved("ask", "run_cell always asks", "ask")
-    default = kernel.policy if kernel is not None else session.engine.default_policy(name)
-    record = session.record
-    return explain_policy(
-        name, default, session.engine.config.policies, record.policies, record.always_allowed
-    )
-
-
-def policy_of(session: Session, name: str) -> Policy:
-    """The tool's effective policy in the session (see ``rule_of``)."""
-    return rule_of(session, name).policy
-
-
-def schemas(session: Session) -> list[dict[str, Any]]:
-    """Built-in and kernel tools in the OpenAI format, for the model call."""
-    return session.engine.tools.schemas() + [t.openai_schema() for t in kernel_tools(session)]
-
-
-def listing(session: Session) -> ToolListing:
-    builtin = [
-        OfferedTool(
-            name=t.name,
-            description=t.description,
-            parameters=t.openai_schema()["function"]["parameters"],
-            policy=(rule := rule_of(session, t.name)).policy,
-            rule=rule.rule,
-            executor="sandbox",
+    def rule_of(self, name: str) -> Resolved:
+        """The tool's policy and its rule (``explain_policy``); run_cell always asks."""
+        kernel = self.find(name)
+        if kernel is not None and kernel.name == RUN_CELL:
+            return Resolved("ask", "run_cell always asks", "ask")
+        engine = self.session.engine
+        default = kernel.policy if kernel is not None else engine.default_policy(name)
+        record = self.session.record
+        return explain_policy(
+            name,
+            default,
+            engine.config.policies,
+            record.policies,
+            record.always_allowed,
         )
-        for t in session.engine.tools
-    ]
-    kernel = [
-        OfferedTool(
-            name=t.name,
-            description=t.description,
-            parameters=t.parameters,
-            policy=(rule := rule_of(session, t.name)).policy,
-            rule=rule.rule,
-            executor="kernel",
-        )
-        for t in kernel_tools(session)
-    ]
-    return ToolListing(tools=builtin + kernel)
 
+    def policy_of(self, name: str) -> Policy:
+        """The tool's effective policy in the session (see ``rule_of``)."""
+        return self.rule_of(name).policy
 
-def unknown_tool_text(session: Session, name: str) -> str:
-    available = session.engine.tools.names + [t.name for t in kernel_tools(session)]
-    return f"Error: Unknown tool {name!r}. Available tools: {', '.join(available) or '(none)'}."
+    def schemas(self) -> list[dict[str, Any]]:
+        """Built-in and kernel tools in the OpenAI format, for the model call."""
+        return self.session.engine.tools.schemas() + [
+            t.openai_schema() for t in self.kernel_tools()
+        ]
 
-
-# -- checks ---------------------------------------------------------------------
-def check_tool_set(session: Session, tools: list[KernelTool]) -> None:
-    """Refuse a tool set the model could not tell apart from the built-ins (or itself)."""
-    seen: set[str] = set()
-    for t in tools:
-        if t.name in session.engine.tools:
-            raise InputError(
-                f"The kernel tool {t.name!r} has the name of a built-in workspace tool; "
-                "rename it (built-in tools: " + ", ".join(session.engine.tools.names) + ").",
-                tool=t.name,
+    def listing(self) -> ToolListing:
+        builtin = [
+            OfferedTool(
+                name=t.name,
+                description=t.description,
+                parameters=t.openai_schema()["function"]["parameters"],
+                policy=(rule := self.rule_of(t.name)).policy,
+                rule=rule.rule,
+                executor="sandbox",
             )
-        if t.name == RUN_CELL:
-            raise InputError(
-                "'run_cell' is built in: send \"run_cell\": true instead of defining it.",
-                tool=t.name,
+            for t in self.session.engine.tools
+        ]
+        kernel = [
+            OfferedTool(
+                name=t.name,
+                description=t.description,
+                parameters=t.parameters,
+                policy=(rule := self.rule_of(t.name)).policy,
+                rule=rule.rule,
+                executor="kernel",
             )
-        if t.name in seen:
-            raise InputError(f"Two kernel tools are named {t.name!r}; names must be unique.")
-        seen.add(t.name)
+            for t in self.kernel_tools()
+        ]
+        return ToolListing(tools=builtin + kernel)
+
+    def unknown_tool_text(self, name: str) -> str:
+        available = self.session.engine.tools.names + [t.name for t in self.kernel_tools()]
+        listed = ", ".join(available) or "(none)"
+        return f"Error: Unknown tool {name!r}. Available tools: {listed}."
+
+    def check_tool_set(self, tools: list[KernelTool]) -> None:
+        """Refuse a tool set the model could not tell apart from the built-ins (or itself)."""
+        seen: set[str] = set()
+        for t in tools:
+            if t.name in self.session.engine.tools:
+                raise InputError(
+                    f"The kernel tool {t.name!r} has the name of a built-in workspace tool; "
+                    "rename it (built-in tools: "
+                    + ", ".join(self.session.engine.tools.names)
+                    + ").",
+                    tool=t.name,
+                )
+            if t.name == RUN_CELL:
+                raise InputError(
+                    "'run_cell' is built in: send \"run_cell\": true instead of defining it.",
+                    tool=t.name,
+                )
+            if t.name in seen:
+                raise InputError(f"Two kernel tools are named {t.name!r}; names must be unique.")
+            seen.add(t.name)
 
 
 def check_policies(policies: dict[str, Policy]) -> None:

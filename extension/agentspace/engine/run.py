@@ -41,9 +41,9 @@ from ag_ui.core import (
 )
 
 from agentspace import owners
-from agentspace.engine import kerneltools, toolcalls
 from agentspace.engine.history import build_prompt
 from agentspace.engine.lifecycle import AFTER
+from agentspace.engine.toolcalls import ToolCalls
 from agentspace.errors import AgentspaceError, LimitExceededError
 from agentspace.events import Custom, custom, new_id
 from agentspace.fairness.pacing import checkpoint
@@ -67,7 +67,7 @@ DEFAULT_WINDOW = 128_000
 REASONS = {Outcome.CANCELLED: "stopped by the user"}  # the status's reason after such a run
 
 
-class Run:
+class Run(ToolCalls):
     """Executes one run of ``session``; ``execute`` never raises (except shutdown)."""
 
     def __init__(
@@ -124,7 +124,7 @@ class Run:
         outcome: Outcome
         reason: str | None = None
         try:
-            outcome = await toolcalls.settle(self)
+            outcome = await self.settle()
             if outcome == Outcome.FINISHED:
                 if self.user is not None:
                     self._user_message(self.user)
@@ -180,7 +180,7 @@ class Run:
                     )
                 )
                 return Outcome.FINISHED
-            outcome = await toolcalls.settle(self)
+            outcome = await self.settle()
             if outcome != Outcome.FINISHED:
                 return outcome
         raise LimitExceededError(
@@ -223,7 +223,7 @@ class Run:
         completion: Completion | None = None
         self._text = []
         params = {**engine.config.model_params, **s.record.model_params}
-        tools = kerneltools.schemas(s)
+        tools = s.offer.schemas()
         stream = engine.model.stream(prompt, tools, model=model, params=params)
         async for part in stream:
             await checkpoint()  # a part's events are bulk work: share the loop (fairness/pacing.py)
@@ -300,14 +300,6 @@ class Run:
         if self._message_id is not None:
             self.emit(TextMessageEndEvent(message_id=self._message_id))
             self._message_id = None
-
-    # -- tool calls (engine/toolcalls.py) -----------------------------------------------
-    def unresolved(self) -> list[dict[str, Any]]:
-        """Tool calls of the last assistant message that have no result yet."""
-        return toolcalls.unresolved(self)
-
-    def result(self, call_id: str, text: str) -> None:
-        toolcalls.result(self, call_id, text)
 
     # -- a crash -------------------------------------------------------------
     async def close_crashed(self, first_seq: int, owner: str | None) -> None:

@@ -63,6 +63,7 @@ class Session(WorkspaceApi):
 
     def __init__(self, engine: Engine, record: SessionRecord, last_seq: int, queued: int) -> None:
         self.engine = engine
+        self.offer = kerneltools.ToolOffer(self)  # the tools the model is offered, with policies
         self.store = engine.store
         self.record = record
         self.log = EventLog(engine.store, record.id, last_seq)
@@ -181,18 +182,18 @@ class Session(WorkspaceApi):
 
     def set_kernel_tools(self, tools: list[KernelTool], run_cell: bool) -> None:
         """Replace the tools the notebook's kernel runs (and whether run_cell is offered)."""
-        kerneltools.check_tool_set(self, tools)
+        self.offer.check_tool_set(tools)
         self.record.kernel_tools = list(tools)
         self.record.run_cell = run_cell
         self.save()
 
     def kernel_tools(self) -> list[KernelTool]:
         """The kernel tools the model is offered: run_cell first (if enabled), then the user's."""
-        return kerneltools.kernel_tools(self)
+        return self.offer.kernel_tools()
 
     def tools(self) -> ToolListing:
         """Every tool the model is offered, with its effective policy and executor."""
-        return kerneltools.listing(self)
+        return self.offer.listing()
 
     async def update(
         self, *, model: str | None = None, policies: dict[str, Policy] | None = None

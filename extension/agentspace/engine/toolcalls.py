@@ -1,6 +1,6 @@
 """The tool calls of a run: settle what the transcript owes, run, refuse or hold each call.
 
-Functions over a ``Run`` (its transcript, approvals and event emitter), kept
+The tool-call half of ``Run`` (mixed into it: a run settles its own calls), kept
 apart from the model turns: the rules for one call (a decision already made,
 an unknown tool, a kernel tool held for the notebook, a policy of ask or deny)
 live here in one place.
@@ -25,98 +25,9 @@ from agentspace.store.states import Outcome
 from agentspace.tools.base import ToolContext
 
 if TYPE_CHECKING:
-    from agentspace.engine.run import Run
+    from ag_ui.core import TokenUsage
 
-
-def unresolved(run: Run) -> list[dict[str, Any]]:
-    """Tool calls of the last assistant message that have no result yet."""
-    for i in range(len(run.transcript) - 1, -1, -1):
-        message = run.transcript[i]
-        if message.get("role") == "assistant":
-            answered = {m.get("tool_call_id") for m in run.transcript[i + 1 :]}
-            return [c for c in message.get("tool_calls") or [] if c["id"] not in answered]
-        if message.get("role") == "user":
-            return []
-    return []
-
-
-async def settle(run: Run) -> Outcome:
-    """Run, refuse or hold each unanswered tool call, in order."""
-    s = run.s
-    held: list[PendingCall] = []
-    for call in unresolved(run):
-        call_id, name = call["id"], call["function"]["name"]
-        arguments = call["function"]["arguments"]
-        approval = run.approvals.get(call_id)
-        if approval is not None and approval.decision is not None:
-            d = approval.decision
-            if d.decision == "reject":
-                result(run, call_id, rejection_text(name, d.reason))
-            elif d.decision == "result":  # a kernel tool: the kernel ran it already
-                result(run, call_id, kerneltools.result_text(approval, d))
-            elif d.decision == "edit":
-                edited = json.dumps(d.arguments)
-                note = f"Note: the user edited the arguments of this call to {edited}.\n"
-                await execute(run, call_id, name, edited, note)
-            else:
-                await execute(run, call_id, name, arguments)
-            continue
-        kernel = kerneltools.find(s, name)
-        if approval is None and kernel is None and name not in s.engine.tools:
-            # an unknown tool: nothing to approve, tell the model
-            result(run, call_id, kerneltools.unknown_tool_text(s, name))
-            continue
-        if approval is None and arguments_object(arguments) is None:
-            # arguments that are no JSON object: the model can fix them, the user need not see
-            result(run, call_id, malformed_text(name, arguments))
-            continue
-        if kernel is not None and approval is None:
-            await import_off_loop(kerneltools.VALIDATOR)
-            try:  # the model can fix its arguments without bothering the kernel
-                kerneltools.check_arguments(kernel, arguments)
-            except ToolError as exc:
-                result(run, call_id, f"Error: {exc.message}")
-                continue
-        resolved = kerneltools.rule_of(s, name)
-        policy = resolved.policy
-        # A kernel tool is always held (the kernel runs it); "ask" also needs the user.
-        if approval is not None or policy == "ask" or (kernel is not None and policy != "deny"):
-            held.append(
-                approval
-                or PendingCall(
-                    tool_call_id=call_id,
-                    run_id=run.run_id,
-                    name=name,
-                    arguments=arguments,
-                    executor="sandbox" if kernel is None else "kernel",
-                    needs_approval=policy == "ask",
-                )
-            )
-        elif held:
-            continue  # waits behind an earlier call that needs approval
-        elif policy == "deny":
-            result(run, call_id, DENIED_TEXT.format(name=name))
-        elif resolved.auto is None:
-            await execute(run, call_id, name, arguments)
-        else:  # let through by a rule someone set, not by the tool's own: every view says so
-            approved(run, call_id, resolved.auto)
-            await execute(run, call_id, name, arguments, auto=resolved.auto)
-    if not held:
-        return Outcome.FINISHED
-    for p in held:
-        if p.tool_call_id in run.approvals:  # held again: never undo a decision taken meanwhile
-            s.store.write(records.REHOLD_APPROVAL, (run.run_id, s.id, p.tool_call_id))
-        else:
-            s.store.write(records.INSERT_APPROVAL, records.approval_row(s.id, run.run_id, p))
-    interrupts = [p.interrupt() for p in held]
-    run.emit(
-        RunFinishedEvent(
-            **run._ids(),
-            outcome=RunFinishedInterruptOutcome(interrupts=interrupts),
-            usage=run._usage(),
-        )
-    )
-    return Outcome.PAUSED
+    from agentspace.engine.session import Session
 
 
 MALFORMED_SHOWN = 200  # characters of malformed arguments quoted back to the model
@@ -137,45 +48,156 @@ def malformed_text(name: str, arguments: str) -> str:
     )
 
 
-def approved(run: Run, call_id: str, rule: str) -> None:
-    """Log that a call runs without asking because of ``rule`` (an 'always allow', a policy)."""
-    value = {"tool_call_id": call_id, "decision": "approve", "auto": True, "rule": rule}
-    run.emit(custom(Custom.DECISION, value))
-
-
 def auto_text(rule: str) -> str:
     """How an auto-approved call is labelled (stored with its result; the views say the same)."""
     return f"auto-approved ({rule})"
 
 
-async def execute(
-    run: Run, call_id: str, name: str, arguments: str, note: str = "", auto: str | None = None
-) -> None:
-    s = run.s
-    changed: list[str] = []
-    try:
-        tool = s.engine.tools.get(name)
-        args = tool.parse_arguments(arguments)
-        ctx = ToolContext(workspace=s.folder, session_id=s.id, notebook=s.notebook)
+class ToolCalls:
+    """What a run does with the tool calls its transcript owes (``Run`` mixes it in)."""
+
+    s: Session
+    run_id: str
+    transcript: list[dict[str, Any]]
+    approvals: dict[str, PendingCall]
+
+    def emit(self, event: Any) -> None:
+        raise NotImplementedError  # Run's
+
+    def append(self, message: dict[str, Any]) -> None:
+        raise NotImplementedError  # Run's
+
+    def _ids(self) -> dict[str, str]:
+        raise NotImplementedError  # Run's
+
+    def _usage(self) -> list[TokenUsage]:
+        raise NotImplementedError  # Run's
+
+    def unresolved(self) -> list[dict[str, Any]]:
+        """Tool calls of the last assistant message that have no result yet."""
+        for i in range(len(self.transcript) - 1, -1, -1):
+            message = self.transcript[i]
+            if message.get("role") == "assistant":
+                answered = {m.get("tool_call_id") for m in self.transcript[i + 1 :]}
+                return [c for c in message.get("tool_calls") or [] if c["id"] not in answered]
+            if message.get("role") == "user":
+                return []
+        return []
+
+    async def settle(self) -> Outcome:
+        """Run, refuse or hold each unanswered tool call, in order."""
+        s = self.s
+        held: list[PendingCall] = []
+        for call in self.unresolved():
+            call_id, name = call["id"], call["function"]["name"]
+            arguments = call["function"]["arguments"]
+            approval = self.approvals.get(call_id)
+            if approval is not None and approval.decision is not None:
+                d = approval.decision
+                if d.decision == "reject":
+                    self.result(call_id, rejection_text(name, d.reason))
+                elif d.decision == "result":  # a kernel tool: the kernel ran it already
+                    self.result(call_id, kerneltools.result_text(approval, d))
+                elif d.decision == "edit":
+                    edited = json.dumps(d.arguments)
+                    note = f"Note: the user edited the arguments of this call to {edited}.\n"
+                    await self.run_tool(call_id, name, edited, note)
+                else:
+                    await self.run_tool(call_id, name, arguments)
+                continue
+            kernel = s.offer.find(name)
+            if approval is None and kernel is None and name not in s.engine.tools:
+                # an unknown tool: nothing to approve, tell the model
+                self.result(call_id, s.offer.unknown_tool_text(name))
+                continue
+            if approval is None and arguments_object(arguments) is None:
+                # arguments that are no JSON object: the model can fix them, the user need not see
+                self.result(call_id, malformed_text(name, arguments))
+                continue
+            if kernel is not None and approval is None:
+                await import_off_loop(kerneltools.VALIDATOR)
+                try:  # the model can fix its arguments without bothering the kernel
+                    kerneltools.check_arguments(kernel, arguments)
+                except ToolError as exc:
+                    self.result(call_id, f"Error: {exc.message}")
+                    continue
+            resolved = s.offer.rule_of(name)
+            policy = resolved.policy
+            # A kernel tool is always held (the kernel runs it); "ask" also needs the user.
+            if approval is not None or policy == "ask" or (kernel is not None and policy != "deny"):
+                held.append(
+                    approval
+                    or PendingCall(
+                        tool_call_id=call_id,
+                        run_id=self.run_id,
+                        name=name,
+                        arguments=arguments,
+                        executor="sandbox" if kernel is None else "kernel",
+                        needs_approval=policy == "ask",
+                    )
+                )
+            elif held:
+                continue  # waits behind an earlier call that needs approval
+            elif policy == "deny":
+                self.result(call_id, DENIED_TEXT.format(name=name))
+            elif resolved.auto is None:
+                await self.run_tool(call_id, name, arguments)
+            else:  # let through by a rule someone set, not by the tool's own: every view says so
+                self.approved(call_id, resolved.auto)
+                await self.run_tool(call_id, name, arguments, auto=resolved.auto)
+        if not held:
+            return Outcome.FINISHED
+        for p in held:
+            if (
+                p.tool_call_id in self.approvals
+            ):  # held again: never undo a decision taken meanwhile
+                s.store.write(records.REHOLD_APPROVAL, (self.run_id, s.id, p.tool_call_id))
+            else:
+                s.store.write(records.INSERT_APPROVAL, records.approval_row(s.id, self.run_id, p))
+        interrupts = [p.interrupt() for p in held]
+        self.emit(
+            RunFinishedEvent(
+                **self._ids(),
+                outcome=RunFinishedInterruptOutcome(interrupts=interrupts),
+                usage=self._usage(),
+            )
+        )
+        return Outcome.PAUSED
+
+    def approved(self, call_id: str, rule: str) -> None:
+        """Log that a call runs without asking because of ``rule`` (an 'always allow', a policy)."""
+        value = {"tool_call_id": call_id, "decision": "approve", "auto": True, "rule": rule}
+        self.emit(custom(Custom.DECISION, value))
+
+    async def run_tool(
+        self, call_id: str, name: str, arguments: str, note: str = "", auto: str | None = None
+    ) -> None:
+        s = self.s
+        changed: list[str] = []
         try:
-            ctx.runtime = await s.engine.workspaces.get(s)
-        except SandboxError as exc:  # file tools still work; sandbox tools say why not
-            ctx.runtime_error = exc.message
-        output = await tool.run(ctx, args)
-        text, changed = output.text, output.changed_paths
-    except ToolError as exc:
-        text = f"Error: {exc.message}"
-    result(run, call_id, note + text, auto=auto)
-    if changed:
-        run.emit(custom(Custom.FILES, {"paths": changed, "tool_call_id": call_id}))
+            tool = s.engine.tools.get(name)
+            args = tool.parse_arguments(arguments)
+            ctx = ToolContext(workspace=s.folder, session_id=s.id, notebook=s.notebook)
+            try:
+                ctx.runtime = await s.engine.workspaces.get(s)
+            except SandboxError as exc:  # file tools still work; sandbox tools say why not
+                ctx.runtime_error = exc.message
+            output = await tool.run(ctx, args)
+            text, changed = output.text, output.changed_paths
+        except ToolError as exc:
+            text = f"Error: {exc.message}"
+        self.result(call_id, note + text, auto=auto)
+        if changed:
+            self.emit(custom(Custom.FILES, {"paths": changed, "tool_call_id": call_id}))
 
-
-def result(run: Run, call_id: str, text: str, auto: str | None = None) -> None:
-    message_id = new_id("msg")
-    run.emit(
-        ToolCallResultEvent(message_id=message_id, tool_call_id=call_id, content=text, role="tool")
-    )
-    message = {"role": "tool", "tool_call_id": call_id, "content": text, "id": message_id}
-    if auto is not None:  # not sent to the model (history.to_wire keeps known keys only)
-        message["approval"] = auto_text(auto)
-    run.append(message)
+    def result(self, call_id: str, text: str, auto: str | None = None) -> None:
+        message_id = new_id("msg")
+        self.emit(
+            ToolCallResultEvent(
+                message_id=message_id, tool_call_id=call_id, content=text, role="tool"
+            )
+        )
+        message = {"role": "tool", "tool_call_id": call_id, "content": text, "id": message_id}
+        if auto is not None:  # not sent to the model (history.to_wire keeps known keys only)
+            message["approval"] = auto_text(auto)
+        self.append(message)
