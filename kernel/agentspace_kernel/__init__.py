@@ -3,6 +3,10 @@
 Importing this package (and ``%load_ext``) loads only IPython's magic
 machinery: the client, httpx, the widgets and (in embedded mode) the engine
 and litellm are imported at the first ``%%agent`` cell, so loading stays fast.
+
+The kernel side: ``magics`` on top, over ``view`` and ``client``, over the shared ``loop``,
+``tools`` and ``errors``. It reaches the engine only through the embedded client, never the
+server's code.
 """
 
 from __future__ import annotations

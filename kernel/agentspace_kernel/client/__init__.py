@@ -2,7 +2,9 @@
 
 Every method is a coroutine meant for the agent loop (``agentspace_kernel.loop``)
 and returns plain JSON-shaped data, the same in both modes, so the magics and
-views never ask which mode they are in.
+views never ask which mode they are in. It may import the kernel side's shared modules and,
+in embedded mode, the engine's application API (``agentspace.engine``), never the magics or
+the view.
 """
 
 from __future__ import annotations
