@@ -58,7 +58,7 @@ def new_workspace(
 
 
 async def tool_shell(ws: Workspace, command: str) -> str:
-    ctx = ToolContext(workspace=ws.folder, session_id=ws.session_id, notebook="b", runtime=ws)
+    ctx = ToolContext(folder=ws.folder, session_id=ws.session_id, notebook="b", workspace=ws)
     out = await shell.run(ctx, shell.parse_arguments({"command": command}))
     return out.text
 

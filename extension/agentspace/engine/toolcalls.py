@@ -177,11 +177,11 @@ class ToolCalls:
         try:
             tool = s.engine.tools.get(name)
             args = tool.parse_arguments(arguments)
-            ctx = ToolContext(workspace=s.folder, session_id=s.id, notebook=s.notebook)
+            ctx = ToolContext(folder=s.folder, session_id=s.id, notebook=s.notebook)
             try:
-                ctx.runtime = await s.engine.workspaces.get(s)
+                ctx.workspace = await s.engine.workspaces.get(s)
             except SandboxError as exc:  # file tools still work; sandbox tools say why not
-                ctx.runtime_error = exc.message
+                ctx.workspace_error = exc.message
             output = await tool.run(ctx, args)
             text, changed = output.text, output.changed_paths
         except ToolError as exc:

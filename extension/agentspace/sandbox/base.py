@@ -105,9 +105,9 @@ class Sandbox(ABC):
     isolated: bool = True
     detached: bool = False  # background processes outlive the server: ``spawn`` and ``adopt``
 
-    def __init__(self, session_id: str, workspace: Path, policy: SandboxPolicy) -> None:
+    def __init__(self, session_id: str, folder: Path, policy: SandboxPolicy) -> None:
         self.session_id = session_id
-        self.workspace = workspace
+        self.folder = folder
         self.policy = policy
 
     @abstractmethod

@@ -26,8 +26,8 @@ class LocalSandbox(Sandbox):
     kind = "local"
     isolated = False
 
-    def __init__(self, session_id: str, workspace: Path, policy: SandboxPolicy) -> None:
-        super().__init__(session_id, workspace, policy)
+    def __init__(self, session_id: str, folder: Path, policy: SandboxPolicy) -> None:
+        super().__init__(session_id, folder, policy)
         self.limits = Limits(f"local-{session_id[:18]}", policy.memory_mb, policy.cpus, policy.pids)
         self._started = False
         self._running: set[HostExecution] = set()
@@ -39,11 +39,11 @@ class LocalSandbox(Sandbox):
 
     async def exec(self, command: str, *, env: dict[str, str] | None = None) -> Execution:
         await self.start()
-        environment = {**ENV, "HOME": str(self.workspace), **(env or {})}
+        environment = {**ENV, "HOME": str(self.folder), **(env or {})}
         environment["PATH"] = os.environ.get("PATH", environment["PATH"])
         environment[TAG] = tag = uuid.uuid4().hex  # inherited: tells this command's strays
         argv = [*self.limits.wrapper(), "/bin/sh", "-c", command]
-        process = await spawn(argv, cwd=self.workspace, env=environment)
+        process = await spawn(argv, cwd=self.folder, env=environment)
         execution = HostExecution(process, extra_pids=lambda: self._strays(execution, tag))
         self._running.add(execution)
         asyncio.ensure_future(process.wait()).add_done_callback(

@@ -62,12 +62,12 @@ class ProcessManager:
     def __init__(
         self,
         sandbox: Sandbox,
-        workspace: Path,
+        folder: Path,
         table: Path,
         emit: Callable[[dict[str, Any]], None],
     ) -> None:
         self.sandbox = sandbox
-        self.workspace = workspace
+        self.folder = folder
         self.table_path = table
         self.emit = emit
         self.records: dict[str, ProcessRecord] = {}
@@ -103,7 +103,7 @@ class ProcessManager:
                 )
                 if execution is None:  # started by an older version: stopped, say why
                     with contextlib.suppress(ToolError):
-                        log = open_log(self.workspace, self.workspace / record.log, len(UNLOGGED))
+                        log = open_log(self.folder, self.folder / record.log, len(UNLOGGED))
                         log.write(UNLOGGED.encode())
                         log.close()
                     record.status, record.ended = "stopped_by_restart", time.time()
@@ -126,7 +126,7 @@ class ProcessManager:
         if name in self._live:
             raise ToolError(f"A process named {name!r} is already running; stop it first.")
         log_name = f".agentspace/logs/{name}.log"
-        log = open_log(self.workspace, self.workspace / log_name, self.sandbox.policy.log_bytes)
+        log = open_log(self.folder, self.folder / log_name, self.sandbox.policy.log_bytes)
         relay: LogWriter | None = None  # the server copies the output into the log
         try:
             if self.sandbox.detached:  # the sandbox appends the output after this line
@@ -201,7 +201,7 @@ class ProcessManager:
     def output(self, name: str, tail: int = 100) -> str:
         record = self.get(name)
         try:  # never through a link the sandbox planted out of the workspace
-            with paths.open_read(self.workspace, record.log) as f:
+            with paths.open_read(self.folder, record.log) as f:
                 f.seek(0, 2)
                 size = f.tell()
                 f.seek(max(0, size - 256 * 1024))

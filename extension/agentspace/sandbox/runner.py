@@ -203,7 +203,7 @@ async def run_command(
 ) -> CommandResult:
     """Run ``command`` in ``sandbox`` to its end (or its limit) and describe it."""
     policy = sandbox.policy
-    log = open_log(sandbox.workspace, log_path, policy.log_bytes)  # before anything runs
+    log = open_log(sandbox.folder, log_path, policy.log_bytes)  # before anything runs
     try:
         before = await sandbox.counters()
         started = time.monotonic()

@@ -79,7 +79,7 @@ class Workspace:
         preview_url: str | None,
     ) -> None:
         self.sandbox = sandbox
-        self.folder = sandbox.workspace
+        self.folder = sandbox.folder
         self.policy = sandbox.policy
         self.emit = emit
         self.previews = make_previews(preview_url, sandbox)  # None: loopback forwarders

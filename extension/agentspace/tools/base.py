@@ -40,16 +40,16 @@ Policy = Literal["allow", "ask", "deny"]
 class ToolContext:
     """What a tool may know about the call: where it may touch files, and for whom."""
 
-    workspace: Path
+    folder: Path  # the workspace's folder: file tools may touch nothing outside it
     session_id: str
     notebook: str
-    runtime: Workspace | None = None  # the sandbox, processes and previews (None: files only)
-    runtime_error: str | None = None  # why there is no runtime, for the model
+    workspace: Workspace | None = None  # its sandbox, processes and previews (None: files only)
+    workspace_error: str | None = None  # why there is no workspace runtime, for the model
 
     def check_quota(self, extra: int) -> None:
         """Refuse a write of ``extra`` bytes that would take the workspace over its quota."""
-        if self.runtime is not None:
-            self.runtime.check_quota(extra)
+        if self.workspace is not None:
+            self.workspace.check_quota(extra)
 
 
 @dataclass

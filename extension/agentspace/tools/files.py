@@ -1,7 +1,7 @@
 """Built-in file tools: read, write, edit and list files in the session's workspace.
 
 Every access goes through ``workspace.paths``, so a path from the model can never
-reach outside ``ctx.workspace``. Results are bounded (lines, bytes, entries) and say
+reach outside ``ctx.folder``. Results are bounded (lines, bytes, entries) and say
 how to get the rest, because an unbounded result would flood the model's context.
 Reading and listing are harmless and allowed by default; changing files asks first.
 """
@@ -128,7 +128,7 @@ def read_file(ctx: ToolContext, args: ReadFileArgs) -> str:
     ends with a note giving the offset to pass to read the next part.
     """
     limit = min(args.limit or MAX_READ_LINES, MAX_READ_LINES)
-    with _fs_errors(args.path), paths.open_read(ctx.workspace, args.path) as f:
+    with _fs_errors(args.path), paths.open_read(ctx.folder, args.path) as f:
         size = os.fstat(f.fileno()).st_size
         head = f.read(_SNIFF_BYTES)
         if _is_binary(head, complete=len(head) < _SNIFF_BYTES):
@@ -183,7 +183,7 @@ def write_file(ctx: ToolContext, args: WriteFileArgs) -> ToolOutput:
     data = args.content.encode("utf-8")
     ctx.check_quota(len(data))
     with _fs_errors(args.path):
-        written = paths.write_bytes(ctx.workspace, args.path, data)
+        written = paths.write_bytes(ctx.folder, args.path, data)
     return ToolOutput(text=f"Wrote {len(data):,} bytes to {written}", changed_paths=[written])
 
 
@@ -197,7 +197,7 @@ def edit_file(ctx: ToolContext, args: EditFileArgs) -> ToolOutput:
     if args.old_string == args.new_string:
         raise ToolError("old_string and new_string are the same; there is nothing to change.")
     with _fs_errors(args.path):
-        with paths.open_read(ctx.workspace, args.path) as f:
+        with paths.open_read(ctx.folder, args.path) as f:
             size = os.fstat(f.fileno()).st_size
             if size > MAX_EDIT_BYTES:
                 raise ToolError(
@@ -229,7 +229,7 @@ def edit_file(ctx: ToolContext, args: EditFileArgs) -> ToolOutput:
             )
         new = text.replace(args.old_string, args.new_string, -1 if args.replace_all else 1)
         ctx.check_quota(max(0, len(new) - len(text)))
-        written = paths.write_bytes(ctx.workspace, args.path, new.encode("utf-8"))
+        written = paths.write_bytes(ctx.folder, args.path, new.encode("utf-8"))
     noun = "occurrence" if count == 1 else "occurrences"
     return ToolOutput(text=f"Replaced {count} {noun} in {written}", changed_paths=[written])
 
@@ -243,7 +243,7 @@ def list_files(ctx: ToolContext, args: ListFilesArgs) -> str:
     """
     with _fs_errors(args.path):
         listing = paths.list_dir(
-            ctx.workspace, args.path, recursive=args.recursive, limit=MAX_LIST_ENTRIES
+            ctx.folder, args.path, recursive=args.recursive, limit=MAX_LIST_ENTRIES
         )
     lines = []
     for entry in listing.entries:

@@ -59,11 +59,11 @@ class PortArgs(_Args):
     port: int = Field(..., ge=1, le=65535, description="Port the server listens on.")
 
 
-def _runtime(ctx: ToolContext) -> Workspace:
-    if ctx.runtime is None:
-        why = ctx.runtime_error or "this session has no sandbox"
+def _workspace(ctx: ToolContext) -> Workspace:
+    if ctx.workspace is None:
+        why = ctx.workspace_error or "this session has no sandbox"
         raise ToolError(f"Commands and processes are unavailable: {why}")
-    return ctx.runtime
+    return ctx.workspace
 
 
 def _scan(root: str) -> dict[str, tuple[int, int]]:
@@ -89,7 +89,7 @@ async def shell(ctx: ToolContext, args: ShellArgs) -> ToolOutput:
     The working directory is /workspace (the session's files). The sandbox has no
     network unless the server allows it. Long-running servers belong in start_process.
     """
-    runtime = _runtime(ctx)
+    runtime = _workspace(ctx)
     before = _scan(str(runtime.folder))
     result = await runtime.shell(args.command, args.timeout)
     after = _scan(str(runtime.folder))
@@ -103,14 +103,14 @@ async def start_process(ctx: ToolContext, args: StartArgs) -> str:
 
     Its output goes to a log file; read it with process_output.
     """
-    record = await _runtime(ctx).processes.start(args.command, args.name)
+    record = await _workspace(ctx).processes.start(args.command, args.name)
     return f"Started process {record.name!r}; its output is logged to {record.log}."
 
 
 @tool(policy="allow")
 def list_processes(ctx: ToolContext, args: NoArgs) -> str:
     """List the background processes of this session with their status and exit codes."""
-    records = _runtime(ctx).processes.listing()
+    records = _workspace(ctx).processes.listing()
     if not records:
         return "No background processes."
     lines = []
@@ -125,20 +125,20 @@ def list_processes(ctx: ToolContext, args: NoArgs) -> str:
 @tool(policy="allow")
 def process_output(ctx: ToolContext, args: OutputArgs) -> str:
     """The last lines of a background process's output."""
-    return _runtime(ctx).processes.output(args.name, args.tail)
+    return _workspace(ctx).processes.output(args.name, args.tail)
 
 
 @tool(policy="ask")
 async def stop_process(ctx: ToolContext, args: NameArgs) -> str:
     """Stop a background process (SIGTERM, then SIGKILL after a grace period)."""
-    record = await _runtime(ctx).processes.stop(args.name)
+    record = await _workspace(ctx).processes.stop(args.name)
     return f"Process {record.name!r} is {record.status} (exit code {record.exit_code})."
 
 
 @tool(policy="ask")
 async def restart_processes(ctx: ToolContext, args: RestartArgs) -> str:
     """Start again background processes that a server restart stopped (or the named ones)."""
-    started = await _runtime(ctx).processes.restart(args.names)
+    started = await _workspace(ctx).processes.restart(args.names)
     if not started:
         return "Nothing to restart."
     return "Restarted: " + ", ".join(r.name for r in started)
@@ -147,7 +147,7 @@ async def restart_processes(ctx: ToolContext, args: RestartArgs) -> str:
 @tool(policy="allow")
 async def open_preview(ctx: ToolContext, args: PortArgs) -> str:
     """The URL where the user can open a web server running in the sandbox on this port."""
-    url = await _runtime(ctx).preview(args.port)
+    url = await _workspace(ctx).preview(args.port)
     return f"Preview of port {args.port}: {url}"
 
 

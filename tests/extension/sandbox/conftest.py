@@ -172,10 +172,10 @@ async def drain_holder_pool() -> None:
 
 def tool_context(workspace: Workspace) -> ToolContext:
     return ToolContext(
-        workspace=workspace.folder,
+        folder=workspace.folder,
         session_id=workspace.session_id,
         notebook="nb.ipynb",
-        runtime=workspace,
+        workspace=workspace,
     )
 
 

@@ -74,14 +74,14 @@ async def test_exec_output_exit_codes_and_env(make_sandbox: MakeSandbox) -> None
 
 async def test_workspace_is_shared_both_ways(make_sandbox: MakeSandbox) -> None:
     sb = await make_sandbox()
-    (sb.workspace / "from_host.txt").write_text("host says hi\n")
+    (sb.folder / "from_host.txt").write_text("host says hi\n")
     shared = await run(sb, "cat from_host.txt; echo inside > from_box.txt")
     assert shared == (0, "host says hi\n", "")
-    assert (sb.workspace / "from_box.txt").read_text() == "inside\n"
+    assert (sb.folder / "from_box.txt").read_text() == "inside\n"
     # the sandbox's files belong to the server's user, or, when the server is root, to the
     # unprivileged sandbox user (policy uid), whom root's files stay open to (ACLs)
     expected = sb.policy.uid if os.geteuid() == 0 else os.getuid()
-    assert (sb.workspace / "from_box.txt").stat().st_uid == expected
+    assert (sb.folder / "from_box.txt").stat().st_uid == expected
 
 
 async def test_network_none_keeps_the_host_out(make_sandbox: MakeSandbox) -> None:
@@ -100,7 +100,7 @@ async def test_connect_reaches_a_server_inside(make_sandbox: MakeSandbox) -> Non
     sb = await make_sandbox()
     with pytest.raises(ConnectionRefusedError):
         await sb.connect(8080)
-    (sb.workspace / "hello.txt").write_text("hello from the box\n")
+    (sb.folder / "hello.txt").write_text("hello from the box\n")
     server = await sb.exec("httpd -f -p 127.0.0.1:8080 -h /workspace")
 
     async def serving() -> bool:
@@ -186,7 +186,7 @@ async def test_container_survives_close_and_is_reattached(make_sandbox: MakeSand
     code, _, _ = await run(first, "setsid nohup sleep 1000 >/dev/null 2>&1 & echo $! > bg.pid")
     assert code == 0
     await first.close()
-    again = DockerSandbox(first.session_id, first.workspace, first.policy)
+    again = DockerSandbox(first.session_id, first.folder, first.policy)
     await again.start()
     assert again.container.id == first.container.id
     assert (await run(again, "kill -0 $(cat bg.pid)"))[0] == 0  # the process still runs
@@ -200,7 +200,7 @@ async def test_a_stopped_container_is_started_again(make_sandbox: MakeSandbox) -
     client = docker.from_env()
     client.containers.get(first.name).stop(timeout=1)
     client.close()
-    again = DockerSandbox(first.session_id, first.workspace, first.policy)
+    again = DockerSandbox(first.session_id, first.folder, first.policy)
     assert await run(again, "echo back") == (0, "back\n", "")
     await again.close()
     client = docker.from_env()
@@ -275,7 +275,7 @@ async def test_new_limits_apply_to_the_running_container(make_sandbox: MakeSandb
     code, _, _ = await run(first, "setsid nohup sleep 1000 >/dev/null 2>&1 & echo $! > bg.pid")
     assert code == 0
     await first.close()
-    again = DockerSandbox(first.session_id, first.workspace, SandboxPolicy(memory_mb=512, pids=128))
+    again = DockerSandbox(first.session_id, first.folder, SandboxPolicy(memory_mb=512, pids=128))
     await again.start()
     assert again.container.id == first.container.id  # updated in place
     assert (await run(again, "kill -0 $(cat bg.pid)"))[0] == 0  # its processes kept running
@@ -288,9 +288,9 @@ async def test_new_limits_apply_to_the_running_container(make_sandbox: MakeSandb
 
 async def test_a_new_network_policy_gets_a_new_container(make_sandbox: MakeSandbox) -> None:
     first = await make_sandbox()
-    (first.workspace / "kept.txt").write_text("still here")
+    (first.folder / "kept.txt").write_text("still here")
     await first.close()
-    again = DockerSandbox(first.session_id, first.workspace, SandboxPolicy(network="host"))
+    again = DockerSandbox(first.session_id, first.folder, SandboxPolicy(network="host"))
     await again.start()
     assert again.container.id != first.container.id
     assert await run(again, "cat kept.txt") == (0, "still here", "")  # the workspace stays

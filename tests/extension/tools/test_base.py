@@ -65,7 +65,7 @@ async def async_echo(ctx: ToolContext, args: EchoArgs) -> str:
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> ToolContext:
-    return ToolContext(workspace=tmp_path, session_id="s1", notebook="nb.ipynb")
+    return ToolContext(folder=tmp_path, session_id="s1", notebook="nb.ipynb")
 
 
 def _walk_keys(node: object) -> list[str]:

@@ -39,7 +39,7 @@ def ws(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def ctx(ws: Path) -> ToolContext:
-    return ToolContext(workspace=ws, session_id="s1", notebook="nb.ipynb")
+    return ToolContext(folder=ws, session_id="s1", notebook="nb.ipynb")
 
 
 async def call(ctx: ToolContext, t: Tool, **arguments: Any) -> ToolOutput:

@@ -40,8 +40,8 @@ from agentspace.sandbox.relay import open_via_relay
 class BubblewrapSandbox(Sandbox):
     kind = "bubblewrap"
 
-    def __init__(self, session_id: str, workspace: Path, policy: SandboxPolicy) -> None:
-        super().__init__(session_id, workspace, policy)
+    def __init__(self, session_id: str, folder: Path, policy: SandboxPolicy) -> None:
+        super().__init__(session_id, folder, policy)
         found = tools()
         if found is None:
             raise SandboxError(
@@ -86,8 +86,8 @@ class BubblewrapSandbox(Sandbox):
 
     def _open_door(self) -> None:
         assert self.uid is not None
-        sandboxuser.grant(self.workspace, self.uid)
-        self._door = sandboxuser.open_door(runtime_dir(), self.session_id, self.workspace)
+        sandboxuser.grant(self.folder, self.uid)
+        self._door = sandboxuser.open_door(runtime_dir(), self.session_id, self.folder)
 
     def _publish(self) -> None:
         """Say where this session's namespaces are, for other processes (previews, CLI)."""
@@ -126,7 +126,7 @@ class BubblewrapSandbox(Sandbox):
         for key, value in {**ENV, **env}.items():
             argv += ["--setenv", key, value]
         argv += [*system_mounts(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-        source = self._door or self.workspace
+        source = self._door or self.folder
         argv += ["--bind", str(source), WORKSPACE_MOUNT, "--chdir", WORKSPACE_MOUNT]
         drop = sandboxuser.drop(self.uid) if self.uid is not None else []
         return [*self.limits.wrapper(), *drop, *prefix, *argv, "--", "/bin/sh", "-c", command]

@@ -109,11 +109,11 @@ class Container:
     def __init__(
         self,
         session_id: str,
-        workspace: Path,
+        folder: Path,
         policy: SandboxPolicy,
         docker_host: str | None = None,
     ) -> None:
-        self.session_id, self.workspace, self.policy = session_id, workspace, policy
+        self.session_id, self.folder, self.policy = session_id, folder, policy
         self.docker_host, self.name = docker_host, f"agentspace-{session_id}"
         self.id: str | None = None
         self.cgroup: dict[str, Path] = {}
@@ -155,7 +155,7 @@ class Container:
         """
         import docker.errors
 
-        client, source, p = self._client(), str(self.workspace.resolve()), self.policy
+        client, source, p = self._client(), str(self.folder.resolve()), self.policy
         memory = f"{p.memory_mb}m" if p.memory_mb else None
         limits: dict[str, Any] = {
             "mem_limit": memory,
@@ -187,7 +187,7 @@ class Container:
                 " Lower limits than the processes inside use are refused: stop them first."
             ) from exc
         if sandboxuser.dropping():
-            sandboxuser.grant(self.workspace, p.uid)
+            sandboxuser.grant(self.folder, p.uid)
         if found is None:
             labels = {LABEL: self.session_id, CREATOR: owner_token()}
             found = client.containers.create(

@@ -146,7 +146,7 @@ class DockerRun(Execution):
         """The exit code the wrapper wrote for this run, if it has (read without following
         a link the sandbox planted)."""
         try:
-            with paths.open_read(self._container.workspace, self._exit) as f:
+            with paths.open_read(self._container.folder, self._exit) as f:
                 token, code = f.read(100).split()
             return int(code) if token.decode() == self._token else None
         except (OSError, ValueError, ToolError):

@@ -68,14 +68,14 @@ class DockerSandbox(Sandbox):
     def __init__(self, *args: Any, docker_host: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.docker_host = docker_host
-        self.container = Container(self.session_id, self.workspace, self.policy, docker_host)
+        self.container = Container(self.session_id, self.folder, self.policy, docker_host)
         self.name = self.container.name
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
         async with self._lock:
             if self.container.id is None:
-                self.workspace.mkdir(parents=True, exist_ok=True)
+                self.folder.mkdir(parents=True, exist_ok=True)
                 await self.container.call(self.container.attach)
 
     def user(self) -> str:
