@@ -13,8 +13,8 @@ Layout of one session's sandbox:
   bwrap kills its pid namespace, so a process that daemonizes dies too.
 * limits: the session's cgroups (joined before exec) or rlimits.
 * the chain up to bwrap (cgroups, privilege drop, nsenter) runs ahead of the command: a
-  *stem* (stems.py) waits for it, one per sandbox, made again when a command ends; a new
-  sandbox takes the one its spare holder came with.
+  *stem* (stems.py) waits for it, two per sandbox, made again shortly after a command
+  ends; a new sandbox takes the one its spare holder came with.
 
 With ``network = host`` there is no holder and commands share the host network.
 """
@@ -38,6 +38,14 @@ from .namespaces import ENV, runtime_dir, system_mounts, tools, usable
 from .relay import open_via_relay
 from .sandbox import Execution, Sandbox, SandboxPolicy
 from .stems import Stem
+
+STOCK = 2  # stems a sandbox keeps started (see _restock)
+# Seconds after a command's end before the next stem and spare holder are spawned. Spawning
+# blocks the event loop for 2-12 ms here (Popen waits for the child's exec), and the
+# command's result still waits on that loop for its pipes to close: spawned at once, the
+# cold start measured 3.1x a bare spawn, 1.0x so (a command that comes sooner takes the
+# second stem in stock, or starts its own as before).
+AFTER = 0.02
 
 
 class BubblewrapSandbox(Sandbox):
@@ -66,8 +74,8 @@ class BubblewrapSandbox(Sandbox):
         # as root: the unprivileged host user commands run as, and their way to the workspace
         self.uid = policy.uid if sandboxuser.dropping() else None
         self._door: Path | None = None
-        self._stem: Stem | None = None  # the next command's chain, started ahead
-        self._stemming: asyncio.Task[None] | None = None
+        self._stems: list[Stem] = []  # the next commands' chains, started ahead
+        self._stemming: set[asyncio.Task[None]] = set()
         self._generation = 0  # bumped by close: a stem made for an earlier start is dropped
 
     async def start(self) -> None:
@@ -83,7 +91,9 @@ class BubblewrapSandbox(Sandbox):
             elif not self._attach():
                 prepared = await pool(self.uid).take(self.bwrap, self.nsenter)
                 self._holder, self._holder_pid = prepared.holder, prepared.pid
-                self._stem, prepared.stem = prepared.stem, None
+                if prepared.stem is not None:
+                    self._stems.append(prepared.stem)
+                    prepared.stem = None
                 prepared.limits.memory_mb = self.policy.memory_mb
                 prepared.limits.cpus, prepared.limits.pids = self.policy.cpus, self.policy.pids
                 prepared.limits.apply()
@@ -140,11 +150,9 @@ class BubblewrapSandbox(Sandbox):
             raise SandboxError("The sandbox's namespace holder died; the session must restart it.")
         args = [*self._options(env or {}), "--setenv", stems.COMMAND, command]
         stems.encode(args)  # a NUL is refused before anything starts
-        if self._stem is None and self._stemming is not None and not self._stemming.done():
-            await asyncio.shield(self._stemming)  # on its way: sooner than a second one
-        stem, self._stem = self._stem, None
-        if stem is None or not stem.alive or not await stem.launch(args):
-            if stem is not None:  # it died waiting (killed, or its holder went): a new one
+        stem = await self._take_stem()
+        if stem is None or not await stem.launch(args):
+            if stem is not None:  # it died meanwhile (killed, or its holder went): a new one
                 await stem.close()
             stem = await Stem.start(self._chain())
             await stem.launch(args)  # if that fails, the exit status and stderr say why
@@ -153,32 +161,47 @@ class BubblewrapSandbox(Sandbox):
         self._running.add(execution)
         process_done = asyncio.ensure_future(process.wait())
         process_done.add_done_callback(lambda _: self._running.discard(execution))
+        loop = asyncio.get_running_loop()
         if self._holder is not None and not self._refilled:  # our first command: see take()
             self._refilled, spares = True, pool(self.uid)
-            process_done.add_done_callback(lambda _: spares.refill())
-        # The next command's stem, now: started at this command's end instead, a command that
-        # follows at once waited for its chain (shell('true') in a loop: 1.5x a bare spawn,
-        # against 0.95x so). Its few ms of CPU overlap this command; most of its time waits.
-        self._restock()
+            process_done.add_done_callback(lambda _: loop.call_later(AFTER, spares.refill))
+        process_done.add_done_callback(lambda _: loop.call_later(AFTER, self._restock))
         return execution
 
+    async def _take_stem(self) -> Stem | None:
+        """A started stem: a ready one, else the first of those on their way (sooner than
+        a new one), else None."""
+        while True:
+            while self._stems:
+                stem = self._stems.pop(0)
+                if stem.alive:
+                    return stem
+                await stem.close()  # died waiting: killed, or its holder went
+            if not self._stemming:
+                return None
+            await asyncio.wait(self._stemming, return_when=asyncio.FIRST_COMPLETED)
+
     def _restock(self) -> None:
-        """Start the next command's stem, unless one is there or on its way."""
-        if not self._started or self._stem is not None:
-            return
-        if self._stemming is not None and not self._stemming.done():
-            return
-        self._stemming = asyncio.ensure_future(self._make_stem(self._generation))
+        """Start stems until ``STOCK`` are there or on their way.
+
+        Two, not one: a stem's cgroup join waits for an RCU grace period when no migration
+        happened just before (see stems.py), 10-25 ms under load; with one in stock, a
+        command right after one that came after a pause waited for most of that.
+        """
+        while self._started and len(self._stems) + len(self._stemming) < STOCK:
+            task = asyncio.ensure_future(self._make_stem(self._generation))
+            self._stemming.add(task)
+            task.add_done_callback(self._stemming.discard)
 
     async def _make_stem(self, generation: int) -> None:
         try:
             stem = await Stem.start(self._chain())
         except (OSError, SandboxError):
             return  # the next command starts its own, and reports what fails
-        if generation != self._generation or self._stem is not None:
+        if generation != self._generation:
             await stem.close()
         else:
-            self._stem = stem
+            self._stems.append(stem)
 
     async def connect(self, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self.policy.network == "host":
@@ -204,13 +227,10 @@ class BubblewrapSandbox(Sandbox):
 
     async def close(self) -> None:
         self._generation += 1
-        if self._stemming is not None:  # never cancel a spawn midway (see HolderPool.drain)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._stemming), 10)
-            self._stemming = None
-        if self._stem is not None:
-            stem, self._stem = self._stem, None
-            await stem.close()
+        if self._stemming:  # never cancel a spawn midway (see HolderPool.drain)
+            await asyncio.wait(self._stemming, timeout=10)
+        while self._stems:
+            await self._stems.pop().close()
         for execution in list(self._running):
             execution.kill()
         if self._relay is not None and self._relay.returncode is None:

@@ -46,10 +46,10 @@ async def call(tool: Any, ctx: ToolContext, **arguments: Any) -> str:
 
 def sandbox_pids(ws: Workspace) -> list[int]:
     """The processes in the session's cgroups (bubblewrap and local both keep ``limits``),
-    but for bubblewrap's stem: the next command's chain, waiting for it (stems.py)."""
+    but for bubblewrap's stems: the next commands' chains, waiting for it (stems.py)."""
     pids: list[int] = ws.sandbox.limits.pids_in()  # type: ignore[attr-defined]
-    stem = getattr(ws.sandbox, "_stem", None)
-    return [pid for pid in pids if stem is None or pid != stem.process.pid]
+    stems = {stem.process.pid for stem in getattr(ws.sandbox, "_stems", [])}
+    return [pid for pid in pids if pid not in stems]
 
 
 def needs_cgroups(kind: str) -> None:
