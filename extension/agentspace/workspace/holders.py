@@ -57,8 +57,6 @@ class HolderPool:
         eager refill the cold start measured 2.9x a bare spawn). The taker calls
         ``refill`` when its first command ends; ``REFILL_FALLBACK`` covers one that runs on.
         """
-        if not self._ready and self._filling is not None and not self._filling.done():
-            await asyncio.wait([self._filling])  # a spare on its way comes sooner than a new one
         while self._ready:
             prepared = self._ready.pop()
             if prepared.holder.returncode is None and alive(prepared.pid):
