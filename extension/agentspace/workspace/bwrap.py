@@ -71,6 +71,7 @@ class BubblewrapSandbox(Sandbox):
         self._lock = asyncio.Lock()
         self._started = False
         self._refilled = False  # the pool was told to make its next spare
+        self._due: object = None  # the pool's refill our take left due
         # as root: the unprivileged host user commands run as, and their way to the workspace
         self.uid = policy.uid if sandboxuser.dropping() else None
         self._door: Path | None = None
@@ -89,7 +90,9 @@ class BubblewrapSandbox(Sandbox):
             if self.policy.network == "host":
                 self.limits.create()
             elif not self._attach():
-                prepared = await pool(self.uid).take(self.bwrap, self.nsenter)
+                spares = pool(self.uid)
+                prepared = await spares.take(self.bwrap, self.nsenter)
+                self._due = spares.due
                 self._holder, self._holder_pid = prepared.holder, prepared.pid
                 if prepared.stem is not None:
                     self._stems.append(prepared.stem)
@@ -164,7 +167,8 @@ class BubblewrapSandbox(Sandbox):
         loop = asyncio.get_running_loop()
         if self._holder is not None and not self._refilled:  # our first command: see take()
             self._refilled, spares = True, pool(self.uid)
-            process_done.add_done_callback(lambda _: loop.call_later(AFTER, spares.refill))
+            due = self._due  # deferred: a later take's refill is that take's to trigger
+            process_done.add_done_callback(lambda _: loop.call_later(AFTER, spares.refill, due))
         process_done.add_done_callback(lambda _: loop.call_later(AFTER, self._restock))
         return execution
 

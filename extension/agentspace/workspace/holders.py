@@ -72,13 +72,21 @@ class HolderPool:
         self._refill_later(bwrap, nsenter)
         return prepared
 
+    @property
+    def due(self) -> object:
+        """A token of the refill the last take left due (see ``refill``)."""
+        return self._due
+
     def _refill_later(self, bwrap: str, nsenter: str) -> None:
-        self._due = (bwrap, nsenter)
+        self._due = (bwrap, nsenter)  # a new tuple per take: its identity is the token
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(REFILL_FALLBACK, self.refill)
 
-    def refill(self) -> None:
-        """Begin making the spare a take left due (nothing if none is, or one is on its way)."""
+    def refill(self, due: object = None) -> None:
+        """Begin making the spare a take left due (nothing if none is, or one is on its way);
+        with ``due`` (``self.due`` read at the take), only if no other take came since."""
+        if due is not None and due is not self._due:
+            return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -89,7 +89,7 @@ async def test_a_stem_that_died_waiting_is_replaced(
 
 
 async def test_a_new_sandbox_runs_its_first_command_in_its_spare_s_stem_and_cgroups(
-    make_workspace: MakeWorkspace,
+    make_workspace: MakeWorkspace, until: Callable[..., Any]
 ) -> None:
     spares = holders.pool(SANDBOX_UID if sandboxuser.dropping() else None)
     await make_workspace("bubblewrap", name="before").shell("true")
@@ -105,7 +105,10 @@ async def test_a_new_sandbox_runs_its_first_command_in_its_spare_s_stem_and_cgro
     execution = await sandbox.exec("sleep 30")
     try:
         assert execution.process.pid == stem_pid  # type: ignore[attr-defined]
-        assert execution.process.pid in sandbox.limits.pids_in()  # type: ignore[attr-defined]
+        # in them before anything of the command runs: a stem just made may still be in
+        # its join (the write to cgroup.procs waits for an RCU grace period)
+        pid = execution.process.pid  # type: ignore[attr-defined]
+        await until(lambda: pid in sandbox.limits.pids_in(), "the command in the cgroups", 5)
         assert all(str(d).endswith(sandbox.limits.dirs[0].name) for d in sandbox.limits.dirs)
         assert sandbox.limits.pids == 64 and spare.limits is sandbox.limits
     finally:
