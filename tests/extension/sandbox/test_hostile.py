@@ -45,9 +45,11 @@ async def call(tool: Any, ctx: ToolContext, **arguments: Any) -> str:
 
 
 def sandbox_pids(ws: Workspace) -> list[int]:
-    """The processes in the session's cgroups (bubblewrap and local both keep ``limits``)."""
+    """The processes in the session's cgroups (bubblewrap and local both keep ``limits``),
+    but for bubblewrap's stems: the next commands' chains, waiting for it (stems.py)."""
     pids: list[int] = ws.sandbox.limits.pids_in()  # type: ignore[attr-defined]
-    return pids
+    stems = {stem.process.pid for stem in getattr(ws.sandbox, "_stems", [])}
+    return [pid for pid in pids if pid not in stems]
 
 
 def needs_cgroups(kind: str) -> None:
@@ -534,7 +536,7 @@ asyncio.run(main())
 
 
 async def test_a_killed_servers_spare_cgroups_are_removed_at_the_next_start(
-    has_bubblewrap: bool,
+    has_bubblewrap: bool, until: Callable[..., Any]
 ) -> None:
     if not has_bubblewrap or cgroups.layout() == "none":
         pytest.skip("needs bubblewrap and writable cgroups (CI: root)")
@@ -553,8 +555,15 @@ async def test_a_killed_servers_spare_cgroups_are_removed_at_the_next_start(
     live = cgroups.Limits(cgroups.pool_name(), None, None, None)
     live.create()
     try:
-        removed = cgroups.remove_stale_pools()  # what the next start runs before its first spare
-        assert set(left) <= set(removed), removed
+        removed: list[Path] = []
+
+        def sweep() -> bool:  # what the next start runs before its first spare
+            removed.extend(cgroups.remove_stale_pools())
+            return set(left) <= set(removed)
+
+        # Swept until done: the spare's stem (stems.py) sees its pipe close and ends on its
+        # own within milliseconds, then its groups can go; a next server starts long after.
+        await until(sweep, "the killed server's groups to be removed", timeout=5)
         assert not [p for p in left if p.exists()]
         assert all(d.is_dir() for d in live.dirs)
     finally:

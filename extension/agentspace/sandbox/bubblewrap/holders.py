@@ -3,7 +3,8 @@
 A holder is ``bwrap --unshare-user --unshare-net ... sleep infinity``; commands
 ``nsenter`` its namespaces. Holders do not depend on the workspace, so a pool
 keeps one ready (with its cgroups made and warmed) and a new session's first
-command does not wait for one.
+command does not wait for one. A spare also comes with its first command's stem
+(stems.py): the chain into its cgroups and namespaces, run ahead.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from agentspace.sandbox import cgroups, sandboxuser
 from agentspace.sandbox.cgroups import Limits
 from agentspace.sandbox.hostproc import alive, signal_all
 from agentspace.sandbox.namespaces import system_mounts
+from agentspace.sandbox.bubblewrap import stems
+from agentspace.sandbox.bubblewrap.stems import Stem
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +63,32 @@ class HolderPool:
             prepared = self._ready.pop()
             if prepared.holder.returncode is None and alive(prepared.pid):
                 self._refill_later(bwrap, nsenter)
+                if prepared.stem is not None and not prepared.stem.alive:
+                    await prepared.stem.close()  # the sandbox starts its own
+                    prepared.stem = None
                 return prepared
+            if prepared.stem is not None:
+                await prepared.stem.close()
             prepared.limits.remove()
         prepared = await _prepare(bwrap, nsenter, warm=False, uid=self.uid)
         self._refill_later(bwrap, nsenter)
         return prepared
 
+    @property
+    def due(self) -> object:
+        """A token of the refill the last take left due (see ``refill``)."""
+        return self._due
+
     def _refill_later(self, bwrap: str, nsenter: str) -> None:
-        self._due = (bwrap, nsenter)
+        self._due = (bwrap, nsenter)  # a new tuple per take: its identity is the token
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(REFILL_FALLBACK, self.refill)
 
-    def refill(self) -> None:
-        """Begin making the spare a take left due (nothing if none is, or one is on its way)."""
+    def refill(self, due: object = None) -> None:
+        """Begin making the spare a take left due (nothing if none is, or one is on its way);
+        with ``due`` (``self.due`` read at the take), only if no other take came since."""
+        if due is not None and due is not self._due:
+            return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -111,6 +127,8 @@ class HolderPool:
                     await task
         while self._ready:
             prepared = self._ready.pop()
+            if prepared.stem is not None:
+                await prepared.stem.close()
             await end(prepared.holder, prepared.pid)
             prepared.limits.remove()
 
@@ -122,18 +140,22 @@ class Prepared:
     holder: asyncio.subprocess.Process
     pid: int
     limits: Limits
+    stem: Stem | None = None  # the first command's chain, started (with cgroups only)
 
 
 async def _prepare(bwrap: str, nsenter: str, *, warm: bool, uid: int | None = None) -> Prepared:
-    """A holder and empty cgroups; ``warm`` runs one sandboxed ``true`` in them first.
+    """A holder and empty cgroups; ``warm`` runs one sandboxed ``true`` in them first, then
+    starts the first command's stem.
 
     The first sandboxed process in fresh cgroups is slower than later ones (kernel
     set-up per group; bench/RESULTS.md, workspace section); a spare pays that before
-    anyone waits.
+    anyone waits. The stem needs the cgroups: without them its rlimits would be the pool's
+    (none), not the session's, so the session starts its own.
     """
     limits = Limits(cgroups.pool_name(), None, None, None)
     limits.create()
     holder: asyncio.subprocess.Process | None = None
+    stem: Stem | None = None
     pid = 0
     try:
         drop = sandboxuser.drop(uid) if uid is not None else []
@@ -146,13 +168,17 @@ async def _prepare(bwrap: str, nsenter: str, *, warm: bool, uid: int | None = No
                 *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
             )
             await warmup.wait()
+            if limits.dirs:
+                stem = await Stem.start(stems.prefix(limits.wrapper(), uid, nsenter, pid, bwrap))
     except BaseException:  # cancelled by drain(), or bwrap failed: leave nothing behind
         if holder is not None:
             kill(holder, pid)
+        if stem is not None:
+            await stem.close()
         signal_all(limits.pids_in(), 9)
         limits.remove()
         raise
-    return Prepared(holder, pid, limits)
+    return Prepared(holder, pid, limits, stem)
 
 
 def kill(holder: asyncio.subprocess.Process, pid: int) -> None:
