@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from agentspace.sandbox import sandboxuser
+from agentspace.sandbox.base import SANDBOX_UID
 from agentspace.sandbox.bubblewrap import holders
 from agentspace.sandbox.bubblewrap.sandbox import BubblewrapSandbox
 from agentspace.sandbox.hostproc import alive
-from agentspace.sandbox.base import SANDBOX_UID
 from agentspace.sandbox.workspace import Workspace
 
 MakeWorkspace = Callable[..., Workspace]

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 from agentspace.errors import SandboxError
 from agentspace.sandbox import cgroups, sandboxuser
+from agentspace.sandbox.bubblewrap import stems
+from agentspace.sandbox.bubblewrap.stems import Stem
 from agentspace.sandbox.cgroups import Limits
 from agentspace.sandbox.hostproc import alive, signal_all
 from agentspace.sandbox.namespaces import system_mounts
-from agentspace.sandbox.bubblewrap import stems
-from agentspace.sandbox.bubblewrap.stems import Stem
 
 log = logging.getLogger(__name__)
 

@@ -32,14 +32,13 @@ from agentspace.errors import SandboxError
 from agentspace.owners import owner_alive, owner_token
 from agentspace.sandbox import sandboxuser
 from agentspace.sandbox.base import Execution, Sandbox, SandboxPolicy
-from agentspace.sandbox.bubblewrap import holders
+from agentspace.sandbox.bubblewrap import holders, stems
 from agentspace.sandbox.bubblewrap.holders import pool
+from agentspace.sandbox.bubblewrap.stems import Stem
 from agentspace.sandbox.cgroups import Limits
 from agentspace.sandbox.hostproc import HostExecution, alive, signal_all
 from agentspace.sandbox.namespaces import ENV, runtime_dir, system_mounts, tools, usable
 from agentspace.sandbox.relay import open_via_relay
-from agentspace.sandbox.bubblewrap import stems
-from agentspace.sandbox.bubblewrap.stems import Stem
 
 STOCK = 2  # stems a sandbox keeps started (see _restock)
 # Seconds after a command's end before the next stem and spare holder are spawned. Spawning

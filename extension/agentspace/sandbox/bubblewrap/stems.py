@@ -27,9 +27,9 @@ import os
 from collections.abc import Sequence
 
 from agentspace.sandbox import sandboxuser
+from agentspace.sandbox.base import WORKSPACE_MOUNT
 from agentspace.sandbox.hostproc import spawn
 from agentspace.sandbox.namespaces import system_mounts
-from agentspace.sandbox.base import WORKSPACE_MOUNT
 
 COMMAND = "AGENTSPACE_COMMAND"
 # bwrap's own argv must end with the command, which is not known yet: a fixed ``sh`` takes
