@@ -131,11 +131,11 @@ class Run(ToolCalls):
                 outcome = await self._loop()
         except asyncio.CancelledError:
             self._close("cancelled")
-            self.emit(RunFinishedEvent(**self._ids(), outcome=RunFinishedCancelledOutcome()))
+            self.emit(RunFinishedEvent(**self.ids(), outcome=RunFinishedCancelledOutcome()))
             outcome = Outcome.CANCELLED
         except AgentspaceError as exc:
             self._close("error")
-            self.emit(RunErrorEvent(message=exc.message, code=exc.code, usage=self._usage()))
+            self.emit(RunErrorEvent(message=exc.message, code=exc.code, usage=self.token_usage()))
             reason = exc.message
             outcome = Outcome.FAILED
         except Exception as exc:
@@ -145,7 +145,9 @@ class Run(ToolCalls):
                 f"Internal error ({type(exc).__name__}: {exc}). The transcript is intact; "
                 "use resume to try again, and report this as a bug if it repeats."
             )
-            self.emit(RunErrorEvent(message=message, code="internal_error", usage=self._usage()))
+            self.emit(
+                RunErrorEvent(message=message, code="internal_error", usage=self.token_usage())
+            )
             reason = message
             outcome = Outcome.FAILED
         s.store.write(
@@ -157,7 +159,7 @@ class Run(ToolCalls):
         await s.store.flush()
         return outcome
 
-    def _ids(self) -> dict[str, str]:
+    def ids(self) -> dict[str, str]:
         return {"thread_id": self.s.id, "run_id": self.run_id}
 
     def _user_message(self, item: records.InboxItem) -> None:
@@ -176,7 +178,7 @@ class Run(ToolCalls):
             if not completion.tool_calls:
                 self.emit(
                     RunFinishedEvent(
-                        **self._ids(), outcome=RunFinishedSuccessOutcome(), usage=self._usage()
+                        **self.ids(), outcome=RunFinishedSuccessOutcome(), usage=self.token_usage()
                     )
                 )
                 return Outcome.FINISHED
@@ -370,7 +372,7 @@ class Run(ToolCalls):
             )
         self._open_calls = []
 
-    def _usage(self) -> list[TokenUsage]:
+    def token_usage(self) -> list[TokenUsage]:
         u = self.usage
         return [
             TokenUsage(

@@ -67,10 +67,10 @@ class ToolCalls:
     def append(self, message: dict[str, Any]) -> None:
         raise NotImplementedError  # Run's
 
-    def _ids(self) -> dict[str, str]:
+    def ids(self) -> dict[str, str]:
         raise NotImplementedError  # Run's
 
-    def _usage(self) -> list[TokenUsage]:
+    def token_usage(self) -> list[TokenUsage]:
         raise NotImplementedError  # Run's
 
     def unresolved(self) -> list[dict[str, Any]]:
@@ -157,9 +157,9 @@ class ToolCalls:
         interrupts = [p.interrupt() for p in held]
         self.emit(
             RunFinishedEvent(
-                **self._ids(),
+                **self.ids(),
                 outcome=RunFinishedInterruptOutcome(interrupts=interrupts),
-                usage=self._usage(),
+                usage=self.token_usage(),
             )
         )
         return Outcome.PAUSED
