@@ -81,6 +81,8 @@ class HostExecution(Execution):
         return exit_code(await self.process.wait())
 
     def terminate(self) -> None:
+        if self.process.returncode is not None:
+            return  # reaped: its pid (and /proc entry) may be another process's by now
         tree = descendants(self.process.pid)
         if self._term_skip:  # the wrappers (bwrap and its pid-1) would not pass SIGTERM on
             signal_all(tree[self._term_skip - 1 :], signal.SIGTERM)
@@ -88,9 +90,10 @@ class HostExecution(Execution):
             signal_all([self.process.pid, *tree], signal.SIGTERM)
 
     def kill(self) -> None:
-        tree = descendants(self.process.pid)
-        signal_all([self.process.pid, *tree], signal.SIGKILL)
-        if self._extra_pids is not None:
+        if self.process.returncode is None:  # once reaped, its pid may be another's by now
+            tree = descendants(self.process.pid)
+            signal_all([self.process.pid, *tree], signal.SIGKILL)
+        if self._extra_pids is not None:  # the command's cgroups: their members are its own
             signal_all(self._extra_pids(), signal.SIGKILL)
 
 
