@@ -19,14 +19,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = {"agentspace": ROOT / "extension", "agentspace_kernel": ROOT / "kernel"}
 
 SHARED = {"events", "errors", "owners", "fairness"}
-LOWER = {"store", "tools", "models", "sandbox", "shared"}
+LOWER = {"store", "tools", "models", "sandbox", "notebook", "shared"}
 # part -> the parts it may import (itself always). Within the middle layer: the store keeps
 # tools' data (a policy, a kernel tool's spec) and the tools act on the sandbox's workspace.
 ALLOWED: dict[str, set[str]] = {
     "agentspace:shared": set(),
     "agentspace:sandbox": {"shared"},
     "agentspace:models": {"shared"},
-    "agentspace:tools": {"sandbox", "shared"},
+    "agentspace:notebook": {"shared"},
+    "agentspace:tools": {"sandbox", "notebook", "shared"},
     "agentspace:store": {"tools", "shared"},
     "agentspace:engine": LOWER,
     "agentspace:server": {"engine", *LOWER},

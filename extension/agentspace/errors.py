@@ -28,7 +28,10 @@ are translated once, at the adapter, into this tree::
     ├── ToolError                   a tool call failed; its message goes back to the
     │   ├── ToolArgumentsError      model, which can correct itself
     │   ├── PathEscapeError         a path outside the workspace was refused
-    │   └── UnknownProcessError     no background process has that name
+    │   ├── UnknownProcessError     no background process has that name
+    │   └── NotebookError           the notebook cannot be read or edited (says why)
+    │       └── NotebookConflict    the cell changed since the agent read it (or is
+    │                               gone): nothing was changed; read it again
     ├── StoreError                  the state database failed (disk full, locked)
     │   └── StoreDamaged            the database file is corrupt: says to run
     │                               ``agentspace doctor --repair`` (a backup is kept)
@@ -144,6 +147,14 @@ class PathEscapeError(ToolError):
 
 class UnknownProcessError(ToolError):
     code = "not_found"
+
+
+class NotebookError(ToolError):
+    code = "notebook_error"
+
+
+class NotebookConflict(NotebookError):
+    code = "notebook_conflict"
 
 
 class StoreError(AgentspaceError):
