@@ -83,6 +83,7 @@ class Session(WorkspaceApi):
         # run is finishing is either seen by it (it goes on) or finds it gone (starts one).
         self._turn = asyncio.Lock()
         self._writes = 0  # bumped by every change made here (see ``refresh``)
+        self.scratch: dict[str, Any] = {}  # tools' memory (what the agent read of the notebook)
 
     # -- facts ---------------------------------------------------------------
     @property

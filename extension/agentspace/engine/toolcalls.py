@@ -177,7 +177,13 @@ class ToolCalls:
         try:
             tool = s.engine.tools.get(name)
             args = tool.parse_arguments(arguments)
-            ctx = ToolContext(folder=s.folder, session_id=s.id, notebook=s.notebook)
+            ctx = ToolContext(
+                folder=s.folder,
+                session_id=s.id,
+                notebook=s.notebook,
+                notebooks=s.engine.notebooks,
+                scratch=s.scratch,
+            )
             try:
                 ctx.workspace = await s.engine.workspaces.get(s)
             except SandboxError as exc:  # file tools still work; sandbox tools say why not
