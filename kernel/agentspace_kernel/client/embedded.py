@@ -99,11 +99,14 @@ class EmbeddedClient(AgentClient):
     async def info(self) -> dict[str, Any]:
         return await _info(await self._current())
 
-    async def send(self, text: str) -> dict[str, Any]:
+    async def send(self, text: str, context: dict[str, Any] | None = None) -> dict[str, Any]:
+        from agentspace.engine.context import PromptContext
+
         session = await self._current()
+        ref = PromptContext.model_validate(context) if context is not None else None
 
         async def work() -> dict[str, Any]:
-            receipt = await session.send(text, sender="kernel")
+            receipt = await session.send(text, sender="kernel", context=ref)
             return receipt.model_dump(mode="json")
 
         return await self._guard(work)

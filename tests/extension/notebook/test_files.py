@@ -1,4 +1,4 @@
-"""The file adapter: checked edits of a notebook file, its ids given once, a changed file refused."""
+"""The file adapter: checked edits of a notebook file, ids given once, a changed file refused."""
 
 from __future__ import annotations
 
@@ -30,6 +30,14 @@ def code(cid: str | None, source: Any) -> dict[str, Any]:
     return cell
 
 
+def text_of(p: Path) -> str:
+    return p.read_text()
+
+
+def saved_json(p: Path) -> Any:
+    return json.loads(p.read_text())
+
+
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
     p = tmp_path / "a.ipynb"
@@ -52,11 +60,11 @@ async def test_edits_are_checked_and_saved_in_nbformat_layout(path: Path) -> Non
     index = await nb.insert("c1", {"id": "new1", "cell_type": "markdown", "source": "# Title"})
     assert index == 1
     await nb.delete("c1", "x = 1\ny = 2")
-    saved = json.loads(path.read_text())
+    saved = saved_json(path)
     assert [c["id"] for c in saved["cells"]] == ["new1", "c2"]
     assert saved["cells"][1]["source"] == "print(x + y)"
     assert "outputs" not in saved["cells"][0]  # a markdown cell has none
-    assert path.read_text().startswith('{\n "cells"')  # nbformat's indent=1, sorted keys
+    assert text_of(path).startswith('{\n "cells"')  # nbformat's indent=1, sorted keys
 
 
 async def test_a_user_edit_meanwhile_is_not_overwritten(path: Path) -> None:
@@ -67,7 +75,7 @@ async def test_a_user_edit_meanwhile_is_not_overwritten(path: Path) -> None:
         await nb.delete("gone", "")
     with pytest.raises(NotebookConflict):
         await nb.insert("gone", {"id": "n", "cell_type": "code", "source": ""})
-    assert json.loads(path.read_text())["cells"][1]["source"] == "print(x)"
+    assert saved_json(path)["cells"][1]["source"] == "print(x)"
 
 
 async def test_a_file_changed_on_disk_during_the_edit_is_refused(
@@ -78,7 +86,7 @@ async def test_a_file_changed_on_disk_during_the_edit_is_refused(
 
     def load_then_someone_saves() -> Any:
         result = load()
-        text = path.read_text().replace("print(x)", "print(x)  # the user's")
+        text = text_of(path).replace("print(x)", "print(x)  # the user's")
         path.write_text(text)
         os.utime(path, ns=(1, 1))
         return result
@@ -86,7 +94,7 @@ async def test_a_file_changed_on_disk_during_the_edit_is_refused(
     monkeypatch.setattr(nb, "_load", load_then_someone_saves)
     with pytest.raises(NotebookConflict, match="changed on disk"):
         await nb.set_source("c1", "x = 1\ny = 2", "x = 3")
-    assert "the user's" in path.read_text() and "x = 3" not in path.read_text()
+    assert "the user's" in text_of(path) and "x = 3" not in text_of(path)
 
 
 async def test_cells_without_ids_get_them_once(tmp_path: Path) -> None:

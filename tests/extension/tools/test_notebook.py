@@ -55,6 +55,12 @@ async def run(tool: Any, ctx: ToolContext, **args: Any) -> str:
     return (await tool.run(ctx, tool.parse_arguments(args))).text
 
 
+def user_edits(path: Path, index: int, source: str) -> None:
+    data = json.loads(path.read_text())
+    data["cells"][index]["source"] = source
+    path.write_text(json.dumps(data))
+
+
 def sources(path: Path) -> list[str]:
     return [c["source"] for c in json.loads(path.read_text())["cells"]]
 
@@ -82,9 +88,7 @@ async def test_a_whole_source_edit_needs_the_cell_read_and_unchanged(
         await run(edit_cell, ctx, cell_id="a1", source="x = 2")
     await run(read_notebook, ctx)
     # the user edits the cell after the agent read it
-    data = json.loads(nb_path.read_text())
-    data["cells"][0]["source"] = "x = 100  # mine"
-    nb_path.write_text(json.dumps(data))
+    user_edits(nb_path, 0, "x = 100  # mine")
     with pytest.raises(NotebookConflict, match="changed since you last read it"):
         await run(edit_cell, ctx, cell_id="a1", source="x = 2")
     assert sources(nb_path)[0] == "x = 100  # mine"
