@@ -50,6 +50,7 @@ ACROSS = {
     ("agentspace_kernel:client", "agentspace:shared"),
     ("agentspace_kernel:client", "agentspace:store"),
     ("agentspace_kernel:client", "agentspace:tools"),
+    ("agentspace_kernel:client", "agentspace:notebook"),
     ("agentspace:root", "agentspace_kernel:root"),
 }
 

@@ -38,9 +38,10 @@ def _stamp(path: Path) -> tuple[int, int]:
 class FileNotebook:
     """A notebook file, edited in place with a did-it-change check (see the module doc)."""
 
-    def __init__(self, path: Path, label: str | None = None) -> None:
+    def __init__(self, path: Path, label: str | None = None, read_only: str = "") -> None:
         self.path = path
         self.label = label or path.as_posix()
+        self.read_only = read_only  # why edits are refused ('' when they are not)
         self._lock = _LOCKS.setdefault(str(path.resolve()), asyncio.Lock())
 
     def _load(self) -> tuple[dict[str, Any], tuple[int, int]]:
@@ -83,12 +84,16 @@ class FileNotebook:
     def _read(self) -> NotebookDoc:
         nb, stamp = self._load()
         added = document.ensure_ids(nb)
-        if added:  # once: the ids must stay the same from one read to the next
+        if added and not self.read_only:  # once: ids must stay the same from read to read
             self._save(nb, stamp)
         cells = [dict(c, source=document.source_of(c)) for c in nb["cells"]]
-        return NotebookDoc(path=self.label, origin="file", cells=cells, ids_added=added)
+        return NotebookDoc(
+            path=self.label, origin="file", cells=cells, ids_added=added, note=self.read_only
+        )
 
     def _edit(self, change: Callable[[dict[str, Any]], Any]) -> Any:
+        if self.read_only:
+            raise NotebookError(self.read_only, reason="read_only")
         nb, stamp = self._load()
         document.ensure_ids(nb)
         result = change(nb)
