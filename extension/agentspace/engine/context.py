@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+OPEN, CLOSE = "<notebook-context>", "</notebook-context>"
+"""Around the context in front of the user's words (the scripted echo model skips it)."""
 NEIGHBOUR_CHARS = 1_500
 ERROR_CHARS = 2_500
 CONTEXT_CHARS = 8_000
@@ -102,6 +104,8 @@ def build(doc: NotebookDoc | None, ref: PromptContext, notebook: str) -> Attache
     """The context for a prompt (None when there is nothing worth attaching)."""
     parts: list[str] = []
     summary: dict[str, Any] = {"notebook": notebook, "cells": [], "error": None}
+    if doc is not None and doc.origin == "kernel":
+        doc = None  # the cells it ran, in order: the prompts and code the model was sent
     if doc is not None:
         summary["origin"] = doc.origin
         parts.append(f"Notebook: {doc.path} ({len(doc.cells)} cells).")
@@ -126,9 +130,8 @@ def build(doc: NotebookDoc | None, ref: PromptContext, notebook: str) -> Attache
     if doc is None and summary["error"] is None:
         return None  # nothing but the notebook's name, which the model has no use for
     text = head_tail("\n\n".join(parts), CONTEXT_CHARS)
-    header = "[Notebook context attached by agentspace; the user's message follows]\n"
     summary["chars"] = len(text)
-    return Attached(text=header + text, summary=summary)
+    return Attached(text=f"{OPEN}\n{text}\n{CLOSE}", summary=summary)
 
 
 async def attach(session: Session, ref: PromptContext | None) -> Attached | None:

@@ -72,6 +72,10 @@ UNTOLD = (
 async def embedded_notebook(key: str) -> NotebookPort:
     """The notebook of an embedded session: its file where the kernel knows it, edited only
     when the user named it (``AGENTSPACE_NOTEBOOK``), else the cells this kernel ran."""
+    return _notebook_port(key)
+
+
+def _notebook_port(key: str) -> NotebookPort:
     import os
 
     from agentspace.notebook.files import FileNotebook, HistoryNotebook
