@@ -23,6 +23,7 @@ from agentspace.store import records
 from agentspace.store.approvals import PendingCall
 from agentspace.store.states import Outcome
 from agentspace.tools.base import ToolContext
+from agentspace.tools.kernel import RUN_CELL
 
 if TYPE_CHECKING:
     from ag_ui.core import TokenUsage
@@ -118,6 +119,8 @@ class ToolCalls:
                 await import_off_loop(kerneltools.VALIDATOR)
                 try:  # the model can fix its arguments without bothering the kernel
                     kerneltools.check_arguments(kernel, arguments)
+                    if kernel.name == RUN_CELL:  # a cell by id: the user approves its code
+                        arguments = await kerneltools.run_cell_code(s, arguments)
                 except ToolError as exc:
                     self.result(call_id, f"Error: {exc.message}")
                     continue
