@@ -69,16 +69,17 @@ class Link:
             self._send(json.dumps({"id": rid, "op": op, **fields}))
             wait = self.timeout if timeout is None else timeout
             reply = await asyncio.wait_for(future, wait)
-        except (WebSocketClosedError, OSError) as exc:
-            self.close()
-            raise NotebookError(self._gone(), path=self.path) from exc
         except asyncio.TimeoutError as exc:
+            after = "" if op == "read" else "; the edit may still land: read the notebook again"
             raise NotebookError(
                 f"The browser that has {self.path!r} open did not answer {op!r} within "
-                f"{wait:g} s; the edit may not have been made: read the notebook again.",
+                f"{wait:g} s{after}.",
                 path=self.path,
                 reason="timeout",
             ) from exc
+        except (WebSocketClosedError, OSError) as exc:  # after TimeoutError, an OSError
+            self.close()
+            raise NotebookError(self._gone(), path=self.path) from exc
         finally:
             self._pending.pop(rid, None)
         if reply.get("ok") is True:
