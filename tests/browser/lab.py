@@ -102,7 +102,8 @@ class LabServer:
     @property
     def env(self) -> dict[str, str]:
         """The server's environment: this checkout first on the path, its own Jupyter dirs."""
-        pythonpath = [*package_paths(), *filter(None, [os.environ.get("PYTHONPATH")])]
+        here = str(Path(__file__).parent)  # linkprobe.py, the tests' server extension
+        pythonpath = [*package_paths(), here, *filter(None, [os.environ.get("PYTHONPATH")])]
         return {**os.environ, "PYTHONPATH": os.pathsep.join(pythonpath),
                 "JUPYTER_CONFIG_DIR": str(self.base / "config"),
                 "JUPYTER_DATA_DIR": str(self.data_dir),
@@ -129,7 +130,8 @@ class LabServer:
         (data_dir / "labextensions/jupyter-agentspace").symlink_to(built, target_is_directory=True)
         config = self.base / "jupyter_server_config.json"
         config.write_text(json.dumps({
-            "ServerApp": {"jpserver_extensions": {"agentspace": True, "notebook": True}},
+            "ServerApp": {"jpserver_extensions": {"agentspace": True, "notebook": True,
+                                                   "linkprobe": True}},
             "LabApp": {"news_url": None},
             "AgentspaceApp": {"state_dir": str(self.base / "state"), "model": "scripted/echo"},
         }))  # fmt: skip

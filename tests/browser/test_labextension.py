@@ -81,3 +81,47 @@ def test_fix_with_agent_inserts_and_runs_the_fix_below_an_error(
     expect(nb.cells.nth(2).locator(".jp-InputArea-editor .cm-content")).to_have_text(
         "print('fine')"
     )
+
+
+def probe(server: LabServer, path: str, op: str, **args: Any) -> tuple[int, Any]:
+    """A port call made in the server, as the engine's notebook tools make it (linkprobe.py)."""
+    return server.api("POST", "/agentspace-test/notebook", {"path": path, "op": op, **args})
+
+
+def test_the_server_reads_and_edits_the_open_notebook_live(
+    notebook: Callable[..., NotebookPage], lab_server: LabServer
+) -> None:
+    nb = notebook("live.ipynb", sources=("a = 1", "b = 2"))
+    wait_linked(lab_server, "live.ipynb", "jupyterlab")
+    editor = nb.cells.nth(0).locator(".jp-InputArea-editor .cm-content")
+    editor.click()
+    nb.page.keyboard.type("  # typed")  # unsaved: the read sees it, the file does not
+    code, read = probe(lab_server, "live.ipynb", "read")
+    assert code == 200 and read["port"] == "LinkedNotebook", read
+    doc = read["result"]
+    assert doc["origin"] == "browser" and doc["dirty"] is True
+    assert [(c["id"], c["source"]) for c in doc["cells"]] == [
+        ("cell-0", "a = 1  # typed"),
+        ("cell-1", "b = 2"),
+    ]
+
+    code, _ = probe(lab_server, "live.ipynb", "set_source", cell_id="cell-1", expect="b = 2",
+                    source="b = 20")  # fmt: skip
+    assert code == 200
+    expect(nb.cells.nth(1).locator(".cm-content")).to_have_text("b = 20")
+    cell = {"id": "agent-1", "cell_type": "markdown", "source": "# from the agent"}
+    code, inserted = probe(lab_server, "live.ipynb", "insert", after="cell-0", cell=cell)
+    assert code == 200 and inserted["result"] == 1
+    expect(nb.cells).to_have_count(3)
+    code, stale = probe(lab_server, "live.ipynb", "delete", cell_id="cell-0", expect="a = 1")
+    assert (
+        stale["error"] == "notebook_conflict" and stale["reason"] == "conflict"
+    )  # the user's typing is not lost
+    code, _ = probe(lab_server, "live.ipynb", "delete", cell_id="cell-0", expect="a = 1  # typed")
+    assert code == 200
+    expect(nb.cells).to_have_count(2)
+    code, missing = probe(lab_server, "live.ipynb", "set_source", cell_id="nope", expect="",
+                          source="x")  # fmt: skip
+    assert missing["error"] == "notebook_conflict" and missing["reason"] == "missing"
+    doc = probe(lab_server, "live.ipynb", "read")[1]["result"]
+    assert [c["id"] for c in doc["cells"]] == ["agent-1", "cell-1"]
