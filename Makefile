@@ -3,16 +3,24 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+LABEXT := $(VENV)/.labextension-stamp
+LABEXT_SOURCES := $(wildcard labextension/src/* labextension/style/*) labextension/package.json \
+	labextension/package-lock.json labextension/tsconfig.json scripts/labextension.sh
 STATE  ?= .state
 PROMPT ?= Write a small Python script that prints a greeting, then read it back.
 
 .PHONY: setup run demo test lint typecheck unit server notebooks-check notebooks browser bench dockerd clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(LABEXT)
 
 $(STAMP): pyproject.toml constraints.txt scripts/setup.sh
 	scripts/setup.sh "$(VENV)"
 	touch $(STAMP)
+
+# The labextension again when its sources change (scripts/labextension.sh skips an up-to-date
+# build, so a fresh setup does not build it twice).
+$(LABEXT): $(LABEXT_SOURCES) | $(STAMP)
+	scripts/labextension.sh "$(VENV)"
 
 # The main job: JupyterLab with the agentspace extension on the embedded defaults (SQLite,
 # bubblewrap, the offline scripted model unless a provider key such as OPENAI_API_KEY is set),

@@ -56,3 +56,6 @@ fi
 # `pip install jupyter-agentspace` accepts.
 "$VENV/bin/python" -m pip install --quiet -c constraints.txt pip
 "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[test]"
+# The labextension (live notebook link, "Fix with agent"), built from labextension/ with the
+# machine's node and linked into the venv; skipped with a message when node/npm are missing.
+scripts/labextension.sh "$VENV"

@@ -70,6 +70,14 @@ def agent_kernelspec_dir() -> Path:
     return Path(agentspace_kernel.__file__ or "").parent / "kernelspec"
 
 
+def labextension_dir() -> Path:
+    """The labextension jupyter-agentspace as built next to the agentspace package imported here
+    (scripts/labextension.sh builds it into extension/agentspace/labextension)."""
+    import agentspace
+
+    return Path(agentspace.__file__ or "").parent / "labextension"
+
+
 @dataclass
 class LabServer:
     """`jupyter lab` in a temporary root, config, data and runtime dir, with agentspace enabled."""
@@ -88,20 +96,42 @@ class LabServer:
         return self.base / "root"
 
     @property
+    def data_dir(self) -> Path:
+        return self.base / "data"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The server's environment: this checkout first on the path, its own Jupyter dirs."""
+        here = str(Path(__file__).parent)  # linkprobe.py, the tests' server extension
+        pythonpath = [*package_paths(), here, *filter(None, [os.environ.get("PYTHONPATH")])]
+        return {**os.environ, "PYTHONPATH": os.pathsep.join(pythonpath),
+                "JUPYTER_CONFIG_DIR": str(self.base / "config"),
+                "JUPYTER_DATA_DIR": str(self.data_dir),
+                "JUPYTER_RUNTIME_DIR": str(self.base / "runtime")}  # fmt: skip
+
+    @property
     def log(self) -> Path:
         return self.base / "server.log"
 
     def start(self, timeout: float = 60) -> None:
         """Start the server and return once `api/status` answers 200."""
-        cfg_dir, data_dir = self.base / "config", self.base / "data"
+        cfg_dir, data_dir = self.base / "config", self.data_dir
         for d in (self.root, cfg_dir / "labconfig"):
             d.mkdir(parents=True, exist_ok=True)
         (cfg_dir / "labconfig/page_config.json").write_text(json.dumps(PAGE_CONFIG))
         # As a wheel installs it; its leading "python" is the server's sys.executable.
         shutil.copytree(agent_kernelspec_dir(), data_dir / "kernels/agentspace", dirs_exist_ok=True)
+        # This checkout's labextension, linked as `jupyter labextension develop` links it (the
+        # data dir comes before the venv's, so it wins over another checkout's installed one).
+        built = labextension_dir()
+        if not (built / "package.json").exists():
+            raise RuntimeError(f"{built} is not built: run scripts/labextension.sh (make setup).")
+        (data_dir / "labextensions").mkdir(parents=True, exist_ok=True)
+        (data_dir / "labextensions/jupyter-agentspace").symlink_to(built, target_is_directory=True)
         config = self.base / "jupyter_server_config.json"
         config.write_text(json.dumps({
-            "ServerApp": {"jpserver_extensions": {"agentspace": True, "notebook": True}},
+            "ServerApp": {"jpserver_extensions": {"agentspace": True, "notebook": True,
+                                                   "linkprobe": True}},
             "LabApp": {"news_url": None},
             "AgentspaceApp": {"state_dir": str(self.base / "state"), "model": "scripted/echo"},
         }))  # fmt: skip
@@ -110,12 +140,8 @@ class LabServer:
                 f"--ServerApp.root_dir={self.root}", f"--config={config}"]  # fmt: skip
         if os.geteuid() == 0:
             argv.append("--allow-root")
-        pythonpath = [*package_paths(), *filter(None, [os.environ.get("PYTHONPATH")])]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(pythonpath),
-               "JUPYTER_CONFIG_DIR": str(cfg_dir), "JUPYTER_DATA_DIR": str(data_dir),
-               "JUPYTER_RUNTIME_DIR": str(self.base / "runtime")}  # fmt: skip
         with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

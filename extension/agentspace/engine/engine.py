@@ -84,6 +84,7 @@ class Engine:
         notebooks: NotebookAccess | None = None,
     ) -> None:
         self.config = config or EngineConfig()
+        self.notebooks = notebooks  # a notebook key → its port (server: browser or file)
         self._model = model
         self.notebooks = notebooks
         if tools is None:

@@ -18,10 +18,13 @@ from typing import TYPE_CHECKING, Any
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Enum, Float, Int, Unicode, default
 
+from agentspace.server.links import Links
+
 if TYPE_CHECKING:
     from agentspace.engine.config import EngineConfig
     from agentspace.engine.engine import Engine
     from agentspace.server.collector import QuietCollector
+    from agentspace.server.notebooks import ServerNotebooks
 
 
 class AgentspaceApp(ExtensionApp):
@@ -102,6 +105,13 @@ class AgentspaceApp(ExtensionApp):
         True,
         help="Hold the server's full garbage collections until no run is streaming (at most "
         "30 s), so they do not pause every request in a burst of runs (server/collector.py).",
+    ).tag(config=True)
+
+    link_timeout = Float(
+        2.0,
+        help="Seconds a browser that has a notebook open (the labextension's notebook link, "
+        "docs/notebook-link.md) may take to answer a read or an edit; a read it does not "
+        "answer in time is made from the file instead, an edit fails.",
     ).tag(config=True)
 
     pace_requests = Bool(
@@ -204,6 +214,7 @@ class ServerState:
         self._listening = False
         self._imports: asyncio.Future[None] | None = None
         self._refused: tuple[Exception, tuple[int, ...]] | None = None  # a damaged store
+        self.links = Links(timeout=app.link_timeout)  # browsers that have a notebook open
 
     async def imported(self) -> None:
         """The engine's modules, imported once in a thread (fairness.imports), not on the loop."""
@@ -231,7 +242,8 @@ class ServerState:
                     if self._refused is not None and self._refused[1] == _identity(db):
                         raise self._refused[0]  # the same damaged file: not checked again
                     try:
-                        self._engine = await Engine(config).start(preload_model=True)
+                        engine = Engine(config, notebooks=self.notebooks())
+                        self._engine = await engine.start(preload_model=True)
                     except StoreDamaged as exc:  # tried again once the file is replaced
                         self._refused = (exc, _identity(db))
                         raise
@@ -243,6 +255,15 @@ class ServerState:
                         self._collector = QuietCollector()
                         self._collector.start()
         return self._engine
+
+    def notebooks(self) -> ServerNotebooks | None:
+        """The engine's notebook ports: the linked browser's document, else the file."""
+        contents = getattr(self.app.serverapp, "contents_manager", None)
+        if contents is None:
+            return None
+        from agentspace.server.notebooks import ServerNotebooks
+
+        return ServerNotebooks(self.links, contents)
 
     def _follow_renames(self) -> None:
         """Keep a notebook's session when the notebook is renamed or moved."""

@@ -15,6 +15,7 @@ def routes() -> list[tuple[str, Any]]:
         ProcessStopHandler,
     )
 
+    from .links import LinkHandler, LinksHandler
     from .openapi import OpenApiHandler
     from .preview import PreviewHandler
     from .sessions import (
@@ -33,6 +34,8 @@ def routes() -> list[tuple[str, Any]]:
     return [
         (rf"{api}/openapi\.json", OpenApiHandler),
         (rf"{api}/status/?", StatusHandler),
+        (rf"{api}/notebooks/link/?", LinkHandler),
+        (rf"{api}/notebooks/links/?", LinksHandler),
         (rf"{api}/sessions/?", SessionsHandler),
         (rf"{api}/sessions/{SID}/?", SessionHandler),
         (rf"{api}/sessions/{SID}/messages/?", MessagesHandler),
