@@ -86,7 +86,6 @@ class Engine:
         self.config = config or EngineConfig()
         self.notebooks = notebooks  # a notebook key → its port (server: browser or file)
         self._model = model
-        self.notebooks = notebooks
         if tools is None:
             from agentspace.tools.files import builtin_tools
 
