@@ -42,7 +42,7 @@ ALLOWED: dict[str, set[str]] = {
     "agentspace_kernel:magics": {"client", "view", "shared"},
     "agentspace_kernel:root": {"magics", "client", "view", "agent_kernel", "shared"},
 }
-KERNEL_SHARED = {"loop", "errors", "tools"}
+KERNEL_SHARED = {"loop", "errors", "tools", "ran"}
 # Across the two packages: the kernel reaches the engine only through its embedded client,
 # and the extension reaches the kernel side only to hand ``%load_ext agentspace`` over.
 ACROSS = {
@@ -50,6 +50,7 @@ ACROSS = {
     ("agentspace_kernel:client", "agentspace:shared"),
     ("agentspace_kernel:client", "agentspace:store"),
     ("agentspace_kernel:client", "agentspace:tools"),
+    ("agentspace_kernel:client", "agentspace:notebook"),
     ("agentspace:root", "agentspace_kernel:root"),
 }
 

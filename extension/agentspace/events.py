@@ -51,6 +51,9 @@ class Custom:
     DECISION = "agentspace.decision"
     """An approval was decided: ``{"tool_call_id", "decision", "reason"?, "arguments"?,
     "by"?}``; a call let through without asking: ``{…, "auto": true, "rule"}``."""
+    CONTEXT = "agentspace.context"
+    """Notebook context was attached to a user message: ``{"message_id", "notebook",
+    "cell"?, "cells", "error", "chars", "origin"?, "redacted"?}``."""
     WARNING = "agentspace.warning"
     """Something the user should know that does not stop the run: ``{"code", "message"}``."""
 

@@ -39,7 +39,7 @@ def test_a_message_streams_the_answer_as_text(kernel: Kernel) -> None:
     out = kernel.run("%%agent --new --model scripted/echo\nhello there")
     assert out.errors == []
     assert out.text.startswith("You said: hello there\n")
-    assert "\n[done] · 28 tokens in, 4 out · session cost $0.0000\n" in out.text
+    assert "\n[done] · 55 tokens in, 4 out · session cost $0.0000\n" in out.text
     assert out.widgets == []  # no widget frontend here: text only
 
 
@@ -118,7 +118,7 @@ def test_model_policy_and_usage(kernel: Kernel) -> None:
     assert kernel.run("%agent model").text.strip() == "model: scripted/echo"
     assert kernel.run("%agent policy write_file allow").text.strip() == "write_file: allow"
     usage = kernel.run("%agent usage").text
-    assert usage.startswith("model calls: 1 · tokens: 27 in, 3 out · cost: $0.0000")
+    assert usage.startswith("model calls: 1 · tokens: 54 in, 3 out · cost: $0.0000")
 
 
 def test_interrupting_the_kernel_stops_the_run(kernel: Kernel, tmp_path: Path) -> None:

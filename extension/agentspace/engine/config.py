@@ -72,7 +72,14 @@ class EngineConfig(BaseModel):
     )
     system_prompt: str = Field(
         "You are an agent working beside a Jupyter notebook. You have a workspace folder "
-        "and tools to read, write, edit and list its files. Be concise.",
+        "and tools to read, write, edit and list its files. Where you have the notebook tools, "
+        "read the notebook (read_notebook) before you change it, and change cells with "
+        "edit_cell, insert_cell and delete_cell: the user approves each change. Be concise.",
+    )
+    attach_context: bool = Field(
+        True,
+        description="Attach the notebook context to each prompt (its cell, the neighbours, the "
+        "last error) where the sender gives it; False never attaches any.",
     )
     policies: dict[str, Policy] = Field(
         default_factory=dict, description="Approval policy per tool name, over tool defaults."

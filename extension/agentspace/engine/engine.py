@@ -26,6 +26,7 @@ from agentspace.engine.session import Session
 from agentspace.engine.workspaces import Workspaces
 from agentspace.errors import InputError, NotFoundError, SandboxError, StoreDamaged
 from agentspace.models.base import Model
+from agentspace.notebook.port import NotebookAccess
 from agentspace.store import labels, records
 from agentspace.store.database import Store
 from agentspace.store.records import SessionInfo, SessionRecord
@@ -80,13 +81,15 @@ class Engine:
         *,
         model: Model | None = None,
         tools: Iterable[Tool] | None = None,
+        notebooks: NotebookAccess | None = None,
     ) -> None:
         self.config = config or EngineConfig()
         self._model = model
+        self.notebooks = notebooks
         if tools is None:
             from agentspace.tools.files import builtin_tools
 
-            tools = builtin_tools()
+            tools = builtin_tools(notebook=notebooks is not None)
         self.tools = ToolRegistry(tools)
         self._store: Store | None = None
         self._sessions: dict[str, Session] = {}

@@ -68,6 +68,8 @@ def to_wire(message: dict[str, Any], max_tool_chars: int) -> dict[str, Any]:
     """The provider-facing form: known keys only, tool-call arguments always JSON objects,
     long tool results truncated."""
     wire = {k: message[k] for k in WIRE_KEYS if k in message and message[k] is not None}
+    if message.get("context") and wire.get("role") == "user":  # engine.context: what it saw
+        wire["content"] = f"{message['context']}\n\n{wire.get('content') or ''}"
     if wire.get("tool_calls"):
         wire["tool_calls"] = _wire_calls(wire["tool_calls"])
     if wire.get("role") == "assistant" and "content" not in wire:

@@ -216,6 +216,35 @@ def cut(text: str, limit: int) -> str:
     return text[:head] + marker + (text[len(text) - tail :] if tail else "")
 
 
+async def run_cell_code(session: Session, raw: str) -> str:
+    """``run_cell``'s arguments with ``code`` set: given, or the source of the cell ``cell_id``
+    as the notebook has it now (what the user approves is what runs)."""
+    from agentspace.notebook import document
+
+    args = json.loads(raw) if raw.strip() else {}
+    if isinstance(args.get("code"), str) and args["code"].strip():
+        return raw
+    cell_id = args.get("cell_id")
+    if not cell_id:
+        raise ToolArgumentsError(
+            "run_cell needs code, or the cell_id of a notebook cell to run.", tool=RUN_CELL
+        )
+    if session.engine.notebooks is None:
+        raise ToolArgumentsError(
+            "This session cannot read its notebook, so run_cell cannot run a cell by id: "
+            "send the code instead.",
+            tool=RUN_CELL,
+        )
+    doc = await (await session.engine.notebooks(session.notebook)).read()
+    cell = doc.cells[document.index_of(doc.cells, str(cell_id))]
+    if cell.get("cell_type") != "code":
+        raise ToolArgumentsError(
+            f"Cell {cell_id!r} is a {cell.get('cell_type')} cell: only code cells run.",
+            tool=RUN_CELL,
+        )
+    return json.dumps({"code": document.source_of(cell), "cell_id": cell_id})
+
+
 def result_text(call: PendingCall, decision: Decision) -> str:
     """What the model reads for a kernel call the kernel answered."""
     output = decision.output or ""

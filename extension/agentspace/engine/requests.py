@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentspace.engine.context import PromptContext
 from agentspace.tools.base import Policy
 from agentspace.tools.kernel import KernelTool
 
@@ -25,6 +26,9 @@ class SendMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(..., min_length=1, description="The user's message.")
+    context: PromptContext | None = Field(
+        None, description="Where in the notebook it was sent from (the context attached to it)."
+    )
 
 
 class ConfigureSession(BaseModel):

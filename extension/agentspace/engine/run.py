@@ -165,10 +165,17 @@ class Run(ToolCalls):
     def _user_message(self, item: records.InboxItem) -> None:
         self.s.store.write(records.DELETE_INBOX, (item.row,))
         self.consumed = True
-        self.append({"role": "user", "content": item.text, "id": item.message_id})
+        message: dict[str, Any] = {"role": "user", "content": item.text, "id": item.message_id}
+        attached = json.loads(item.context) if item.context else None
+        if attached:  # kept beside the words: views show the words, the model gets both
+            message["context"] = attached["text"]
+        self.append(message)
         self.emit(TextMessageStartEvent(message_id=item.message_id, role="user", name=item.sender))
         self.emit(TextMessageContentEvent(message_id=item.message_id, delta=item.text))
         self.emit(TextMessageEndEvent(message_id=item.message_id))
+        if attached:
+            summary = {"message_id": item.message_id, **attached["summary"]}
+            self.emit(custom(Custom.CONTEXT, summary))
 
     async def _loop(self) -> Outcome:
         limits = self.s.engine.config.limits

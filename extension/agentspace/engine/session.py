@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from agentspace import owners
 from agentspace.engine import decisions, kerneltools
+from agentspace.engine.context import PromptContext, attach
 from agentspace.engine.inbox import check_decision, check_message
 from agentspace.engine.kerneltools import ToolListing
 from agentspace.engine.lifecycle import RESUMABLE, check
@@ -83,6 +84,7 @@ class Session(WorkspaceApi):
         # run is finishing is either seen by it (it goes on) or finds it gone (starts one).
         self._turn = asyncio.Lock()
         self._writes = 0  # bumped by every change made here (see ``refresh``)
+        self.scratch: dict[str, Any] = {}  # tools' memory (what the agent read of the notebook)
 
     # -- facts ---------------------------------------------------------------
     @property
@@ -283,11 +285,21 @@ class Session(WorkspaceApi):
 
     # -- commands ------------------------------------------------------------
     async def send(
-        self, text: str, *, sender: str | None = None, run_id: str | None = None
+        self,
+        text: str,
+        *,
+        sender: str | None = None,
+        run_id: str | None = None,
+        context: PromptContext | None = None,
     ) -> Receipt:
-        """Queue a user message; it runs after everything queued before it."""
+        """Queue a user message; it runs after everything queued before it.
+
+        ``context`` says where in the notebook it was sent from: the notebook context is
+        read now (``engine.context``) and stored with the message.
+        """
         await self.refresh()
         check_message(text, self.engine.config.limits, self.queued)
+        attached = await attach(self, context)
         message_id = new_id("msg")
         waiting = self.busy or self.status == Status.AWAITING_APPROVAL
         if not waiting:
@@ -295,7 +307,16 @@ class Session(WorkspaceApi):
         ahead_run = self._run_task is not None or self.status == Status.AWAITING_APPROVAL
         position = self.queued + (1 if ahead_run else 0)
         self.store.write(
-            records.INSERT_INBOX, (self.id, message_id, text, sender, run_id, time.time())
+            records.INSERT_INBOX,
+            (
+                self.id,
+                message_id,
+                text,
+                sender,
+                run_id,
+                time.time(),
+                attached.dumps() if attached is not None else None,
+            ),
         )
         self.queued += 1
         self._writes += 1

@@ -23,6 +23,7 @@ from agentspace.store import records
 from agentspace.store.approvals import PendingCall
 from agentspace.store.states import Outcome
 from agentspace.tools.base import ToolContext
+from agentspace.tools.kernel import RUN_CELL
 
 if TYPE_CHECKING:
     from ag_ui.core import TokenUsage
@@ -118,6 +119,8 @@ class ToolCalls:
                 await import_off_loop(kerneltools.VALIDATOR)
                 try:  # the model can fix its arguments without bothering the kernel
                     kerneltools.check_arguments(kernel, arguments)
+                    if kernel.name == RUN_CELL:  # a cell by id: the user approves its code
+                        arguments = await kerneltools.run_cell_code(s, arguments)
                 except ToolError as exc:
                     self.result(call_id, f"Error: {exc.message}")
                     continue
@@ -173,7 +176,13 @@ class ToolCalls:
     def tool_context(self) -> ToolContext:
         """What a tool of this session may know (its workspace runtime not yet attached)."""
         s = self.s
-        return ToolContext(folder=s.folder, session_id=s.id, notebook=s.notebook)
+        return ToolContext(
+            folder=s.folder,
+            session_id=s.id,
+            notebook=s.notebook,
+            notebooks=s.engine.notebooks,
+            scratch=s.scratch,
+        )
 
     async def call_preview(self, name: str, arguments: str) -> str | None:
         """What a sandbox call held for approval would change (its tool's preview), or None.

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 PROVIDER = "scripted"
 ECHO = "echo"
 FINISHED_TEXT = "(script finished)"
+CONTEXT = re.compile(r"\A<notebook-context>\n.*?\n</notebook-context>\n\n", re.DOTALL)
 
 
 class ScriptToolCall(BaseModel):
@@ -188,6 +189,7 @@ def plan_turn(name: str, messages: list[Any]) -> PlannedTurn:
     if name in (ECHO, f"{PROVIDER}/{ECHO}"):
         users = [m for m in messages if _field(m, "role") == "user"]
         last_user = _text_of(_field(users[-1], "content")) if users else ""
+        last_user = CONTEXT.sub("", last_user, count=1)  # engine.context's, before the words
         text = f"You said: {last_user}"
         return PlannedTurn(text, (), 0, prompt_tokens, _words(text))
     script = load_script(script_path(name))

@@ -112,6 +112,13 @@ class AgentspaceApp(ExtensionApp):
         "behaviour.",
     ).tag(config=True)
 
+    attach_context = Bool(
+        True,
+        help="Attach the notebook context to each prompt: the notebook's path, the cell the "
+        "prompt came from with its neighbours and the last error, each truncated (every view "
+        "shows what was attached). False attaches none, whatever a client asks.",
+    ).tag(config=True)
+
     @default("model")
     def _default_model(self) -> str:
         from agentspace.engine.defaults import default_model
@@ -154,6 +161,7 @@ class AgentspaceApp(ExtensionApp):
             "sandbox": self.sandbox,
             "docker_host": self.docker_host or None,
             "preview_url": base_url.rstrip("/") + "/agentspace/preview/{session_id}/{port}/",
+            "attach_context": self.attach_context,
             "limits": Limits(
                 max_queue=self.max_queue,
                 max_message_bytes=self.max_message_bytes,

@@ -100,7 +100,7 @@ class MessagesHandler(AgentspaceHandler):
                 headers={"Retry-After": str(seconds)},
                 retry_after=seconds,
             )
-        receipt = await session.send(body.text, sender=self.username)
+        receipt = await session.send(body.text, sender=self.username, context=body.context)
         self.reply(receipt, status=202)
 
 

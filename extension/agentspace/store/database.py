@@ -60,7 +60,8 @@ CREATE TABLE IF NOT EXISTS inbox (
     text TEXT NOT NULL,
     sender TEXT,
     run_id TEXT,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    context TEXT
 );
 CREATE INDEX IF NOT EXISTS inbox_session ON inbox (session_id, id);
 CREATE TABLE IF NOT EXISTS approvals (
@@ -101,6 +102,7 @@ ADDED_COLUMNS = [
     ("approvals", "needs_approval", "INTEGER NOT NULL DEFAULT 1"),
     ("approvals", "decided_by", "TEXT"),
     ("approvals", "announced", "INTEGER NOT NULL DEFAULT 1"),
+    ("inbox", "context", "TEXT"),
     ("approvals", "preview", "TEXT"),  # what a held call would change (NULL: none, or older)
 ]
 

@@ -104,6 +104,7 @@ class InboxItem(BaseModel):
     text: str
     sender: str | None = None
     run_id: str | None = None  # an AG-UI client's runId for the run that serves it
+    context: str | None = None  # the notebook context attached at send time (JSON)
 
 
 # -- statements (constants so the store can batch identical ones) ------------
@@ -111,8 +112,8 @@ INSERT_SESSION = "INSERT INTO sessions (id, notebook, created, data) VALUES (?, 
 UPDATE_SESSION = "UPDATE sessions SET data = ? WHERE id = ?"
 INSERT_MESSAGE = "INSERT INTO messages (session_id, idx, data) VALUES (?, ?, ?)"
 INSERT_INBOX = (
-    "INSERT INTO inbox (session_id, message_id, text, sender, run_id, created)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO inbox (session_id, message_id, text, sender, run_id, created, context)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 DELETE_INBOX = "DELETE FROM inbox WHERE id = ?"
 INSERT_APPROVAL = (
@@ -173,13 +174,15 @@ def transcript(
 
 def next_inbox(conn: sqlite3.Connection, session_id: str) -> InboxItem | None:
     row = conn.execute(
-        "SELECT id, message_id, text, sender, run_id FROM inbox WHERE session_id = ?"
+        "SELECT id, message_id, text, sender, run_id, context FROM inbox WHERE session_id = ?"
         " ORDER BY id LIMIT 1",
         (session_id,),
     ).fetchone()
     if row is None:
         return None
-    return InboxItem(row=row[0], message_id=row[1], text=row[2], sender=row[3], run_id=row[4])
+    return InboxItem(
+        row=row[0], message_id=row[1], text=row[2], sender=row[3], run_id=row[4], context=row[5]
+    )
 
 
 _APPROVAL_COLUMNS = (

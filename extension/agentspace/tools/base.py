@@ -39,6 +39,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what OpenAI-style providers a
 
 
 if TYPE_CHECKING:
+    from agentspace.notebook.port import NotebookAccess
     from agentspace.sandbox.workspace import Workspace
 
 Policy = Literal["allow", "ask", "deny"]
@@ -54,6 +55,8 @@ class ToolContext:
     notebook: str
     workspace: Workspace | None = None  # its sandbox, processes and previews (None: files only)
     workspace_error: str | None = None  # why there is no workspace runtime, for the model
+    notebooks: NotebookAccess | None = None  # the notebook beside the session (notebook tools)
+    scratch: dict[str, Any] = field(default_factory=dict)  # the session's, kept in memory
 
     def check_quota(self, extra: int) -> None:
         """Refuse a write of ``extra`` bytes that would take the workspace over its quota."""

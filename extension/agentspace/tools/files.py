@@ -317,8 +317,13 @@ def list_files(ctx: ToolContext, args: ListFilesArgs) -> str:
 FILE_TOOLS: tuple[Tool, ...] = (read_file, write_file, edit_file, list_files)
 
 
-def builtin_tools() -> list[Tool]:
-    """The tools every session gets unless configured otherwise."""
+def builtin_tools(*, notebook: bool = False) -> list[Tool]:
+    """The tools every session gets unless configured otherwise (with ``notebook``: where the
+    process can reach the session's notebook, the notebook tools too)."""
     from .processes import PROCESS_TOOLS
 
-    return [*FILE_TOOLS, *PROCESS_TOOLS]
+    if not notebook:
+        return [*FILE_TOOLS, *PROCESS_TOOLS]
+    from .notebook import NOTEBOOK_TOOLS
+
+    return [*FILE_TOOLS, *PROCESS_TOOLS, *NOTEBOOK_TOOLS]

@@ -70,12 +70,19 @@ RUN_CELL_TOOL = KernelTool.model_construct(  # no validation at import: jsonsche
         "variables, imports and loaded data are there, and what you define stays there. The "
         "user sees the code as a notebook cell and approves (or edits, or rejects) it before it "
         "runs; the cell's output is the result. Use it to inspect or compute with the "
-        "notebook's live objects; use the workspace tools for files and commands."
+        "notebook's live objects; use the workspace tools for files and commands. To run a "
+        "cell of the notebook as it is, give its cell_id instead of code."
     ),
     parameters={
         "type": "object",
-        "properties": {"code": {"type": "string", "description": "Python code (one cell)."}},
-        "required": ["code"],
+        "properties": {
+            "code": {"type": "string", "description": "Python code (one cell)."},
+            "cell_id": {
+                "type": "string",
+                "description": "Run this notebook cell's source (its id, from read_notebook) "
+                "instead of code.",
+            },
+        },
         "additionalProperties": False,
     },
     policy="ask",

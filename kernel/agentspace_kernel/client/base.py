@@ -45,8 +45,11 @@ class AgentClient(abc.ABC):
     async def info(self) -> dict[str, Any]: ...
 
     @abc.abstractmethod
-    async def send(self, text: str) -> dict[str, Any]:
-        """Queue a message; the receipt has ``message_id``, ``position`` and ``status``."""
+    async def send(self, text: str, context: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Queue a message; the receipt has ``message_id``, ``position`` and ``status``.
+
+        ``context`` is a ``PromptContext`` (engine.context): where in the notebook it came from.
+        """
 
     @abc.abstractmethod
     def events(self, after: int = 0) -> AsyncIterator[tuple[int, Event]]:

@@ -25,6 +25,7 @@ from .base import AgentClient, Event, Settings
 if TYPE_CHECKING:
     from agentspace.engine.engine import Engine
     from agentspace.engine.session import Session
+    from agentspace.notebook.port import NotebookPort
 
 T = TypeVar("T")
 
@@ -55,10 +56,38 @@ async def shared_engine(settings: Settings) -> Engine:
                 sandbox=settings.sandbox,
                 preview_url=None,  # no server to proxy them: a token-checked loopback forwarder
             )
-            engine = await Engine(config).start()
+            engine = await Engine(config, notebooks=embedded_notebook).start()
             _engines[key] = engine
             on_shutdown(engine.close)
         return engine
+
+
+UNTOLD = (
+    "The agent may read this notebook file but not edit it: the kernel was not told it may "
+    "(it may be open in an editor, which would not see the change). To let the agent edit it, "
+    "set AGENTSPACE_NOTEBOOK to its path before %load_ext agentspace."
+)
+
+
+async def embedded_notebook(key: str) -> NotebookPort:
+    """The notebook of an embedded session: its file where the kernel knows it, edited only
+    when the user named it (``AGENTSPACE_NOTEBOOK``), else the cells this kernel ran."""
+    return _notebook_port(key)
+
+
+def _notebook_port(key: str) -> NotebookPort:
+    import os
+
+    from agentspace.notebook.files import FileNotebook, HistoryNotebook
+    from agentspace_kernel.ran import RAN
+
+    if not key.startswith("kernels/"):  # discovery's anonymous key: no file known
+        path = Path("/" + key)
+        if path.is_file():
+            told = os.environ.get("AGENTSPACE_NOTEBOOK", "")
+            allowed = bool(told) and Path(told).expanduser().absolute() == path
+            return FileNotebook(path, label=path.name, read_only="" if allowed else UNTOLD)
+    return HistoryNotebook("this kernel's history", RAN.cells)
 
 
 class EmbeddedClient(AgentClient):
@@ -99,11 +128,14 @@ class EmbeddedClient(AgentClient):
     async def info(self) -> dict[str, Any]:
         return await _info(await self._current())
 
-    async def send(self, text: str) -> dict[str, Any]:
+    async def send(self, text: str, context: dict[str, Any] | None = None) -> dict[str, Any]:
+        from agentspace.engine.context import PromptContext
+
         session = await self._current()
+        ref = PromptContext.model_validate(context) if context is not None else None
 
         async def work() -> dict[str, Any]:
-            receipt = await session.send(text, sender="kernel")
+            receipt = await session.send(text, sender="kernel", context=ref)
             return receipt.model_dump(mode="json")
 
         return await self._guard(work)

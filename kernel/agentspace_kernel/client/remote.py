@@ -76,10 +76,11 @@ class RemoteClient(AgentClient):
         result: dict[str, Any] = await self._call("GET", self._session())
         return result
 
-    async def send(self, text: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(
-            "POST", self._session("/messages"), {"text": text}
-        )
+    async def send(self, text: str, context: dict[str, Any] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"text": text}
+        if context is not None:
+            body["context"] = context
+        result: dict[str, Any] = await self._call("POST", self._session("/messages"), body)
         return result
 
     async def events(self, after: int = 0) -> AsyncIterator[tuple[int, Event]]:

@@ -18,8 +18,10 @@ if TYPE_CHECKING:
     from agentspace_kernel.client.base import AgentClient
 
 CELL_MAGICS = ("agent", "approve")
-ASYNC_LINES = ("reject", "agent resume")
-AGENT_USAGE = "usage: %%agent [--model MODEL] [--new] [--quiet], then your message in the cell"
+AGENT_USAGE = (
+    "usage: %%agent [--model MODEL] [--new] [--quiet] [--no-context], then your message in the"
+    " cell (--no-context: attach nothing of the notebook to this one)"
+)
 APPROVE_USAGE = (
     "usage: %%approve [TOOL_CALL_ID] [--always], then the arguments as JSON (optional);"
     " --always allows the tool for the rest of the session"
@@ -51,7 +53,7 @@ def resolve_model(name: str) -> str:
 
 
 def agent_options(line: str) -> dict[str, Any]:
-    options: dict[str, Any] = {"model": None, "new": False, "quiet": False}
+    options: dict[str, Any] = {"model": None, "new": False, "quiet": False, "context": True}
     try:
         words = shlex.split(line)
     except ValueError as exc:
@@ -60,6 +62,8 @@ def agent_options(line: str) -> dict[str, Any]:
         word = words.pop(0)
         if word in ("--new", "--quiet"):
             options[word[2:]] = True
+        elif word == "--no-context":
+            options["context"] = False
         elif word == "--model" and words:
             options["model"] = words.pop(0)
         elif word.startswith("--model="):

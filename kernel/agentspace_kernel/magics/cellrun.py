@@ -80,9 +80,9 @@ class CellRun:
             self.widget = RunWidget(self._decide_clicked, self._stop_clicked)
 
     # -- entry points ---------------------------------------------------------
-    async def message(self, text: str) -> RunView:
+    async def message(self, text: str, context: dict[str, Any] | None = None) -> RunView:
         info = await loop.bridge(self.client.info())
-        receipt = await loop.bridge(self.client.send(text))
+        receipt = await loop.bridge(self.client.send(text, context))
         self.show()
         if receipt.get("status") == "awaiting_approval":
             await self._show_pending(info, receipt)

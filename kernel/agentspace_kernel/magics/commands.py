@@ -19,7 +19,8 @@ from agentspace_kernel.errors import UsageError
 from agentspace_kernel.view.render import spend_text
 
 USAGE = (
-    "usage: %agent status | stop | resume | history [N] | files [PATH] | ps | logs NAME"
+    "usage: %agent status | stop | resume | fix [CELL_ID] | history [N] | files [PATH] | ps"
+    " | logs NAME"
     " | preview PORT | model [NAME] | policy TOOL allow|ask|deny | usage | reset"
 )
 POLICIES = ("allow", "ask", "deny")

@@ -66,8 +66,22 @@ class Flows:
         run = self._run(quiet=options["quiet"])
         if await self._kernel_calls_first(run):
             return
-        view = await run.message(cell.strip())
+        from agentspace_kernel.ran import RAN
+
+        context = RAN.context(f"%%agent {line}\n{cell}") if options["context"] else None
+        view = await run.message(cell.strip(), context or {"attach": False})
         await self._paused(run, view)
+
+    async def _fix(self, cell_id: str) -> None:
+        """``%agent fix [CELL_ID]``: the failing cell and its traceback are the prompt."""
+        from agentspace_kernel.magics.fix import fix_prompt
+
+        text, context = fix_prompt(cell_id.strip())
+        await self._sync_tools()
+        run = self._run()
+        if await self._kernel_calls_first(run):
+            return
+        await self._paused(run, await run.message(text, context))
 
     async def _sync_tools(self) -> None:
         """Offer the notebook's @agent_tool functions and run_cell (only when they changed)."""

@@ -115,10 +115,10 @@ class AgentMagics(Flows, Magics):
         from agentspace_kernel.magics.commands import parse
 
         try:
-            name, args = parse(line)
-            if name == "resume":
+            if line.split(None, 1)[:1] in (["resume"], ["fix"]):
                 _sync(lambda: self.line_async("agent", line))
                 return
+            name, args = parse(line)
             from agentspace_kernel.magics.commands import COMMANDS
 
             text = COMMANDS[name](self.client(), args)
@@ -148,6 +148,8 @@ class AgentMagics(Flows, Magics):
         with _interruptible(self):
             if name == "reject":
                 await self._reject(line)
+            elif line.split(None, 1)[:1] == ["fix"]:
+                await self._fix(line.split(None, 1)[1] if " " in line.strip() else "")
             else:
                 await self._resume()
 
@@ -226,7 +228,9 @@ async def run_line_async(name: str, line: str) -> None:
 def register(shell: InteractiveShell) -> AgentMagics:
     global _magics
     from agentspace_kernel.magics.transform import install
+    from agentspace_kernel.ran import RAN
 
+    RAN.install(shell)
     magics = AgentMagics(shell)
     shell.register_magics(magics)
     install(shell)

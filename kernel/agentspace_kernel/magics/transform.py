@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
 CELLS = ("agent", "approve", "agent_run")
-LINES = ("reject", "agent resume")
+LINES = ("reject", "agent resume", "agent fix")
 TARGET = "__import__('agentspace_kernel.magics.magics').magics.magics"
 
 
@@ -38,7 +38,7 @@ def rewrite(lines: list[str], autoawait: bool = True) -> list[str]:
         for prefix in LINES:
             if command == prefix or command.startswith(prefix + " "):
                 name = prefix.split()[0]
-                rest = command[len(name) :].strip()
+                rest = command[len(name) :].strip()  # "resume" / "fix ID" for %agent
                 return [f"await {TARGET}.run_line_async({name!r}, {rest!r})\n"]
     return lines
 

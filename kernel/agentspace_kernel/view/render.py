@@ -249,6 +249,8 @@ def footer(view: RunView) -> str:
     if view.spend is not None:
         usage += f" · session cost {spend_text(view.spend)}"
     usage += "".join(f"\n⚠ {warning}" for warning in view.warnings)
+    if view.attached and view.state != "waiting":
+        usage += f"\n📎 {view.attached}"
     if view.state == "failed":
         return f"[error: {view.error}]{usage}"
     if view.state == "paused":

@@ -75,6 +75,7 @@ class RunView:
     usage: dict[str, int] = field(default_factory=dict)
     spend: dict[str, Any] | None = None  # the session's usage totals, read when a run ends
     warnings: list[str] = field(default_factory=list)  # agentspace.warning messages, in order
+    attached: str = ""  # what notebook context went with the prompt (agentspace.context)
     model: str = ""  # the session's model, read when a run ends (the footer names a demo one)
     previews: dict[int, str] = field(default_factory=dict)
     processes: dict[str, str] = field(default_factory=dict)  # name -> status
@@ -270,10 +271,29 @@ class RunView:
             if value["message"] not in self.warnings:
                 self.warnings.append(str(value["message"]))
             return [-1]
+        if name == "agentspace.context":
+            self.attached = attached_text(value)
+            return [-1]
         if name == "agentspace.queued":
             self.queued = int(value.get("position", 0))
             return [-1]
         return []
+
+
+def attached_text(summary: dict[str, Any]) -> str:
+    """One line saying what notebook context went to the model with the prompt."""
+    parts = []
+    if summary.get("cell"):
+        parts.append(f"cell {summary['cell']}")
+    neighbours = len(summary.get("cells") or [])
+    if neighbours:
+        parts.append(f"{neighbours} neighbouring cell{'s' if neighbours > 1 else ''}")
+    if summary.get("error"):
+        parts.append(f"the last error ({summary['error']})")
+    if summary.get("redacted"):
+        parts.append(f"{summary['redacted']} secret-looking values redacted")
+    what = ", ".join(parts) or "the notebook's name"
+    return f"notebook context attached: {what}; {summary.get('chars', 0)} characters"
 
 
 _HANDLERS = {
