@@ -56,7 +56,10 @@ def test_an_approval_pauses_inserts_a_cell_and_the_edited_cell_approves(
     assert "→ write_file" in out.text and "[waiting for a decision]" in out.text
     cell = out.next_input
     assert cell is not None and cell.startswith("%%approve call_0_0\n# write_file")
-    assert json.loads(cell.split("\n", 2)[2]) == {"path": "index.html", "content": "<h1>hi</h1>"}
+    json_lines = [ln for ln in cell.split("\n")[1:] if not ln.startswith("#")]
+    assert json.loads("\n".join(json_lines)) == {"path": "index.html", "content": "<h1>hi</h1>"}
+    assert "# what it would change:\n#   --- /dev/null\n#   +++ b/index.html\n" in cell
+    assert "\n#   +<h1>hi</h1>\n" in cell and "    +<h1>hi</h1>\n" in out.text
 
     edited = cell.replace("index.html", "home.html")
     approved = kernel.run(edited)

@@ -31,6 +31,19 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_RUN_ERROR, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
 DECIDER = f"{getpass.getuser()} (agentspace CLI, pid {os.getpid()})"
 """Who a decision taken here is recorded as: whoever decides second is told."""
+PREVIEW_LINES = 40  # of a held call's diff, under its "[approval needed]" line
+
+
+def preview_text(preview: str, lines: int = PREVIEW_LINES) -> str:
+    """A held call's preview for a terminal: indented, bounded, control characters escaped
+    (a diff of a file with escape sequences must not drive the terminal)."""
+    shown = [
+        "".join(ch if ch == "\t" or ch.isprintable() else f"\\x{ord(ch):02x}" for ch in line)
+        for line in preview.split("\n")
+    ]
+    if len(shown) > lines:
+        shown = [*shown[:lines], f"… {len(shown) - lines} more lines"]
+    return "".join(f"    {line}\n" for line in shown)
 
 
 class Printer:
@@ -80,6 +93,8 @@ class Printer:
                     self._write(
                         f"[approval needed] {item['toolCallId']} {meta.get('tool')} {shown}\n"
                     )
+                    if isinstance(meta.get("preview"), str):
+                        self._write(preview_text(meta["preview"]))
             elif outcome.get("type") == "cancelled":
                 self._line()
                 self._write("[stopped]\n")

@@ -128,9 +128,8 @@ class ToolCalls:
             policy = resolved.policy
             # A kernel tool is always held (the kernel runs it); "ask" also needs the user.
             if approval is not None or policy == "ask" or (kernel is not None and policy != "deny"):
-                held.append(
-                    approval
-                    or PendingCall(
+                if approval is None:
+                    approval = PendingCall(
                         tool_call_id=call_id,
                         run_id=self.run_id,
                         name=name,
@@ -138,7 +137,9 @@ class ToolCalls:
                         executor="sandbox" if kernel is None else "kernel",
                         needs_approval=policy == "ask",
                     )
-                )
+                    if kernel is None and approval.needs_approval:  # run_cell shows its code
+                        approval.preview = await self.call_preview(name, arguments)
+                held.append(approval)
             elif held:
                 continue  # waits behind an earlier call that needs approval
             elif policy == "deny":
@@ -172,6 +173,33 @@ class ToolCalls:
         value = {"tool_call_id": call_id, "decision": "approve", "auto": True, "rule": rule}
         self.emit(custom(Custom.DECISION, value))
 
+    def tool_context(self) -> ToolContext:
+        """What a tool of this session may know (its workspace runtime not yet attached)."""
+        s = self.s
+        return ToolContext(
+            folder=s.folder,
+            session_id=s.id,
+            notebook=s.notebook,
+            notebooks=s.engine.notebooks,
+            scratch=s.scratch,
+        )
+
+    async def call_preview(self, name: str, arguments: str) -> str | None:
+        """What a sandbox call held for approval would change (its tool's preview), or None.
+
+        Computed once, when the call is first held, and stored with it. The workspace's
+        runtime is not started for it (the files are in the session's folder): a call
+        the user rejects never started a sandbox. A preview never stops the hold.
+        """
+        try:
+            tool = self.s.engine.tools.get(name)
+            args = tool.parse_arguments(arguments)
+        except ToolError:  # the run will say what is wrong with the call
+            return None
+        ctx = self.tool_context()
+        ctx.workspace_error = "a preview does not start the workspace's runtime"
+        return await tool.preview_text(ctx, args)
+
     async def run_tool(
         self, call_id: str, name: str, arguments: str, note: str = "", auto: str | None = None
     ) -> None:
@@ -180,13 +208,7 @@ class ToolCalls:
         try:
             tool = s.engine.tools.get(name)
             args = tool.parse_arguments(arguments)
-            ctx = ToolContext(
-                folder=s.folder,
-                session_id=s.id,
-                notebook=s.notebook,
-                notebooks=s.engine.notebooks,
-                scratch=s.scratch,
-            )
+            ctx = self.tool_context()
             try:
                 ctx.workspace = await s.engine.workspaces.get(s)
             except SandboxError as exc:  # file tools still work; sandbox tools say why not

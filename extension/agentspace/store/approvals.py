@@ -69,6 +69,11 @@ class PendingInfo(BaseModel):
     message: str
     executor: Executor
     needs_approval: bool
+    preview: str | None = Field(
+        None,
+        description="What the call would change (a unified diff for file edits, bounded), "
+        "computed when it was held; null if its tool has no preview.",
+    )
 
 
 class PendingCall(BaseModel):
@@ -76,7 +81,9 @@ class PendingCall(BaseModel):
 
     ``executor`` and ``needs_approval`` are stored with the row, not looked up
     again: a kernel call stays a kernel call even if the kernel's tool set
-    changes (or the server restarts) before its result comes back.
+    changes (or the server restarts) before its result comes back. So is
+    ``preview`` (what the call would change, as of when it was held): a restart
+    shows the same diff the person was first asked about.
     """
 
     tool_call_id: str
@@ -88,6 +95,7 @@ class PendingCall(BaseModel):
     executor: Executor = "sandbox"
     needs_approval: bool = True
     decided_by: str | None = None
+    preview: str | None = None
 
     @property
     def parsed_arguments(self) -> Any:
@@ -109,19 +117,25 @@ class PendingCall(BaseModel):
         return f"Waiting for the notebook's kernel to run {self.name}"
 
     def interrupt(self) -> Interrupt:
-        """The AG-UI Interrupt a client shows as an approvable card (or a kernel's to-do)."""
+        """The AG-UI Interrupt a client shows as an approvable card (or a kernel's to-do).
+
+        ``metadata.preview`` (only when there is one): what the call would change.
+        """
+        metadata: dict[str, Any] = {
+            "tool": self.name,
+            "arguments": self.parsed_arguments,
+            "executor": self.executor,
+            "needs_approval": self.needs_approval,
+        }
+        if self.preview is not None:
+            metadata["preview"] = self.preview
         return Interrupt(
             id=self.tool_call_id,
             reason="kernel_tool" if self.executor == "kernel" else "tool_approval",
             message=self._message(),
             tool_call_id=self.tool_call_id,
             response_schema=_decision_schema(),
-            metadata={
-                "tool": self.name,
-                "arguments": self.parsed_arguments,
-                "executor": self.executor,
-                "needs_approval": self.needs_approval,
-            },
+            metadata=metadata,
         )
 
     def info(self) -> PendingInfo:
@@ -133,4 +147,5 @@ class PendingCall(BaseModel):
             message=self._message(),
             executor=self.executor,
             needs_approval=self.needs_approval,
+            preview=self.preview,
         )

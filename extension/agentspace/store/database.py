@@ -77,6 +77,7 @@ CREATE TABLE IF NOT EXISTS approvals (
     needs_approval INTEGER NOT NULL DEFAULT 1,
     decided_by TEXT,
     announced INTEGER NOT NULL DEFAULT 1,
+    preview TEXT,
     PRIMARY KEY (session_id, tool_call_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs (
@@ -102,11 +103,13 @@ ADDED_COLUMNS = [
     ("approvals", "decided_by", "TEXT"),
     ("approvals", "announced", "INTEGER NOT NULL DEFAULT 1"),
     ("inbox", "context", "TEXT"),
+    ("approvals", "preview", "TEXT"),  # what a held call would change (NULL: none, or older)
 ]
 
 
-VERSION = 5
-"""``PRAGMA user_version`` of today's stored words (``store.states``); 0 before them."""
+VERSION = 6
+"""``PRAGMA user_version`` of today's store: 5 the stored words of ``store.states``, 6 the
+approvals' ``preview`` column; 0 before them."""
 
 
 def _renamed(old: dict[str, str], column: str) -> str:
@@ -124,8 +127,19 @@ RENAMES = [
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Create the tables, add the columns an older database lacks, rename old values."""
+    """Create the tables, add the columns an older database lacks, rename old values.
+
+    The columns come first, so a store whose ``user_version`` says 6 has ``preview``.
+    """
     conn.executescript(SCHEMA)
+    for table, column, declaration in ADDED_COLUMNS:
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            try:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            except sqlite3.OperationalError as exc:  # another process added it just now
+                if "duplicate column" not in str(exc):
+                    raise
     if conn.execute("PRAGMA user_version").fetchone()[0] < VERSION:
         conn.execute("BEGIN IMMEDIATE")  # all or nothing; a racing process waits, then no-ops
         try:
@@ -136,14 +150,6 @@ def _migrate(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-    for table, column, declaration in ADDED_COLUMNS:
-        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-        if column not in have:
-            try:
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-            except sqlite3.OperationalError as exc:  # another process added it just now
-                if "duplicate column" not in str(exc):
-                    raise
 
 
 def _connect(path: Path) -> sqlite3.Connection:

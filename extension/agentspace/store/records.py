@@ -118,7 +118,8 @@ INSERT_INBOX = (
 DELETE_INBOX = "DELETE FROM inbox WHERE id = ?"
 INSERT_APPROVAL = (
     "INSERT OR REPLACE INTO approvals (session_id, tool_call_id, run_id, name, arguments, status,"
-    " decision, created, executor, needs_approval) VALUES (?, ?, ?, ?, ?, 'pending', NULL, ?, ?, ?)"
+    " decision, created, executor, needs_approval, preview)"
+    " VALUES (?, ?, ?, ?, ?, 'pending', NULL, ?, ?, ?, ?)"
 )
 
 
@@ -133,6 +134,7 @@ def approval_row(session_id: str, run_id: str, p: PendingCall) -> tuple[Any, ...
         time.time(),
         p.executor,
         int(p.needs_approval),
+        p.preview,
     )
 
 
@@ -184,7 +186,8 @@ def next_inbox(conn: sqlite3.Connection, session_id: str) -> InboxItem | None:
 
 
 _APPROVAL_COLUMNS = (
-    "tool_call_id, run_id, name, arguments, status, decision, executor, needs_approval, decided_by"
+    "tool_call_id, run_id, name, arguments, status, decision, executor, needs_approval,"
+    " decided_by, preview"
 )
 
 
@@ -199,6 +202,7 @@ def _pending_call(r: tuple[Any, ...]) -> PendingCall:
         executor=r[6],
         needs_approval=bool(r[7]),
         decided_by=r[8],
+        preview=r[9],
     )
 
 

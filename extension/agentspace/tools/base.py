@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,14 @@ from agentspace.errors import ToolArgumentsError, ToolError
 
 ToolFunction = Callable[..., Any]
 """``(ctx: ToolContext, args: SomeArgsModel) -> str | ToolOutput``, sync or async."""
+
+PreviewFunction = Callable[..., Any]
+"""``(ctx: ToolContext, args: SomeArgsModel) -> str | None``, sync or async: what a call
+would do (a unified diff, or other short text), shown while the call waits for approval."""
+
+PREVIEW_SECONDS = 10.0  # a preview that takes longer is given up (the call is held without one)
+
+log = logging.getLogger(__name__)
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what OpenAI-style providers accept
 
@@ -92,6 +101,7 @@ class Tool:
         description: str,
         args_model: type[BaseModel],
         policy: Policy = "ask",
+        preview: PreviewFunction | None = None,
     ) -> None:
         if not _NAME_RE.match(name):
             raise ValueError(f"tool name {name!r} must match {_NAME_RE.pattern}")
@@ -100,6 +110,7 @@ class Tool:
         self.description = description
         self.args_model = args_model
         self.policy: Policy = policy
+        self.preview = preview
         self._is_async = inspect.iscoroutinefunction(fn)
         # Built once: this also fails fast, at import time, on a model pydantic cannot describe.
         self._parameters = clean_schema(args_model.model_json_schema())
@@ -144,6 +155,37 @@ class Tool:
                 tool=self.name,
                 errors=[{"field": f, "message": m} for f, m in problems],
             ) from None
+
+    async def preview_text(
+        self, ctx: ToolContext, args: BaseModel, timeout: float = PREVIEW_SECONDS
+    ) -> str | None:
+        """What the call would do, bounded (``diffs.cap_text``); None when there is none.
+
+        Never raises (but lets cancellation through): a preview that fails, returns
+        something else than text, or takes longer than ``timeout`` seconds gives no
+        preview, and the call is held as it would be without one. A sync preview runs
+        in a worker thread, like ``run``.
+        """
+        if self.preview is None:
+            return None
+        from agentspace.tools.diffs import cap_text
+
+        try:
+            if not isinstance(args, self.args_model):
+                args = self.parse_arguments(args.model_dump())
+            if inspect.iscoroutinefunction(self.preview):
+                pending = self.preview(ctx, args)
+            else:
+                pending = asyncio.to_thread(self.preview, ctx, args)
+            result = await asyncio.wait_for(pending, timeout)
+            if inspect.isawaitable(result):
+                result = await asyncio.wait_for(result, timeout)
+        except Exception as exc:  # asyncio.TimeoutError too (an Exception on 3.10)
+            log.debug("no preview for %s: %s: %s", self.name, type(exc).__name__, exc)
+            return None
+        if not isinstance(result, str) or not result.strip():
+            return None
+        return cap_text(result)
 
     async def run(self, ctx: ToolContext, args: BaseModel) -> ToolOutput:
         """Run the tool; any failure is a ``ToolError``, cancellation is left alone.
@@ -191,13 +233,19 @@ def _describe(err: Any) -> tuple[str, str]:
 
 
 def tool(
-    *, name: str | None = None, policy: Policy = "ask", description: str | None = None
+    *,
+    name: str | None = None,
+    policy: Policy = "ask",
+    description: str | None = None,
+    preview: PreviewFunction | None = None,
 ) -> Callable[[ToolFunction], Tool]:
     """Make a ``Tool`` from ``def f(ctx: ToolContext, args: ArgsModel) -> str | ToolOutput``.
 
     The function name is the tool name and its docstring the description the model
     reads, so a tool is documented exactly once. ``args_model`` is the annotation of
     the ``args`` parameter (the second parameter if none is called ``args``).
+    ``preview``: ``(ctx, args) -> str | None``, what a call would change (see
+    ``Tool.preview_text``), shown to the person asked to approve it.
     """
 
     def decorate(fn: ToolFunction) -> Tool:
@@ -206,7 +254,12 @@ def tool(
             raise TypeError(f"tool {fn.__name__!r} needs a docstring: it is the model's manual")
         args_model = _args_model(fn)
         return Tool(
-            fn, name=name or fn.__name__, description=doc, args_model=args_model, policy=policy
+            fn,
+            name=name or fn.__name__,
+            description=doc,
+            args_model=args_model,
+            policy=policy,
+            preview=preview,
         )
 
     return decorate

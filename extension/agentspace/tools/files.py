@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentspace.errors import ToolError
 from agentspace.sandbox import paths
 from agentspace.tools.base import Tool, ToolContext, ToolOutput, tool
+from agentspace.tools.diffs import unified
 
 MAX_READ_LINES = 2_000
 MAX_READ_BYTES = 256 * 1024
@@ -174,7 +175,51 @@ def read_file(ctx: ToolContext, args: ReadFileArgs) -> str:
     return text
 
 
-@tool(policy="ask")
+def _label(path: str) -> str:
+    """The path as a diff names it: workspace-relative, ``.``/``..`` resolved."""
+    return "/".join(paths.normalize(path)) or "."
+
+
+def _read_for_edit(ctx: ToolContext, path: str) -> str:
+    """A workspace text file's content, refused (ToolError) if too large or binary."""
+    with _fs_errors(path), paths.open_read(ctx.folder, path) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_EDIT_BYTES:
+            raise ToolError(
+                f"{path!r} is too large to edit ({size:,} bytes; the limit is "
+                f"{MAX_EDIT_BYTES:,}). Use write_file to replace it whole.",
+                path=path,
+            )
+        raw = f.read()
+    if b"\0" in raw[:_SNIFF_BYTES]:
+        raise _binary_error(path, size)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _binary_error(path, size) from None
+
+
+def preview_write_file(ctx: ToolContext, args: WriteFileArgs) -> str | None:
+    """The diff from the file as it is (all added, for a new file) to the new content."""
+    label = _label(args.path)
+    try:
+        with paths.open_read(ctx.folder, args.path) as f:
+            size = os.fstat(f.fileno()).st_size
+            raw = f.read(MAX_EDIT_BYTES + 1)
+    except FileNotFoundError:
+        return unified(label, None, args.content)
+    if size > MAX_EDIT_BYTES:
+        return f"replaces {label} ({size:,} bytes, too large to compare) with new content"
+    try:
+        old = raw.decode("utf-8") if b"\0" not in raw[:_SNIFF_BYTES] else None
+    except UnicodeDecodeError:
+        old = None
+    if old is None:
+        return f"replaces the binary file {label} ({size:,} bytes) with text"
+    return unified(label, old, args.content) or f"no change: {label} already has this content"
+
+
+@tool(policy="ask", preview=preview_write_file)
 def write_file(ctx: ToolContext, args: WriteFileArgs) -> ToolOutput:
     """Create a file in the workspace, or replace its whole content; parent folders are created.
 
@@ -187,48 +232,52 @@ def write_file(ctx: ToolContext, args: WriteFileArgs) -> ToolOutput:
     return ToolOutput(text=f"Wrote {len(data):,} bytes to {written}", changed_paths=[written])
 
 
-@tool(policy="ask")
+def _replaced(ctx: ToolContext, args: EditFileArgs) -> tuple[str, str, int]:
+    """``(old text, new text, occurrences)`` of an edit, or the ToolError it would fail with."""
+    if args.old_string == args.new_string:
+        raise ToolError("old_string and new_string are the same; there is nothing to change.")
+    text = _read_for_edit(ctx, args.path)
+    count = text.count(args.old_string)
+    if count == 0:
+        raise ToolError(
+            f"old_string was not found in {args.path!r}. It must match the file exactly, "
+            "including whitespace and indentation; read the file to copy the text.",
+            path=args.path,
+        )
+    if count > 1 and not args.replace_all:
+        raise ToolError(
+            f"old_string occurs {count} times in {args.path!r}. Add surrounding lines to "
+            "old_string so it matches exactly once, or set replace_all to true to "
+            "replace every occurrence.",
+            path=args.path,
+            matches=count,
+        )
+    return (
+        text,
+        text.replace(args.old_string, args.new_string, -1 if args.replace_all else 1),
+        count,
+    )
+
+
+def preview_edit_file(ctx: ToolContext, args: EditFileArgs) -> str | None:
+    """The diff of the replacement; None if the edit would fail (its run says why)."""
+    try:
+        old, new, _count = _replaced(ctx, args)
+    except ToolError:
+        return None
+    return unified(_label(args.path), old, new) or None
+
+
+@tool(policy="ask", preview=preview_edit_file)
 def edit_file(ctx: ToolContext, args: EditFileArgs) -> ToolOutput:
     """Replace exact text in a workspace file.
 
     old_string must match the file exactly (whitespace and indentation included) and
     occur once, unless replace_all is true. Read the file first to copy the text.
     """
-    if args.old_string == args.new_string:
-        raise ToolError("old_string and new_string are the same; there is nothing to change.")
+    text, new, count = _replaced(ctx, args)
+    ctx.check_quota(max(0, len(new) - len(text)))
     with _fs_errors(args.path):
-        with paths.open_read(ctx.folder, args.path) as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > MAX_EDIT_BYTES:
-                raise ToolError(
-                    f"{args.path!r} is too large to edit ({size:,} bytes; the limit is "
-                    f"{MAX_EDIT_BYTES:,}). Use write_file to replace it whole.",
-                    path=args.path,
-                )
-            raw = f.read()
-        if b"\0" in raw[:_SNIFF_BYTES]:
-            raise _binary_error(args.path, size)
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise _binary_error(args.path, size) from None
-        count = text.count(args.old_string)
-        if count == 0:
-            raise ToolError(
-                f"old_string was not found in {args.path!r}. It must match the file exactly, "
-                "including whitespace and indentation; read the file to copy the text.",
-                path=args.path,
-            )
-        if count > 1 and not args.replace_all:
-            raise ToolError(
-                f"old_string occurs {count} times in {args.path!r}. Add surrounding lines to "
-                "old_string so it matches exactly once, or set replace_all to true to "
-                "replace every occurrence.",
-                path=args.path,
-                matches=count,
-            )
-        new = text.replace(args.old_string, args.new_string, -1 if args.replace_all else 1)
-        ctx.check_quota(max(0, len(new) - len(text)))
         written = paths.write_bytes(ctx.folder, args.path, new.encode("utf-8"))
     noun = "occurrence" if count == 1 else "occurrences"
     return ToolOutput(text=f"Replaced {count} {noun} in {written}", changed_paths=[written])

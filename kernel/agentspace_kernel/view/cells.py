@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from agentspace_kernel.view.render import preview_lines
 from agentspace_kernel.view.state import ToolBlock
 
 DECIDING = ("%%approve", "%reject", "%%agent_run")
@@ -62,7 +63,11 @@ def already_in(notebook_file: str, cell: str) -> bool:
 
 
 def approval_cell(block: ToolBlock) -> str:
-    """``%%approve ID`` + a comment + the arguments as JSON (or the code, for run_cell)."""
+    """``%%approve ID`` + a comment + the arguments as JSON (or the code, for run_cell).
+
+    A call whose tool has a preview gets it as comment lines above the JSON (the
+    diff of what it would change, ``render.PREVIEW_LINES`` at most).
+    """
     if block.kernel_tool and block.name == "run_cell":
         code = (
             block.parsed_arguments.get("code", "")
@@ -78,8 +83,11 @@ def approval_cell(block: ToolBlock) -> str:
     if block.kernel_tool:
         return "%agent resume"
     arguments = json.dumps(block.parsed_arguments, indent=2, ensure_ascii=False)
+    diff = preview_lines(block)
+    shown = "".join(f"#   {line}\n" for line in diff)  # comments: %%approve reads only the JSON
     return (
         f"%%approve {block.id}\n"
         f"# {block.name} — edit the arguments below, then run this cell to approve\n"
-        f"{arguments}"
+        + (f"# what it would change:\n{shown}" if diff else "")
+        + arguments
     )

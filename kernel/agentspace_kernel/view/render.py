@@ -32,6 +32,19 @@ DEMO_NOTE = (
 )
 RESULT_CHARS = 1200
 ARGS_CHARS = 300
+PREVIEW_LINES = 40  # of a held call's diff, in the text view and the %%approve cell
+PREVIEW_HTML_LINES = 30  # shown open in a card; the rest is folded under "… N more lines"
+PREVIEW_LINE_CHARS = 300  # one line of it, in the text view and the cell
+DIFF_STYLE = (
+    "margin:2px 0;padding:4px 6px;background:#f6f8fa;border-radius:4px;font-size:0.9em;"
+    "white-space:pre;overflow-x:auto"
+)
+DIFF_COLORS = {
+    "+": "color:#116329;background:#dafbe1",
+    "-": "color:#82071e;background:#ffebe9",
+    "@": "color:#0550ae",
+    "h": "font-weight:bold",
+}
 
 
 @cache
@@ -74,6 +87,88 @@ def arguments_text(block: ToolBlock, chars: int = ARGS_CHARS) -> str:
     args = block.parsed_arguments
     text = json.dumps(args, ensure_ascii=False) if not isinstance(args, str) else args
     return text if len(text) <= chars else text[:chars] + "…"
+
+
+def visible(line: str) -> str:
+    """A line of a preview with control characters shown, not obeyed.
+
+    A ``\r`` would overwrite the line in a stream output, and any character Python's
+    ``splitlines`` breaks on would end a ``#`` comment line of an ``%%approve`` cell.
+    """
+    out = []
+    for ch in line:
+        code = ord(ch)
+        if ch == "\t":
+            out.append(ch)
+        elif code < 0x20:
+            out.append(chr(0x2400 + code))  # the Control Pictures block: ␍ ␌ ␀
+        elif code == 0x7F:
+            out.append("\u2421")
+        elif code in (0x85, 0x2028, 0x2029) or 0x80 <= code < 0xA0:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def preview_lines(block: ToolBlock, lines: int = PREVIEW_LINES) -> list[str]:
+    """The call's preview as display lines (at most ``lines``, then how many more); [] if none."""
+    if block.preview is None:
+        return []
+    shown = []
+    for line in block.preview.split("\n"):
+        line = visible(line)
+        cut = len(line) > PREVIEW_LINE_CHARS
+        shown.append(line[:PREVIEW_LINE_CHARS] + ("…" if cut else ""))
+    if len(shown) > lines:
+        more = len(shown) - lines
+        shown = [*shown[:lines], f"… {more} more line{'' if more == 1 else 's'}"]
+    return shown
+
+
+def _diff_kind(line: str, in_hunk: bool) -> str:
+    if line.startswith("@@"):
+        return "@"
+    if not in_hunk and line.startswith(("--- ", "+++ ")):
+        return "h"
+    if line[:1] in ("+", "-") and in_hunk:
+        return line[0]
+    return ""
+
+
+def _diff_rows(lines: list[str], in_hunk: bool) -> tuple[str, bool]:
+    rows = []
+    for line in lines:
+        kind = _diff_kind(line, in_hunk)
+        in_hunk = in_hunk or kind == "@"
+        text = escape(visible(line))
+        style = DIFF_COLORS.get(kind)
+        rows.append(f"<span style='{style}'>{text}</span>" if style else text)
+    return "\n".join(rows), in_hunk
+
+
+def preview_html(block: ToolBlock, lines: int = PREVIEW_HTML_LINES) -> str:
+    """The preview as a ``<pre>``: added lines green, removed red, everything escaped;
+    beyond ``lines`` the rest is folded under a "… N more lines" summary. "" if none."""
+    if block.preview is None:
+        return ""
+    every = block.preview.split("\n")
+    head, in_hunk = _diff_rows(every[:lines], False)
+    out = f"<pre class='agentspace-diff' style='{DIFF_STYLE}'>{head}</pre>"
+    rest = every[lines:]
+    if rest:
+        body, _ = _diff_rows(rest, in_hunk)
+        more = f"… {len(rest)} more line{'' if len(rest) == 1 else 's'}"
+        out += (
+            f"<details class='agentspace-diff-more'><summary>{more}</summary>"
+            f"<pre class='agentspace-diff' style='{DIFF_STYLE}'>{body}</pre></details>"
+        )
+    return out
+
+
+def head_arguments(block: ToolBlock) -> str:
+    """The arguments a card's head shows: short when the diff below says what they do."""
+    return arguments_text(block, ARGS_CHARS if block.preview is not None else 2000)
 
 
 def waiting_hint(block: ToolBlock, below: bool = True) -> str:
@@ -216,6 +311,7 @@ class TextPrinter:
 
     def __init__(self) -> None:
         self.printed: dict[str, Any] = {}  # block id -> chars printed (text) or last status line
+        self.previewed: set[str] = set()  # calls whose preview (a diff) is printed
         self.open_text: str | None = None
         self.footed = 0  # how many of the view's endings have their footer printed
 
@@ -240,6 +336,9 @@ class TextPrinter:
                 quiet = block.status == "called" or view.answers(block)
                 line = "" if quiet else status_line(block, view.cell_below(block))
                 if line and seen != line:
+                    if block.id not in self.previewed and block.preview is not None:
+                        out.append("".join(f"    {ln}\n" for ln in preview_lines(block)))
+                        self.previewed.add(block.id)
                     out.append(f"  {line}\n")
                     self.printed[block.id] = line
         if not view.ended or (self.footed >= view.endings and not final):
@@ -278,7 +377,8 @@ def static_html(view: RunView) -> str:
         parts.append(
             "<div class='agentspace-tool' style='border:1px solid #d0d7de;padding:4px 8px;"
             "margin:4px 0'>"
-            f"<b>{escape(block.name)}</b> <code>{escape(arguments_text(block, 2000))}</code>"
+            f"<b>{escape(block.name)}</b> <code>{escape(head_arguments(block))}</code>"
+            f"{preview_html(block)}"
             f"<pre style='{STATUS_STYLE}'>{escape(status_line(block, view.cell_below(block)))}"
             "</pre></div>"
         )

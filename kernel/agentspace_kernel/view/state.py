@@ -47,6 +47,19 @@ class ToolBlock:
     def kernel_tool(self) -> bool:
         return bool(self.interrupt and self.interrupt.get("reason") == "kernel_tool")
 
+    @property
+    def preview(self) -> str | None:
+        """What the call would change (its interrupt's ``metadata.preview``), while it waits.
+
+        Gone once it is decided with edited arguments: the diff was of the original ones.
+        """
+        if self.status not in ("awaiting_approval", "waiting_kernel"):
+            return None
+        if (self.decision or {}).get("decision") == "edit":
+            return None
+        value = ((self.interrupt or {}).get("metadata") or {}).get("preview")
+        return value if isinstance(value, str) and value.strip() else None
+
 
 Block = TextBlock | ToolBlock
 
@@ -118,6 +131,8 @@ class RunView:
         for p in calls:
             block = ToolBlock(p["tool_call_id"], p["tool"], json.dumps(p.get("arguments", {})))
             meta = {"tool": p["tool"], "needs_approval": p.get("needs_approval", True)}
+            if p.get("preview"):
+                meta["preview"] = p["preview"]
             block.interrupt = {"id": block.id, "reason": p.get("reason"), "metadata": meta}
             kernel = p.get("reason") == "kernel_tool"
             block.status = "waiting_kernel" if kernel else "awaiting_approval"

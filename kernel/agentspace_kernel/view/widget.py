@@ -18,10 +18,11 @@ import ipywidgets as w
 from agentspace_kernel.view.render import (
     STATUS_STYLE,
     always_label,
-    arguments_text,
     escape,
     footer_html,
+    head_arguments,
     markdown_html,
+    preview_html,
     settled,
     status_line,
 )
@@ -33,12 +34,14 @@ CSS_CARD = w.Layout(border="1px solid #d0d7de", padding="4px 8px", margin="4px 0
 
 
 class ToolCard(w.VBox):
-    """One tool call: name and arguments, status or result, and controls while it waits."""
+    """One tool call: name and arguments, what it would change (a diff, while it waits and
+    its tool has a preview), status or result, and controls while it waits."""
 
     def __init__(self, block: ToolBlock, decide: Decide, below: bool = True) -> None:
         self.call_id = block.id
         self.decide = decide
         self.head = w.HTML()
+        self.diff = w.HTML()
         self.status = w.HTML()
         self.reason = w.Text(
             placeholder="reason (shown to the agent)", layout=w.Layout(width="40%")
@@ -53,7 +56,7 @@ class ToolCard(w.VBox):
         ]
         self.buttons = buttons
         self.controls = w.VBox([w.HBox([*buttons, self.reason]), self.editor, self.error])
-        super().__init__([self.head, self.status], layout=CSS_CARD)
+        super().__init__(list(self._parts()), layout=CSS_CARD)
         self.add_class("agentspace-tool")
         self.refresh(block, below)
 
@@ -63,9 +66,9 @@ class ToolCard(w.VBox):
         return button
 
     def refresh(self, block: ToolBlock, below: bool = True) -> None:
-        self.head.value = (
-            f"<b>{escape(block.name)}</b> <code>{escape(arguments_text(block, 2000))}</code>"
-        )
+        arguments = escape(head_arguments(block))
+        self.head.value = f"<b>{escape(block.name)}</b> <code>{arguments}</code>"
+        self.diff.value = preview_html(block)
         line = escape(status_line(block, below))
         self.status.value = f"<pre style='{STATUS_STYLE}'>{line}</pre>"
         waiting = block.status == "awaiting_approval" or (
@@ -84,7 +87,7 @@ class ToolCard(w.VBox):
             self.children = self._parts()
 
     def _parts(self, *extra: w.Widget) -> tuple[w.Widget, ...]:
-        return (self.head, self.status, *extra)
+        return (self.head, self.diff, self.status, *extra)
 
     # -- controls -------------------------------------------------------------
     def _submit(self, decision: dict[str, Any]) -> None:

@@ -49,6 +49,13 @@ def test_run_json_streams_one_event_per_line(
     assert "".join(deltas) == "hi thereYou said: hi there"
 
 
+def test_a_preview_is_bounded_and_cannot_drive_the_terminal() -> None:
+    from agentspace.cli.main import preview_text
+
+    shown = preview_text("+a\x1b[2J\r\tb\n" + "\n".join("+x" for _ in range(50)), lines=3)
+    assert shown == "    +a\\x1b[2J\\x0d\tb\n    +x\n    +x\n    … 48 more lines\n"
+
+
 def test_approval_round_trip_from_the_command_line(
     state_dir: Path, capsys: pytest.CaptureFixture[str], script: Callable[..., str]
 ) -> None:
@@ -57,6 +64,7 @@ def test_approval_round_trip_from_the_command_line(
     code, out, _ = run_cli(capsys, "run", *sd, "--notebook", "b.ipynb", "--model", model, "go")
     assert code == 0
     assert "[approval needed]" in out
+    assert "    --- /dev/null\n    +++ b/n.txt\n    @@ -0,0 +1 @@\n    +x\n" in out  # its diff
     call_id = out.strip().splitlines()[-1].split()[-1]
     assert out.strip().splitlines()[-1] == f"pending: {call_id}"
     code, out, _ = run_cli(capsys, "sessions", *sd, "--json")

@@ -114,6 +114,7 @@ async def test_tool_calls_approval_flow(engine: Engine, script: Callable[..., st
         "arguments": {"path": "a.txt", "content": "hi"},
         "executor": "sandbox",
         "needs_approval": True,
+        "preview": "--- /dev/null\n+++ b/a.txt\n@@ -0,0 +1 @@\n+hi\n\\ No newline at end of file",
     }
     assert interrupt["reason"] == "tool_approval"
     assert "TOOL_CALL_RESULT" in types_of(events)  # list_files ran without asking

@@ -110,6 +110,7 @@ async def test_kernel_call_waits_for_its_result(
             "message": "Waiting for the notebook's kernel to run summarise",
             "executor": "kernel",
             "needs_approval": False,
+            "preview": None,
         }
     ]
     assert info["usage"]["total_tokens"] > 0

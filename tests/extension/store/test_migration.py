@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from agentspace.engine.config import EngineConfig
@@ -17,8 +18,10 @@ from agentspace.engine.engine import Engine
 from agentspace.store.approvals import Decision
 from agentspace.store.database import VERSION
 from agentspace.store.states import Status
+from agentspace.testing import turn
 
 OLD = Path(__file__).parent / "data" / "store_of_2026_12_03.db"
+WRITE = ("write_file", {"path": "b.txt", "content": "y\n"})
 
 
 def old_state(state: Path) -> Path:
@@ -51,7 +54,9 @@ def test_the_fixture_holds_the_old_words() -> None:
     assert rows(OLD, "PRAGMA user_version") == [(0,)]
 
 
-async def test_an_old_store_is_migrated_and_its_sessions_go_on(tmp_path: Path) -> None:
+async def test_an_old_store_is_migrated_and_its_sessions_go_on(
+    tmp_path: Path, script: Callable[..., str]
+) -> None:
     db = old_state(tmp_path / "state")
     config = EngineConfig(state_dir=tmp_path / "state", sandbox="local", model="scripted/echo")
     async with Engine(config) as engine:
@@ -73,12 +78,25 @@ async def test_an_old_store_is_migrated_and_its_sessions_go_on(tmp_path: Path) -
 
         paused = await engine.open("paused.ipynb", "scripted/echo")
         (call,) = await paused.pending()
+        assert call.preview is None  # held before previews: it loads, and shows its arguments
+        assert "preview" not in (call.interrupt().metadata or {})
         await paused.decide(call.tool_call_id, Decision(decision="approve"))
         await paused.wait()
         assert paused.status == Status.IDLE
         assert (paused.folder / "a.txt").read_text() == "x"
+
+        # a call held in the migrated store keeps its preview in the new column
+        done = await engine.open("new.ipynb", script(turn("", WRITE), turn("ok")))
+        await done.send("write b")
+        await done.wait()
+        (held,) = [p for p in await done.pending() if p.status == "pending"]
+        assert held.preview == "--- /dev/null\n+++ b/b.txt\n@@ -0,0 +1 @@\n+y"
     outcomes = {o for (o,) in rows(db, "SELECT outcome FROM runs")}
     assert outcomes == {"finished", "paused", "failed", "crashed"}
-    assert rows(db, "PRAGMA user_version") == [(VERSION,)]
+    assert rows(db, "PRAGMA user_version") == [(VERSION,)] and VERSION >= 6
+    columns = {r[1]: r for r in rows(db, "PRAGMA table_info(approvals)")}
+    assert columns["preview"][2:4] == ("TEXT", 0)  # added, nullable
+    previews = rows(db, "SELECT name, preview IS NULL FROM approvals ORDER BY created")
+    assert previews[-1] == ("write_file", 0) and all(old for _, old in previews[:-1])
     statuses = {s for (s,) in rows(db, "SELECT json_extract(data, '$.status') FROM sessions")}
     assert "interrupted" not in statuses
