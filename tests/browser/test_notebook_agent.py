@@ -52,6 +52,8 @@ def test_the_agent_fixes_an_error_in_the_open_notebook_while_the_user_types(
     card = view.locator(".agentspace-tool", has_text="edit_cell")
     approve = card.get_by_role("button", name="Approve", exact=True)
     expect(approve).to_be_visible(timeout=60_000)
+    expect(card).to_contain_text("-sales['unit']")  # the diff of the cell, to approve
+    expect(card).to_contain_text("+sales['units']")
     expect(view).to_contain_text("raises KeyError")  # the explanation streamed first
     expect(view).to_contain_text("notebook context attached")
 

@@ -36,7 +36,7 @@ CONTEXT_CHARS = 8_000
 class KernelErrorRef(BaseModel):
     """The last cell that raised in the kernel, as the kernel recorded it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     cell_id: str | None = Field(None, max_length=200)
     source: str = Field("", max_length=200_000)
@@ -49,7 +49,7 @@ class KernelErrorRef(BaseModel):
 class PromptContext(BaseModel):
     """What the sender knows about the prompt: the cell it came from, the kernel's last error."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     attach: bool = Field(True, description="False: attach nothing (the user turned it off).")
     cell_id: str | None = Field(None, max_length=200, description="The prompt's cell id.")

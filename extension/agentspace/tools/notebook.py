@@ -19,6 +19,7 @@ from agentspace.notebook import document
 from agentspace.notebook.port import NotebookDoc, NotebookPort
 from agentspace.notebook.render import render_cells
 from agentspace.tools.base import Tool, ToolContext, tool
+from agentspace.tools.diffs import unified
 
 SEEN = "notebook_seen"
 """``ToolContext.scratch`` key: cell id → digest of the source the agent last saw."""
@@ -217,9 +218,25 @@ async def _delete_cell(ctx: ToolContext, args: DeleteCellArgs) -> str:
     return f"Deleted cell {args.cell_id} {_where_done(doc)}."
 
 
+# -- previews: the diff of the cell the user approves --------------------------------
+async def preview_edit_cell(ctx: ToolContext, args: EditCellArgs) -> str | None:
+    _, _, current = await _cell(ctx, args.cell_id)
+    return unified(f"cell {args.cell_id}", current, new_source(current, args))
+
+
+async def preview_insert_cell(ctx: ToolContext, args: InsertCellArgs) -> str | None:
+    where = f"after cell {args.after_cell_id}" if args.after_cell_id else "at the top"
+    return unified(f"new {args.cell_type} cell ({where})", None, args.source)
+
+
+async def preview_delete_cell(ctx: ToolContext, args: DeleteCellArgs) -> str | None:
+    _, _, current = await _cell(ctx, args.cell_id)
+    return unified(f"cell {args.cell_id} (deleted)", current, "")
+
+
 read_notebook = tool(name="read_notebook", policy="allow")(_read_notebook)
-edit_cell = tool(name="edit_cell", policy="ask")(_edit_cell)
-insert_cell = tool(name="insert_cell", policy="ask")(_insert_cell)
-delete_cell = tool(name="delete_cell", policy="ask")(_delete_cell)
+edit_cell = tool(name="edit_cell", policy="ask", preview=preview_edit_cell)(_edit_cell)
+insert_cell = tool(name="insert_cell", policy="ask", preview=preview_insert_cell)(_insert_cell)
+delete_cell = tool(name="delete_cell", policy="ask", preview=preview_delete_cell)(_delete_cell)
 
 NOTEBOOK_TOOLS: list[Tool] = [read_notebook, edit_cell, insert_cell, delete_cell]

@@ -53,7 +53,7 @@ async def test_tools_are_set_listed_and_checked(api: Api) -> None:
     assert status == 200
     tools = {t["name"]: t for t in listing["tools"]}
     assert tools["run_cell"]["executor"] == "kernel" and tools["run_cell"]["policy"] == "ask"
-    assert tools["run_cell"]["parameters"]["required"] == ["code"]
+    assert set(tools["run_cell"]["parameters"]["properties"]) == {"code", "cell_id"}
     assert tools["summarise"] == {
         **SUMMARY,
         "policy": "allow",

@@ -120,3 +120,18 @@ async def test_without_a_notebook_the_tools_say_so(tmp_path: Path) -> None:
     bare = ToolContext(folder=tmp_path, session_id="s", notebook="n.ipynb")
     with pytest.raises(NotebookError, match="no notebook"):
         await run(read_notebook, bare)
+
+
+async def test_each_edit_previews_a_diff_of_the_cell(ctx: ToolContext) -> None:
+    args = edit_cell.parse_arguments({"cell_id": "b2", "old_string": "y", "new_string": "x"})
+    diff = await edit_cell.preview_text(ctx, args)
+    assert diff is not None and "--- a/cell b2" in diff
+    assert "-print(y)" in diff and "+print(x)" in diff
+    added = await insert_cell.preview_text(
+        ctx, insert_cell.parse_arguments({"after_cell_id": "a1", "source": "z = 3"})
+    )
+    assert added is not None and "+z = 3" in added and "after cell a1" in added
+    gone = await delete_cell.preview_text(ctx, delete_cell.parse_arguments({"cell_id": "c3"}))
+    assert gone is not None and "-x + 1" in gone
+    missing = edit_cell.parse_arguments({"cell_id": "b2", "old_string": "zz", "new_string": ""})
+    assert await edit_cell.preview_text(ctx, missing) is None  # the run says why
