@@ -42,15 +42,17 @@ ALLOWED: dict[str, set[str]] = {
     "agentspace_kernel:magics": {"client", "view", "shared"},
     "agentspace_kernel:root": {"magics", "client", "view", "agent_kernel", "shared"},
 }
-KERNEL_SHARED = {"loop", "errors", "tools"}
+KERNEL_SHARED = {"loop", "errors", "tools", "variables"}
 # Across the two packages: the kernel reaches the engine only through its embedded client,
-# and the extension reaches the kernel side only to hand ``%load_ext agentspace`` over.
+# and the extension reaches the kernel side only to hand ``%load_ext agentspace`` over;
+# list_variables (a shared module) asks the notebook part which names look secret (stdlib).
 ACROSS = {
     ("agentspace_kernel:client", "agentspace:engine"),
     ("agentspace_kernel:client", "agentspace:shared"),
     ("agentspace_kernel:client", "agentspace:store"),
     ("agentspace_kernel:client", "agentspace:tools"),
     ("agentspace:root", "agentspace_kernel:root"),
+    ("agentspace_kernel:shared", "agentspace:notebook"),
 }
 
 
