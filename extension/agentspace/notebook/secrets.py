@@ -131,7 +131,9 @@ def name_looks_secret(name: str) -> bool:
 
 # -- values --------------------------------------------------------------------------------
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-_BEFORE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+/-")
+_WORD = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+_BEFORE = frozenset(_WORD)  # a key does not start inside a word
+_BEFORE_B64 = frozenset(_WORD + "+/-")  # nor, if base64 can hold its shape, inside base64
 _E = r"(?![A-Za-z0-9_-])"
 
 
@@ -144,13 +146,14 @@ class _Shape:
     regex: re.Pattern[str]
     kinds: tuple[tuple[str, str], ...]
     random: bool = False  # the value must look random (not a CSS class or identifier)
+    before: frozenset[str] = _BEFORE  # what may not come just before it
 
     def kind(self, value: str) -> str:
         return next((k for p, k in self.kinds if value.startswith(p)), self.kinds[-1][1])
 
 
-def _shape(regex: str, *kinds: tuple[str, str], random: bool = False) -> _Shape:
-    return _Shape(re.compile(regex), kinds, random)
+def _shape(regex: str, *kinds: tuple[str, str], random: bool = False, b64: bool = False) -> _Shape:
+    return _Shape(re.compile(regex), kinds, random, _BEFORE_B64 if b64 else _BEFORE)
 
 
 # One scan of the text each (0.3-0.6 ms a MB): shapes share a scan where they share a start.
@@ -160,11 +163,11 @@ SHAPES = (
     _shape(r"g(?:h[pousr]_[A-Za-z0-9]{36,255}|ithub_pat_[A-Za-z0-9_]{22,255})" + _E,
            ("", "github token")),
     _shape(r"A(?:[KS]IA[0-9A-Z]{16}|Iza[0-9A-Za-z_-]{35})" + _E,
-           ("AIza", "google api key"), ("", "aws access key id")),
+           ("AIza", "google api key"), ("", "aws access key id"), b64=True),
     _shape(r"xox[abposr]-[A-Za-z0-9-]{10,}", ("", "slack token")),
     _shape(r"hf_[A-Za-z0-9]{30,}" + _E, ("", "hugging face token"), random=True),
     _shape(r"eyJ[A-Za-z0-9_-]{8,}={0,2}\.eyJ[A-Za-z0-9_-]{8,}={0,2}\.[A-Za-z0-9_-]{10,}={0,2}",
-           ("", "jwt")),
+           ("", "jwt"), b64=True),
 )  # fmt: skip
 # Found from the word "key" of its header (no scan of its own).
 _PEM = re.compile(
@@ -218,7 +221,7 @@ def redact(text: str) -> Redacted:
     for shape in SHAPES:
         for m in shape.regex.finditer(text):
             start = m.start()
-            if start and text[start - 1] in _BEFORE:
+            if start and text[start - 1] in shape.before:
                 continue  # in the middle of a word, of base64
             value = m.group(0)
             if shape.random and not _random_key(value):
