@@ -119,8 +119,7 @@ def describe(
     parts, size = [header], len(header)
     for i, name in enumerate(chosen):
         if i and clock() - started > budget:
-            rest = chosen[i:]
-            parts.append(_missing(rest, f"not described within the {budget:g} s budget"))
+            parts.append(_missing(chosen[i:], f"not described within the {budget:g} s budget"))
             break
         value = namespace.get(name, _MISSING)
         if value is _MISSING:
@@ -130,13 +129,23 @@ def describe(
                 block = describe_one(name, value, detail)
             except Exception as exc:  # a property or __len__ that raised: say so, go on
                 block = f"{name}: {type_name(value)} (could not be described: {exc!r:.80})"
-        if size + len(block) + 1 > limit - 400:  # room for the marker line
-            rest = chosen[i:]
-            parts.append(_missing(rest, f"not shown (the {limit:,}-character limit)"))
+        if size + len(block) + 1 > limit:
+            _end_within(parts, chosen, i, limit)
             break
         parts.append(block)
         size += len(block) + 1
     return "\n".join(parts)
+
+
+def _end_within(parts: list[str], chosen: list[str], i: int, limit: int) -> None:
+    """Close a listing at the size cap: drop described blocks until the marker fits."""
+    while True:
+        marker = _missing(chosen[i:], f"not shown (the {limit:,}-character limit)")
+        if len(parts) == 1 or sum(len(p) + 1 for p in parts) + len(marker) <= limit:
+            parts.append(marker)
+            return
+        parts.pop()
+        i -= 1
 
 
 def _missing(rest: list[str], why: str) -> str:
