@@ -84,7 +84,8 @@ def test_one_line_each_with_type_size_and_a_short_value() -> None:
     assert got["counts"].endswith("= Counter({'a': 2, 'b': 1, 'c': 1})")
     assert got["queue"].endswith("= deque([0, 1, 2])")
     assert got["f"] == "f: function f(x: int, y: str = 'a') -> int"
-    assert got["Model"] == "Model: class Model" and got["m"] == "m: Model = Model()"
+    assert got["Model"] == "Model: class tests.kernel.test_variables.Model"  # __main__'s: Model
+    assert got["m"] == "m: tests.kernel.test_variables.Model = Model()"
     assert got["big"] == "big: int = <int of 16,610 bits>"
     assert got["blob"].endswith(r"= b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00'")
     assert got["tags"].endswith("= {'x'}")
