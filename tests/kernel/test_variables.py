@@ -86,7 +86,7 @@ def test_one_line_each_with_type_size_and_a_short_value() -> None:
     assert got["f"] == "f: function f(x: int, y: str = 'a') -> int"
     assert got["Model"] == "Model: class tests.kernel.test_variables.Model"  # __main__'s: Model
     assert got["m"] == "m: tests.kernel.test_variables.Model = Model()"
-    assert got["big"] == "big: int = <int of 16,610 bits>"
+    assert got["big"] == "big: int, 2.2 KiB = <int of 16,610 bits>"
     assert got["blob"].endswith(r"= b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00'")
     assert got["tags"].endswith("= {'x'}")
     assert list(got) == sorted(got, key=str.lower)  # sorted by name, case aside
