@@ -42,9 +42,9 @@ class Redacted:
 def note(redacted: Redacted) -> str:
     """The line that tells a reader (and every view) that something was cut out."""
     n = redacted.count
-    values = "value that looks" if n == 1 else "values that look"
+    what = "value that looks like a secret" if n == 1 else "values that look like secrets"
     return (
-        f"[agentspace redacted {n} {values} like secrets ({', '.join(redacted.kinds)}) "
+        f"[agentspace redacted {n} {what} ({', '.join(redacted.kinds)}) "
         "before sending this to the model]"
     )
 

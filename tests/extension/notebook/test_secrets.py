@@ -229,7 +229,7 @@ def test_counts_and_kinds_of_several() -> None:
         "[agentspace redacted 4 values that look like secrets (openai key, password, aws access"
         " key id) before sending this to the model]"
     )
-    assert "1 value that looks like" in note(redact("password = 'hunter22'"))
+    assert "1 value that looks like a secret (password)" in note(redact("password = 'hunter22'"))
 
 
 def test_a_secret_inside_a_value_named_otherwise_still_goes() -> None:
