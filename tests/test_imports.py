@@ -42,9 +42,10 @@ ALLOWED: dict[str, set[str]] = {
     "agentspace_kernel:magics": {"client", "view", "shared"},
     "agentspace_kernel:root": {"magics", "client", "view", "agent_kernel", "shared"},
 }
-KERNEL_SHARED = {"loop", "errors", "tools", "ran"}
+KERNEL_SHARED = {"loop", "errors", "tools", "ran", "variables"}
 # Across the two packages: the kernel reaches the engine only through its embedded client,
-# and the extension reaches the kernel side only to hand ``%load_ext agentspace`` over.
+# and the extension reaches the kernel side only to hand ``%load_ext agentspace`` over;
+# list_variables (a shared module) asks the notebook part which names look secret (stdlib).
 ACROSS = {
     ("agentspace_kernel:client", "agentspace:engine"),
     ("agentspace_kernel:client", "agentspace:shared"),
@@ -52,6 +53,7 @@ ACROSS = {
     ("agentspace_kernel:client", "agentspace:tools"),
     ("agentspace_kernel:client", "agentspace:notebook"),
     ("agentspace:root", "agentspace_kernel:root"),
+    ("agentspace_kernel:shared", "agentspace:notebook"),
 }
 
 

@@ -3,9 +3,10 @@
 ``@agent_tool`` turns a typed function with a docstring into a tool spec (its
 JSON Schema from the type hints, via pydantic) and registers it; the next
 ``%%agent`` cell offers every registered tool to the session, beside the
-built-in ``run_cell``. The engine holds each call until the kernel answers
-(``reason == "kernel_tool"``); the cell that is running then calls the
-function here, in the user's namespace, and sends its return value back.
+built-ins ``run_cell`` and ``list_variables`` (``agentspace_kernel.variables``).
+The engine holds each call until the kernel answers (``reason == "kernel_tool"``);
+the cell that is running then calls the function here, in the user's namespace,
+and sends its return value back.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, TypeVar, overload
 F = TypeVar("F", bound=Callable[..., Any])
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_RESULT = 20_000
+LIST_VARIABLES = "list_variables"  # built in: answered by agentspace_kernel.variables
 
 
 @dataclass
@@ -78,6 +80,8 @@ def agent_tool(fn: Any = None, *, name: str | None = None, ask: bool = False) ->
         tool_name = name or f.__name__
         if not NAME.match(tool_name):
             raise ValueError(f"@agent_tool: {tool_name!r} is not a valid tool name")
+        if tool_name in ("run_cell", LIST_VARIABLES):
+            raise ValueError(f"@agent_tool: {tool_name!r} is built in; choose another name")
         description = inspect.getdoc(f) or ""
         if not description:
             raise ValueError(
@@ -97,6 +101,10 @@ def specs() -> list[dict[str, Any]]:
 def call(name: str, arguments: Any) -> tuple[str, bool]:
     """Run a registered tool; (result text, is_error). Errors go back to the model."""
     tool = REGISTRY.get(name)
+    if tool is None and name == LIST_VARIABLES:
+        from agentspace_kernel import variables
+
+        return variables.call(arguments)
     if tool is None:
         return (
             f"The function {name!r} is not defined in the notebook's kernel any more"

@@ -119,3 +119,38 @@ def test_calls_made_while_no_cell_runs_wait_for_resume(kernel: Kernel, tmp_path:
     assert kernel.run(send).text.strip() == "double"
     out = kernel.run("%agent resume")
     assert "✓ 10" in out.text and "Ten." in out.text
+
+
+def test_list_variables_is_answered_by_the_running_cell(kernel: Kernel, tmp_path: Path) -> None:
+    setup = (
+        "import pandas as pd\n"
+        "sales = pd.DataFrame({'region': ['north', 'south'], 'units': [3, 4]})\n"
+        "GITHUB_TOKEN = 'ghp_' + 'aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6'\n"
+        "remote = 'https://' + GITHUB_TOKEN + '@github.com/o/r.git'\n"
+    )
+    assert not kernel.run(setup).errors
+    model = write_script(
+        tmp_path / "vars.json",
+        {"text": "Looking.", "tool_calls": [{"name": "list_variables", "arguments": {}}]},
+        {"text": "Details.", "tool_calls": [
+            {"name": "list_variables", "arguments": {"names": ["sales"]}}]},
+        {"text": "You have sales."},
+    )  # fmt: skip
+    out = kernel.run(f"%%agent --new --model {model}\nwhat data do I have?")
+    assert out.errors == []
+    assert "waiting" not in out.text and "You have sales." in out.text  # no cell to approve
+    assert out.next_input is None
+    read = (
+        "import agentspace_kernel.magics.magics as m, agentspace_kernel.loop as l\n"
+        "for message in l.call(m._magics.client().history(12)):\n"
+        "    if message['role'] == 'tool':\n"
+        "        print(message['content'])"
+    )
+    history = kernel.run(read).text  # %agent history cuts each message short
+    assert "sales: pandas.DataFrame, 2 rows × 2 columns" in history
+    assert "columns: region" in history and "units int64" in history
+    assert "GITHUB_TOKEN: str, len 40 (value hidden: its name looks like a secret)" in history
+    assert "ghp_aB3" not in history  # remote's value went through the engine's redaction
+    assert "https://[redacted: github token]@github.com" in history
+    assert "[agentspace redacted 1 value that looks like a secret (github token)" in history
+    assert "head(2):" in history  # the second call's detail

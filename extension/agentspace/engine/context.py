@@ -20,6 +20,7 @@ from agentspace.errors import AgentspaceError
 from agentspace.notebook import document
 from agentspace.notebook.port import NotebookDoc
 from agentspace.notebook.render import head_tail, last_error, render_cell, strip_ansi
+from agentspace.notebook.secrets import redacted_text
 
 if TYPE_CHECKING:
     from agentspace.engine.session import Session
@@ -129,7 +130,9 @@ def build(doc: NotebookDoc | None, ref: PromptContext, notebook: str) -> Attache
         summary["error"] = doc.cells[failed].get("id")
     if doc is None and summary["error"] is None:
         return None  # nothing but the notebook's name, which the model has no use for
-    text = head_tail("\n\n".join(parts), CONTEXT_CHARS)
+    text, hidden = redacted_text(head_tail("\n\n".join(parts), CONTEXT_CHARS))
+    if hidden:
+        summary["redacted"] = hidden
     summary["chars"] = len(text)
     return Attached(text=f"{OPEN}\n{text}\n{CLOSE}", summary=summary)
 

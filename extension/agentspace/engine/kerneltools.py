@@ -1,15 +1,17 @@
 """Kernel tools: calls the notebook's kernel runs, not the sandbox.
 
 Why they are not ``Tool`` objects: the engine cannot run them. The kernel side
-(``agentspace_kernel``) declares them per session (``run_cell`` plus the user's
-own decorated functions), the model is offered them next to the built-in
-tools, and a call to one is held like an approval: a pending row, an AG-UI
-Interrupt with reason ``kernel_tool``, and later a ``result`` decision carrying
-what the kernel returned. Nothing here runs code; it describes, checks and
-formats, so the run loop and the session only ask it questions.
+(``agentspace_kernel``) declares them per session (the built-ins ``run_cell`` and
+``list_variables``, plus the user's own decorated functions), the model is
+offered them next to the built-in tools, and a call to one is held like an
+approval: a pending row, an AG-UI Interrupt with reason ``kernel_tool``, and
+later a ``result`` decision carrying what the kernel returned. Nothing here runs
+code; it describes, checks and formats, so the run loop and the session only ask
+it questions.
 
-The specs live in the session record (``kernel_tools``, ``run_cell``) and so
-survive restarts with it.
+The specs live in the session record (``kernel_tools``, ``run_cell``,
+``list_variables``) and so survive restarts with it. What the built-ins return
+reaches the model with what looks like a secret redacted (``result_text``).
 """
 
 from __future__ import annotations
@@ -21,9 +23,17 @@ from pydantic import BaseModel, Field
 
 from agentspace.engine.policies import Resolved, explain_policy
 from agentspace.errors import ConflictError, InputError, ToolArgumentsError
+from agentspace.notebook.secrets import redacted_text
 from agentspace.store.approvals import Decision, Executor, PendingCall
 from agentspace.tools.base import Policy
-from agentspace.tools.kernel import RUN_CELL, RUN_CELL_TOOL, KernelTool
+from agentspace.tools.kernel import (
+    BUILTIN,
+    LIST_VARIABLES,
+    LIST_VARIABLES_TOOL,
+    RUN_CELL,
+    RUN_CELL_TOOL,
+    KernelTool,
+)
 
 if TYPE_CHECKING:
     from agentspace.engine.session import Session
@@ -56,9 +66,12 @@ class ToolOffer:
         self.session = session
 
     def kernel_tools(self) -> list[KernelTool]:
-        """The kernel tools offered: ``run_cell`` first (if enabled), then the user's."""
+        """The kernel tools offered: the built-ins the kernel enabled, then the user's."""
         record = self.session.record
-        return ([RUN_CELL_TOOL] if record.run_cell else []) + list(record.kernel_tools)
+        builtin = [RUN_CELL_TOOL] if record.run_cell else []
+        if record.list_variables:
+            builtin.append(LIST_VARIABLES_TOOL)
+        return builtin + list(record.kernel_tools)
 
     def find(self, name: str) -> KernelTool | None:
         """The session's kernel tool called ``name`` (None for built-in or unknown names)."""
@@ -134,9 +147,9 @@ class ToolOffer:
                     + ").",
                     tool=t.name,
                 )
-            if t.name == RUN_CELL:
+            if t.name in BUILTIN:
                 raise InputError(
-                    "'run_cell' is built in: send \"run_cell\": true instead of defining it.",
+                    f'{t.name!r} is built in: send "{t.name}": true instead of defining it.',
                     tool=t.name,
                 )
             if t.name in seen:
@@ -245,11 +258,23 @@ async def run_cell_code(session: Session, raw: str) -> str:
     return json.dumps({"code": document.source_of(cell), "cell_id": cell_id})
 
 
+# The built-ins whose results show the user's data: what looks like a secret is redacted
+# before the model reads it (a user's own @agent_tool returns what its author chose).
+REDACTED = frozenset({RUN_CELL, LIST_VARIABLES})
+
+
 def result_text(call: PendingCall, decision: Decision) -> str:
-    """What the model reads for a kernel call the kernel answered."""
+    """What the model reads for a kernel call the kernel answered.
+
+    For ``run_cell`` and ``list_variables``, values that look like secrets are replaced
+    (``agentspace.notebook.secrets``) and a last line says how many and of which kinds, so
+    every view of the transcript shows it.
+    """
     output = decision.output or ""
     text = f"Error: {output}" if decision.is_error else output
     if decision.arguments is not None and decision.arguments != call.parsed_arguments:
         edited = json.dumps(decision.arguments)
         text = f"Note: the user edited the arguments of this call to {edited}.\n" + text
+    if call.name in REDACTED:
+        text, _ = redacted_text(text)
     return text

@@ -53,6 +53,12 @@ class SetTools(BaseModel):
     run_cell: bool = Field(
         False, strict=True, description="Offer run_cell (code the user approves)."
     )
+    list_variables: bool = Field(
+        False,
+        strict=True,
+        description="Offer list_variables (the kernel describes its namespace; it answers "
+        "these calls itself, without asking).",
+    )
 
 
 class Messages(BaseModel):

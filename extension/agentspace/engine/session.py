@@ -182,15 +182,18 @@ class Session(WorkspaceApi):
             self.record.sandbox.update(sandbox)
         self.save()
 
-    def set_kernel_tools(self, tools: list[KernelTool], run_cell: bool) -> None:
-        """Replace the tools the notebook's kernel runs (and whether run_cell is offered)."""
+    def set_kernel_tools(
+        self, tools: list[KernelTool], run_cell: bool, list_variables: bool = False
+    ) -> None:
+        """Replace the tools the notebook's kernel runs (and which built-ins it offers)."""
         self.offer.check_tool_set(tools)
         self.record.kernel_tools = list(tools)
         self.record.run_cell = run_cell
+        self.record.list_variables = list_variables
         self.save()
 
     def kernel_tools(self) -> list[KernelTool]:
-        """The kernel tools the model is offered: run_cell first (if enabled), then the user's."""
+        """The kernel tools the model is offered: the built-ins it enabled, then the user's."""
         return self.offer.kernel_tools()
 
     def tools(self) -> ToolListing:
@@ -205,9 +208,11 @@ class Session(WorkspaceApi):
         await self.store.flush()
         return await self.info()
 
-    async def offer_kernel_tools(self, tools: list[KernelTool], run_cell: bool) -> ToolListing:
+    async def offer_kernel_tools(
+        self, tools: list[KernelTool], run_cell: bool, list_variables: bool = False
+    ) -> ToolListing:
         """Set the kernel's tools, durably: the kernel relies on them once it hears back."""
-        self.set_kernel_tools(tools, run_cell)
+        self.set_kernel_tools(tools, run_cell, list_variables)
         await self.store.flush()
         return self.tools()
 

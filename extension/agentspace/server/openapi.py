@@ -306,7 +306,7 @@ def document(base_url: str = "/") -> dict[str, Any]:
         f"{sessions}/tools": {
             "get": _op("The tools offered to the model (sandbox and kernel)",
                        ("200", _ref("ToolListing")), params=[SID]),
-            "put": _op("Set the kernel's tools (replaces them) and whether run_cell is offered",
+            "put": _op("Set the kernel's tools (replaces them) and which built-ins are offered",
                        ("200", _ref("ToolListing")), body="SetTools", params=[SID],
                        errors=("400", "403", "404", "413", "422")),
         },

@@ -141,7 +141,7 @@ class ApprovalHandler(AgentspaceHandler):
 
 
 class ToolsHandler(AgentspaceHandler):
-    """The tools a session offers; the kernel side PUTs its own (and run_cell) here."""
+    """The tools a session offers; the kernel side PUTs its own (and its built-ins) here."""
 
     auth_resource = "agentspace:tools"
 
@@ -160,4 +160,4 @@ class ToolsHandler(AgentspaceHandler):
         await import_off_loop(VALIDATOR)  # checking the tools' schemas imports it: slow
         body = self.body(SetTools)
         session = await self.session(session_id)
-        self.reply(await session.offer_kernel_tools(body.tools, body.run_cell))
+        self.reply(await session.offer_kernel_tools(body.tools, body.run_cell, body.list_variables))

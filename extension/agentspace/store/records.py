@@ -76,6 +76,11 @@ class SessionRecord(BaseModel):
         default_factory=list, description="Tools the notebook's kernel runs (set by the kernel)."
     )
     run_cell: bool = Field(False, description="Whether the model is offered run_cell.")
+    list_variables: bool = Field(
+        False,
+        description="Whether the model is offered list_variables (a kernel that answers it "
+        "said so; a record stored before it existed has none).",
+    )
 
     @field_validator("status", mode="before")
     @classmethod

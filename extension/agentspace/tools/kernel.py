@@ -15,6 +15,9 @@ from agentspace.tools.base import Policy, openai_function
 
 RUN_CELL = "run_cell"
 """The built-in kernel tool: code the user's kernel runs after the user approves it."""
+LIST_VARIABLES = "list_variables"
+"""The built-in kernel tool that describes the user's namespace (it runs without asking)."""
+BUILTIN = (RUN_CELL, LIST_VARIABLES)
 
 STORED = "stored"
 """Validation context key: a spec loaded from the store was checked when it was set."""
@@ -86,4 +89,37 @@ RUN_CELL_TOOL = KernelTool.model_construct(  # no validation at import: jsonsche
         "additionalProperties": False,
     },
     policy="ask",
+)
+
+
+LIST_VARIABLES_TOOL = KernelTool.model_construct(
+    name=LIST_VARIABLES,
+    description=(
+        "List the variables in the user's notebook kernel: one line each with its name, type, "
+        "size and a short value (modules, _private names and IPython's own are left out); "
+        "DataFrames, Series and arrays also show their shape, dtypes, columns and first rows. "
+        "It only looks: nothing is copied, run or changed, and the user is not asked. Call it "
+        "before proposing code that uses the user's data, to get names and columns right. "
+        "Pass names=[...] for more detail on some variables (more rows, columns and "
+        "characters), or pattern='df_*' (a glob) to list only matching names. Values whose "
+        "name looks like a secret are hidden."
+    ),
+    parameters={
+        "type": "object",
+        "properties": {
+            "names": {
+                "type": "array",
+                "items": {"type": "string", "maxLength": 200},
+                "maxItems": 100,
+                "description": "Variables to describe in more detail (others are left out).",
+            },
+            "pattern": {
+                "type": "string",
+                "maxLength": 200,
+                "description": "A glob on names, e.g. 'df*' or '*_2024' (case-sensitive).",
+            },
+        },
+        "additionalProperties": False,
+    },
+    policy="allow",
 )

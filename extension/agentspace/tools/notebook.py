@@ -18,6 +18,7 @@ from agentspace.errors import NotebookConflict, NotebookError, ToolError
 from agentspace.notebook import document
 from agentspace.notebook.port import NotebookDoc, NotebookPort
 from agentspace.notebook.render import render_cells
+from agentspace.notebook.secrets import redacted_text
 from agentspace.tools.base import Tool, ToolContext, tool
 from agentspace.tools.diffs import unified
 
@@ -134,7 +135,8 @@ async def _read_notebook(ctx: ToolContext, args: ReadNotebookArgs) -> str:
         raise ToolError(f"No cells in that range: the notebook has {len(cells)} (0-{last}).")
     rendering = render_cells(cells, indices, heading=heading(doc), outputs=args.outputs)
     saw(ctx, cells, rendering.shown)
-    return rendering.text
+    text, _ = redacted_text(rendering.text)  # outputs print keys, cells assign tokens
+    return text
 
 
 def _where_done(doc: NotebookDoc) -> str:

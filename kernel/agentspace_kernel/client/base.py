@@ -73,8 +73,11 @@ class AgentClient(abc.ABC):
     ) -> dict[str, Any]: ...
 
     @abc.abstractmethod
-    async def set_kernel_tools(self, tools: list[dict[str, Any]], run_cell: bool) -> None:
-        """Offer the model these kernel-run tools (``@agent_tool`` specs) and ``run_cell``."""
+    async def set_kernel_tools(
+        self, tools: list[dict[str, Any]], run_cell: bool, list_variables: bool = False
+    ) -> None:
+        """Offer the model these kernel-run tools (``@agent_tool`` specs) and the built-ins
+        ``run_cell`` and ``list_variables``."""
 
     @abc.abstractmethod
     async def reset(self) -> dict[str, Any]:

@@ -189,15 +189,18 @@ class EmbeddedClient(AgentClient):
 
         return await self._guard(work)
 
-    async def set_kernel_tools(self, tools: list[dict[str, Any]], run_cell: bool) -> None:
+    async def set_kernel_tools(
+        self, tools: list[dict[str, Any]], run_cell: bool, list_variables: bool = False
+    ) -> None:
         session = await self._current()
 
         async def work() -> None:
             from agentspace.engine.requests import SetTools
             from agentspace.engine.validation import parse
 
-            body = parse(SetTools, {"tools": tools, "run_cell": run_cell})
-            await session.offer_kernel_tools(body.tools, body.run_cell)
+            raw = {"tools": tools, "run_cell": run_cell, "list_variables": list_variables}
+            body = parse(SetTools, raw)
+            await session.offer_kernel_tools(body.tools, body.run_cell, body.list_variables)
 
         await self._guard(work)
 

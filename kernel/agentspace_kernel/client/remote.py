@@ -144,8 +144,20 @@ class RemoteClient(AgentClient):
         result: dict[str, Any] = await self._call("PATCH", self._session(), body)
         return result
 
-    async def set_kernel_tools(self, tools: list[dict[str, Any]], run_cell: bool) -> None:
-        await self._call("PUT", self._session("/tools"), {"tools": tools, "run_cell": run_cell})
+    async def set_kernel_tools(
+        self, tools: list[dict[str, Any]], run_cell: bool, list_variables: bool = False
+    ) -> None:
+        body: dict[str, Any] = {"tools": tools, "run_cell": run_cell}
+        if list_variables:
+            body["list_variables"] = True
+        try:
+            await self._call("PUT", self._session("/tools"), body)
+        except ClientError as exc:
+            if not list_variables or "list_variables" not in str(exc):
+                raise
+            # a server older than this kernel: it offers run_cell and our tools, not that one
+            body.pop("list_variables")
+            await self._call("PUT", self._session("/tools"), body)
 
     async def reset(self) -> dict[str, Any]:
         if not self.session_id:

@@ -1,9 +1,9 @@
 """``%agent fix [CELL_ID]``: the failing cell and its traceback, sent as the prompt.
 
 The most common request in a notebook is "fix this error". The kernel knows the cell that
-raised and the traceback it showed (``ran``), so the prompt carries both, verbatim and
-bounded; the agent reads the notebook for more and proposes an ``edit_cell``, held for the
-user's approval as a diff. ``CELL_ID`` names a cell (JupyterLab's "Fix with agent" passes
+raised and the traceback it showed (``ran``), so the prompt carries both (its context); the
+agent reads the notebook for more and proposes an ``edit_cell``, held for the user's approval
+as a diff. ``CELL_ID`` names a cell (JupyterLab's "Fix with agent" passes
 the cell's id); without it, the last cell that raised in this kernel.
 """
 
@@ -15,27 +15,18 @@ from agentspace_kernel.errors import UsageError
 from agentspace_kernel.ran import RAN, Failure
 
 FIX_USAGE = "usage: %agent fix [CELL_ID]: ask the agent to fix the cell that raised"
-SOURCE_CHARS = 6_000
-TRACEBACK_CHARS = 6_000
-
-
-def _cut(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    half = limit // 2
-    return f"{text[:half]}\n[... {len(text) - limit} characters cut ...]\n{text[-half:]}"
 
 
 def prompt_of(failure: Failure) -> str:
-    """The words of the prompt: where, the cell's code, the exception, the traceback."""
+    """The words of the prompt; the cell's code and its traceback go with it as its context
+    (``engine.context``: bounded, secrets redacted, shown as attached in every view)."""
     where = f"cell {failure.cell_id}" if failure.cell_id else "the cell"
     if failure.execution_count is not None:
         where += f" (In [{failure.execution_count}])"
-    trace = _cut(failure.traceback, TRACEBACK_CHARS)
     return (
-        f"Fix the error in {where}. Its code:\n```python\n{_cut(failure.source, SOURCE_CHARS)}\n"
-        f"```\nIt raised {failure.ename}: {failure.evalue}\n```\n{trace}\n```\n"
-        "Read the notebook if you need more, then propose the fix to that cell with edit_cell."
+        f"Fix the error in {where}: it raised {failure.ename}: {failure.evalue[:500]}. Its code "
+        "and traceback are in the notebook context. Read the notebook if you need more, then "
+        "propose the fix to that cell with edit_cell."
     )
 
 
@@ -59,5 +50,6 @@ def fix_prompt(cell_id: str) -> tuple[str, dict[str, Any]]:
         )
     context["cell_id"] = failure.cell_id
     context["cell_source"] = failure.source
-    RAN.sent = failure  # the prompt carries it already
+    context["error"] = failure.ref()
+    RAN.sent = failure  # sent: the next prompt does not carry it again
     return prompt_of(failure), context

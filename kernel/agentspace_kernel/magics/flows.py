@@ -84,7 +84,8 @@ class Flows:
         await self._paused(run, await run.message(text, context))
 
     async def _sync_tools(self) -> None:
-        """Offer the notebook's @agent_tool functions and run_cell (only when they changed)."""
+        """Offer the notebook's @agent_tool functions, run_cell and list_variables (only when
+        they changed)."""
         from agentspace_kernel import loop, tools
 
         specs = tools.specs()
@@ -92,7 +93,7 @@ class Flows:
         client = self.client()
         if self._tools_key == (client.session_id, key):
             return
-        await loop.bridge(client.set_kernel_tools(specs, run_cell=True))
+        await loop.bridge(client.set_kernel_tools(specs, run_cell=True, list_variables=True))
         self._tools_key = (client.session_id, key)
 
     async def _kernel_calls_first(self, run: Any) -> bool:
@@ -161,7 +162,8 @@ class Flows:
         await self._paused(run, view)
 
     async def _run_kernel_calls(self, run: Any, view: RunView) -> RunView:
-        """Run the calls this kernel answers without asking (@agent_tool functions), in order."""
+        """Run the calls this kernel answers without asking (@agent_tool functions and
+        list_variables), in order."""
         from agentspace_kernel import tools
 
         while view.state == "paused" and view.pending and _runs_here_block(view.pending[0]):

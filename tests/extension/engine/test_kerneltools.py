@@ -337,3 +337,82 @@ async def test_an_older_database_gets_the_new_approval_columns(tmp_path: Path) -
         assert rows == [("sandbox", 1)]
     finally:
         await store.close()
+
+
+async def test_list_variables_is_offered_when_the_kernel_says_and_runs_without_asking(
+    kengine: Engine, model: RecordingModel, script: Callable[..., str]
+) -> None:
+    session = await kengine.session(
+        "lv.ipynb", model=script(turn("", ("list_variables", {"pattern": "df*"})), turn("ok"))
+    )
+    assert session.record.list_variables is False  # a record made (or stored) before: not
+    session.set_kernel_tools([SUMMARY], run_cell=True, list_variables=True)
+    assert [t.name for t in session.kernel_tools()] == ["run_cell", "list_variables", "summarise"]
+    listing = {t.name: t for t in session.tools().tools}
+    assert (listing["list_variables"].policy, listing["list_variables"].executor) == (
+        "allow",
+        "kernel",
+    )
+    await session.send("what data is there?")
+    (interrupt,) = (await held(session))["outcome"]["interrupts"]
+    assert interrupt["metadata"]["needs_approval"] is False  # the kernel answers it itself
+    key = "sk-proj-Ab3dEfGhIjKlMnOpQrStUvWxYz0123456789abcdEFGH"
+    output = f"1 variable matching 'df*':\nnote: str, len 60 = 'use {key}'"
+    await session.decide(interrupt["toolCallId"], Decision(decision="result", output=output))
+    await session.wait()
+    (result,) = tool_results(await session.transcript())
+    assert key not in result
+    assert result == (
+        "1 variable matching 'df*':\nnote: str, len 60 = 'use [redacted: openai key]'\n"
+        "[agentspace redacted 1 value that looks like a secret (openai key) before sending "
+        "this to the model]"
+    )
+    _, offered = model.calls[0]
+    assert "list_variables" in [t["function"]["name"] for t in offered]
+    session.set_kernel_tools([], run_cell=True)  # a kernel that does not offer it
+    assert [t.name for t in session.kernel_tools()] == ["run_cell"]
+    with pytest.raises(InputError, match=r"'list_variables' is built in"):
+        session.set_kernel_tools([SUMMARY.model_copy(update={"name": "list_variables"})], True)
+
+
+async def test_run_cell_output_is_redacted_and_a_tool_of_the_user_is_not(
+    kengine: Engine, script: Callable[..., str]
+) -> None:
+    session = await kengine.session(
+        "red.ipynb",
+        model=script(
+            turn("", ("run_cell", {"code": "print(cfg)"}), ("summarise", {"frame": "f"})),
+            turn("ok"),
+        ),
+    )
+    session.set_kernel_tools([SUMMARY], run_cell=True, list_variables=True)
+    await session.send("go")
+    interrupts = (await held(session))["outcome"]["interrupts"]
+    run_cell, summarise = (i["toolCallId"] for i in interrupts)
+    secret = "{'password': 'hunter22', 'host': 'db'}"
+    await session.decide(summarise, Decision(decision="result", output=secret))
+    await session.decide(run_cell, Decision(decision="result", output=secret + "\n"))
+    await session.wait()
+    first, second = tool_results(await session.transcript())
+    assert first == (
+        "{'password': '[redacted: password]', 'host': 'db'}\n[agentspace redacted 1 value that "
+        "looks like a secret (password) before sending this to the model]"
+    )
+    assert second == secret  # @agent_tool returns what its author chose to return
+
+
+async def test_a_record_stored_before_list_variables_loads_without_it(
+    make_config: Callable[..., EngineConfig],
+) -> None:
+    async with Engine(make_config(), model=DirectModel()) as engine:
+        session = await engine.session("old.ipynb")
+        session.set_kernel_tools([SUMMARY], run_cell=True)
+        await session.store.flush()
+        path = session.store.path
+    with sqlite3.connect(path) as conn:  # as an older version wrote it: no such field
+        conn.execute("UPDATE sessions SET data = json_remove(data, '$.list_variables')")
+    conn.close()
+    async with Engine(make_config(), model=DirectModel()) as engine:
+        session = await engine.session("old.ipynb")
+        assert session.record.list_variables is False
+        assert [t.name for t in session.kernel_tools()] == ["run_cell", "summarise"]
