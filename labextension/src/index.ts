@@ -1,5 +1,5 @@
 /**
- * jupyter-agentspace: the notebook link and "Fix with agent".
+ * jupyter-agentspace: the notebook link, "Fix with agent" and the cells the kernel asks for.
  *
  * The link (docs/notebook-link.md): one WebSocket per open notebook panel, to
  * `{baseUrl}agentspace/api/notebooks/link?path=<path>`. The server sends requests (read, set,
@@ -20,6 +20,8 @@ import {
   NotebookPanel
 } from '@jupyterlab/notebook';
 import { ServerConnection } from '@jupyterlab/services';
+
+import { listenForCells } from './cells';
 
 const LINK_PATH = 'agentspace/api/notebooks/link';
 const FIX_COMMAND = 'agentspace:fix-with-agent';
@@ -252,6 +254,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       void panel.context.ready.then(() => {
         if (!panel.isDisposed) {
           new NotebookLink(panel, settings, client);
+          listenForCells(panel);
         }
       });
     };
@@ -296,6 +299,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
         } as any);
         notebook.deselectAll();
         notebook.activeCellIndex = index + 1;
+        // %agent needs the extension: load it first, silently (a no-op when it is loaded)
+        const kernel = panel.sessionContext.session?.kernel;
+        if (kernel) {
+          await kernel.requestExecute({
+            code: '%load_ext agentspace',
+            silent: true,
+            store_history: false
+          }).done;
+        }
         await NotebookActions.run(notebook, panel.sessionContext);
       }
     });

@@ -72,3 +72,30 @@ def test_the_agent_fixes_an_error_in_the_open_notebook_while_the_user_types(
     saved = json.loads((lab_server.root / "fixme.ipynb").read_text())
     assert "".join(saved["cells"][2]["source"]) == "sales['unit']"  # never written under it
     expect(nb.run_cell("sales['units']", index=2)).to_contain_text("3")
+
+
+def test_after_a_button_decision_the_next_call_gets_its_own_cell(
+    notebook: Callable[..., NotebookPage], lab_server: LabServer
+) -> None:
+    script = lab_server.root / "two_calls.json"
+    write = [{"name": "write_file", "arguments": {"path": f"{n}.txt", "content": n}} for n in "ab"]
+    turns = [{"text": "First a.", "tool_calls": [write[0]]},
+             {"text": "Then b.", "tool_calls": [write[1]]}, {"text": "Both written."}]  # fmt: skip
+    script.write_text(json.dumps({"turns": turns}))
+    nb = notebook("twocalls.ipynb", sources=("%load_ext agentspace", ""))
+    wait_linked(lab_server, "twocalls.ipynb", "jupyterlab")
+    nb.run_cell("%load_ext agentspace", index=0)
+    view = nb.run_cell(f"%%agent --new --model scripted//{script}\nwrite two", index=1).locator(
+        ".agentspace-view"
+    )
+    first = view.locator(".agentspace-tool", has_text="a.txt")
+    expect(first.get_by_role("button", name="Approve", exact=True)).to_be_visible(timeout=60_000)
+    expect(nb.cells.nth(2)).to_contain_text("%%approve call_0_0")  # set_next_input's
+    first.get_by_role("button", name="Approve", exact=True).click()
+
+    second = view.locator(".agentspace-tool", has_text="b.txt")
+    expect(second.get_by_role("button", name="Approve", exact=True)).to_be_visible()
+    # no cell ran, yet the paused call has its own cell, right after the first one's
+    expect(nb.cells.nth(3)).to_contain_text("%%approve call_1_0")
+    sources = nb.cells.locator(".jp-InputArea-editor .cm-content").all_inner_texts()
+    assert sum(s.startswith("%%approve call_1_0") for s in sources) == 1, sources

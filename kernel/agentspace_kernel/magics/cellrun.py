@@ -74,6 +74,9 @@ class CellRun:
         # background work is always started on the loop of the cell that made the view.
         self.home = asyncio.get_running_loop()
         self._deciding = False
+        from agentspace_kernel.ran import RAN
+
+        self.cell_id = RAN.cell_id  # the %%agent cell this view is the output of
         if widgets:
             from agentspace_kernel.view.widget import RunWidget
 
@@ -278,14 +281,35 @@ class CellRun:
     async def _decide(self, tool_call_id: str, decision: dict[str, Any]) -> None:
         try:
             await self.decision(tool_call_id, decision)
+            self._ask_for_cell()
         except ClientError as exc:
             card = self.widget.card(tool_call_id) if self.widget else None
             if card is not None:  # another decision won (409): nothing left to click
                 card.failed(exc.message, settled=exc.code == "conflict" and "decision" in exc.data)
 
+    def _ask_for_cell(self) -> None:
+        """After a button decision the run paused on another call: ask the frontend for its
+        approval cell below the %%agent cell (no cell runs, so no ``set_next_input``
+        carries it; the labextension inserts it, once per call: labextension/src/cells.ts)."""
+        if self.view.state != "paused" or not self.view.pending:
+            return
+        from agentspace_kernel.view.cells import approval_cell
+
+        block = self.view.pending[0]
+        if block.kernel_tool and block.name != "run_cell":
+            return  # answered by the kernel at the next cell, not by an approval cell
+        request = {"after": self.cell_id, "source": approval_cell(block), "call": block.id}
+        from IPython.display import display
+
+        text = f"(the next call, {block.id}, waits: its approval cell goes below the %%agent cell)"
+        display({CELL_MIME: request, "text/plain": text}, raw=True, transient={"agentspace": 1})
+
     def _stop_clicked(self) -> None:
         loop.submit(self.client.stop())
 
+
+CELL_MIME = "application/vnd.agentspace.cell+json"
+"""A request for an approval cell, read by the labextension (labextension/src/cells.ts)."""
 
 FALLBACK_CSS = (
     "<style>"
