@@ -127,7 +127,9 @@ class LabServer:
         if not (built / "package.json").exists():
             raise RuntimeError(f"{built} is not built: run scripts/labextension.sh (make setup).")
         (data_dir / "labextensions").mkdir(parents=True, exist_ok=True)
-        (data_dir / "labextensions/jupyter-agentspace").symlink_to(built, target_is_directory=True)
+        link = data_dir / "labextensions/jupyter-agentspace"
+        if not link.is_symlink():  # a restart of the same server keeps it
+            link.symlink_to(built, target_is_directory=True)
         config = self.base / "jupyter_server_config.json"
         config.write_text(json.dumps({
             "ServerApp": {"jpserver_extensions": {"agentspace": True, "notebook": True,

@@ -123,7 +123,7 @@ def build(doc: NotebookDoc | None, ref: PromptContext, notebook: str) -> Attache
         parts.append(f"Notebook: {notebook}.")
     if ref.error is not None and (ref.error.ename or ref.error.traceback):
         parts.append(_error_text(ref.error))
-        summary["error"] = ref.error.cell_id or f"In [{ref.error.execution_count}]"
+        summary["error"] = ref.error.cell_id or "kernel"  # counts differ between runners
     elif ref.doc_error and doc is not None and (failed := last_error(doc.cells)) is not None:
         shown = head_tail(render_cell(failed, doc.cells[failed]), ERROR_CHARS)
         parts.append("The last error in the notebook:\n" + shown)

@@ -88,7 +88,12 @@ class FileNotebook:
             self._save(nb, stamp)
         cells = [dict(c, source=document.source_of(c)) for c in nb["cells"]]
         return NotebookDoc(
-            path=self.label, origin="file", cells=cells, ids_added=added, note=self.read_only
+            path=self.label,
+            origin="file",
+            cells=cells,
+            ids_added=added,
+            note=self.read_only,
+            read_only=bool(self.read_only),
         )
 
     def _edit(self, change: Callable[[dict[str, Any]], Any]) -> Any:
@@ -139,7 +144,9 @@ class HistoryNotebook:
         self._cells = cells
 
     async def read(self) -> NotebookDoc:
-        return NotebookDoc(path=self.label, origin="kernel", cells=self._cells(), note=READ_ONLY)
+        return NotebookDoc(
+            path=self.label, origin="kernel", cells=self._cells(), note=READ_ONLY, read_only=True
+        )
 
     def _refuse(self) -> NotebookError:
         return NotebookError(READ_ONLY, reason="read_only")

@@ -27,6 +27,7 @@ class NotebookDoc(BaseModel):
     dirty: bool = Field(False, description="The browser's document has unsaved edits.")
     ids_added: int = Field(0, description="Cells that had no id and were given one now.")
     note: str = Field("", description="What the reader should know (e.g. why read-only).")
+    read_only: bool = Field(False, description="Edits are refused; ``note`` says why.")
 
 
 class NotebookPort(Protocol):

@@ -176,9 +176,17 @@ def new_source(current: str, args: EditCellArgs) -> str:
     return current.replace(old, new) if args.replace_all else current.replace(old, new, 1)
 
 
-async def _cell(ctx: ToolContext, cell_id: str) -> tuple[NotebookPort, NotebookDoc, str]:
+async def _editable(ctx: ToolContext) -> tuple[NotebookPort, NotebookDoc]:
+    """The port and the notebook as read now; ``NotebookError`` where edits are refused."""
     port = await port_of(ctx)
     doc = await port.read()
+    if doc.read_only:
+        raise NotebookError(doc.note or "This notebook cannot be edited here.", reason="read_only")
+    return port, doc
+
+
+async def _cell(ctx: ToolContext, cell_id: str) -> tuple[NotebookPort, NotebookDoc, str]:
+    port, doc = await _editable(ctx)
     cell = doc.cells[document.index_of(doc.cells, cell_id)]
     return port, doc, document.source_of(cell)
 
@@ -200,8 +208,7 @@ async def _edit_cell(ctx: ToolContext, args: EditCellArgs) -> str:
 async def _insert_cell(ctx: ToolContext, args: InsertCellArgs) -> str:
     """Insert a new cell into the notebook after the cell with id after_cell_id (null: at the
     top). It is not run; the user approves it first. Returns the new cell's id."""
-    port = await port_of(ctx)
-    doc = await port.read()
+    port, doc = await _editable(ctx)
     cell_id = document.new_cell_id()
     cell = {"id": cell_id, "cell_type": args.cell_type, "source": args.source}
     index = await port.insert(args.after_cell_id, cell)

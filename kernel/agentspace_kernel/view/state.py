@@ -289,7 +289,8 @@ def attached_text(summary: dict[str, Any]) -> str:
     if neighbours:
         parts.append(f"{neighbours} neighbouring cell{'s' if neighbours > 1 else ''}")
     if summary.get("error"):
-        parts.append(f"the last error ({summary['error']})")
+        error = summary["error"]
+        parts.append("the last error" + (f" (cell {error})" if error != "kernel" else ""))
     if summary.get("redacted"):
         parts.append(f"{summary['redacted']} secret-looking values redacted")
     what = ", ".join(parts) or "the notebook's name"
