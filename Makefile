@@ -39,8 +39,8 @@ demo: setup
 	$(VENV)/bin/agentspace sessions --state-dir "$(STATE)/demo"
 
 lint: setup
-	$(VENV)/bin/ruff check extension kernel tests bench scripts
-	$(VENV)/bin/ruff format --check extension kernel tests bench scripts
+	$(VENV)/bin/ruff check extension kernel tests bench scripts hatch_build.py
+	$(VENV)/bin/ruff format --check extension kernel tests bench scripts hatch_build.py
 
 typecheck: setup
 	$(VENV)/bin/mypy
