@@ -50,27 +50,33 @@ def ensure_ids(nb: dict[str, Any]) -> int:
     return added
 
 
+def check_failed(reason: str, cell_id: Any) -> NotebookConflict:
+    """The error of a failed check, wherever it was made (here or in the browser):
+    ``missing`` (no such cell) or ``conflict`` (its source is not what was read)."""
+    if reason == "missing":
+        text = (
+            f"The notebook has no cell {cell_id!r} (now): it was deleted, or the id is wrong. "
+            "Nothing was changed; call read_notebook to see the cells and their ids."
+        )
+    else:
+        text = (
+            f"Cell {cell_id!r} changed since it was read (the user edited it). Nothing was "
+            "changed; call read_notebook for its current source and propose the edit again."
+        )
+    return NotebookConflict(text, cell_id=cell_id, reason=reason)
+
+
 def index_of(cells: list[dict[str, Any]], cell_id: str) -> int:
     """The position of the cell ``cell_id``; ``NotebookConflict`` if there is none."""
     for i, cell in enumerate(cells):
         if cell.get("id") == cell_id:
             return i
-    raise NotebookConflict(
-        f"The notebook has no cell {cell_id!r} (now): it was deleted, or the id is wrong. "
-        "Nothing was changed; call read_notebook to see the cells and their ids.",
-        cell_id=cell_id,
-        reason="missing",
-    )
+    raise check_failed("missing", cell_id)
 
 
 def _check(cell: dict[str, Any], cell_id: str, expect: str) -> None:
     if source_of(cell) != expect:
-        raise NotebookConflict(
-            f"Cell {cell_id!r} changed since it was read (the user edited it). Nothing was "
-            "changed; call read_notebook for its current source and propose the edit again.",
-            cell_id=cell_id,
-            reason="conflict",
-        )
+        raise check_failed("conflict", cell_id)
 
 
 def apply_set(nb: dict[str, Any], cell_id: str, expect: str, source: str) -> None:

@@ -23,7 +23,8 @@ from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from agentspace.errors import InputError, NotebookConflict, NotebookError
+from agentspace.errors import InputError, NotebookError
+from agentspace.notebook import document
 
 from .base import AgentspaceHandler
 
@@ -87,9 +88,7 @@ class Link:
         kind, message = str(reply.get("error") or "invalid"), str(reply.get("message") or "")
         cell_id = fields.get("cell_id", fields.get("index_after"))
         if kind in CHECK_FAILURES:
-            raise NotebookConflict(
-                _conflict_message(kind, cell_id, message), cell_id=cell_id, reason=kind
-            )
+            raise document.check_failed(kind, cell_id)
         raise NotebookError(
             f"The browser refused {op!r} on {self.path!r}: {message or kind}.",
             path=self.path,
@@ -115,18 +114,6 @@ class Link:
 
     def describe(self) -> dict[str, Any]:
         return {"path": self.path, "client": self.client, "since": self.since}
-
-
-def _conflict_message(kind: str, cell_id: Any, detail: str) -> str:
-    if kind == "missing":
-        return (
-            f"The notebook has no cell {cell_id!r} (now): it was deleted, or the id is wrong. "
-            "Nothing was changed; call read_notebook to see the cells and their ids."
-        )
-    return (
-        f"Cell {cell_id!r} changed since it was read (the user edited it). Nothing was "
-        "changed; call read_notebook for its current source and propose the edit again."
-    )
 
 
 class Links:

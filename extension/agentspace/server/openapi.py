@@ -255,6 +255,14 @@ def document(base_url: str = "/") -> dict[str, Any]:
             "get": _op("The store's health: integrity, sessions, orphaned workspaces, sandbox",
                        ("200", STATUS_SCHEMA), errors=("403",)),
         },
+        "/notebooks/links": {
+            "get": _op("The notebooks a browser has open and linked (docs/notebook-link.md)",
+                       ("200", _array("links", _object(["path", "client", "since"],
+                                                       path={"type": "string"},
+                                                       client={"type": "string"},
+                                                       since={"type": "number"}))),
+                       errors=("403",)),
+        },
         "/openapi.json": {
             "get": _op("This document", ("200", {"type": "object"}), errors=("403",)),
         },
