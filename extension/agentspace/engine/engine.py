@@ -66,6 +66,13 @@ def normalise_notebook(path: str) -> str:
 
 
 @cache
+def _takes_images(model: str) -> bool:
+    from agentspace.models.litellm_model import supports_images
+
+    return supports_images(model)
+
+
+@cache
 def _context_window(model: str) -> int | None:
     from agentspace.models.litellm_model import context_window
 
@@ -133,6 +140,12 @@ class Engine:
         if model.startswith("scripted/"):
             return _context_window(model)
         return await asyncio.to_thread(_context_window, model)
+
+    async def takes_images(self, model: str) -> bool:
+        """Whether ``model`` takes images (litellm's model map, read off the loop once)."""
+        if model.startswith("scripted/"):
+            return False
+        return await asyncio.to_thread(_takes_images, model)
 
     def default_policy(self, tool: str) -> Policy:
         return self.tools.get(tool).policy if tool in self.tools else "ask"

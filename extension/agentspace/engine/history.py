@@ -22,8 +22,46 @@ WIRE_KEYS = ("role", "content", "tool_calls", "tool_call_id", "name")
 TRUNCATION_MARKER = "\n[... {cut} more characters truncated; the full result is kept in the store]"
 
 
+IMAGE_TOKENS = 1_000
+"""What one attached image is counted as (providers charge roughly this for a figure)."""
+
+
 def estimate_tokens(message: dict[str, Any]) -> int:
+    content = message.get("content")
+    if isinstance(content, list) and any(p.get("type") == "image_url" for p in content):
+        text = sum(len(str(p.get("text", ""))) for p in content)
+        pictures = sum(1 for p in content if p.get("type") == "image_url")
+        return text // 4 + IMAGE_TOKENS * pictures + 4
     return len(json.dumps(message, ensure_ascii=False)) // 4 + 4
+
+
+def images_message(images: list[tuple[str, dict[str, str]]]) -> dict[str, Any]:
+    """The images tool results attached (read_notebook's figures), as one user message after
+    the turn's tool results: tool messages carry text only at most providers."""
+    parts: list[dict[str, Any]] = []
+    for n, (call_id, image) in enumerate(images, 1):
+        label = f"Image {n} of tool call {call_id}: {image.get('label', '')}".rstrip(": ")
+        parts.append({"type": "text", "text": label})
+        url = f"data:{image['mime']};base64,{image['data']}"
+        parts.append({"type": "image_url", "image_url": {"url": url}})
+    return {"role": "user", "content": parts}
+
+
+def wire_messages(transcript: list[dict[str, Any]], max_tool_chars: int) -> list[dict[str, Any]]:
+    """The transcript as providers take it: ``to_wire`` each, and after each run of tool
+    results the images they attached."""
+    wire: list[dict[str, Any]] = []
+    images: list[tuple[str, dict[str, str]]] = []
+    for message in transcript:
+        if images and message.get("role") != "tool":
+            wire.append(images_message(images))
+            images = []
+        wire.append(to_wire(message, max_tool_chars))
+        if message.get("role") == "tool" and message.get("images"):
+            images += [(str(message.get("tool_call_id")), i) for i in message["images"]]
+    if images:
+        wire.append(images_message(images))
+    return wire
 
 
 def arguments_object(raw: Any) -> dict[str, Any] | None:
@@ -91,7 +129,7 @@ def build_prompt(
 ) -> list[dict[str, Any]]:
     """System prompt plus the newest whole turns that fit in ``window`` tokens."""
     reserve = min(4096, window // 4)  # room for the answer
-    wire = [to_wire(m, max_tool_chars) for m in transcript]
+    wire = wire_messages(transcript, max_tool_chars)
     budget = window - reserve - estimate_tokens({"role": "system", "content": system}) - 40
     total = 0
     start = len(wire)

@@ -205,30 +205,45 @@ class ToolCalls:
     ) -> None:
         s = self.s
         changed: list[str] = []
+        images: list[dict[str, str]] = []
         try:
             tool = s.engine.tools.get(name)
             args = tool.parse_arguments(arguments)
             ctx = self.tool_context()
+            ctx.images = await s.engine.takes_images(s.effective_model)
             try:
                 ctx.workspace = await s.engine.workspaces.get(s)
             except SandboxError as exc:  # file tools still work; sandbox tools say why not
                 ctx.workspace_error = exc.message
             output = await tool.run(ctx, args)
-            text, changed = output.text, output.changed_paths
+            text, changed, images = output.text, output.changed_paths, output.images
         except ToolError as exc:
             text = f"Error: {exc.message}"
-        self.result(call_id, note + text, auto=auto)
+        self.result(call_id, note + text, auto=auto, images=images)
         if changed:
             self.emit(custom(Custom.FILES, {"paths": changed, "tool_call_id": call_id}))
 
-    def result(self, call_id: str, text: str, auto: str | None = None) -> None:
+    def result(
+        self,
+        call_id: str,
+        text: str,
+        auto: str | None = None,
+        images: list[dict[str, str]] | None = None,
+    ) -> None:
         message_id = new_id("msg")
         self.emit(
             ToolCallResultEvent(
                 message_id=message_id, tool_call_id=call_id, content=text, role="tool"
             )
         )
-        message = {"role": "tool", "tool_call_id": call_id, "content": text, "id": message_id}
+        message: dict[str, Any] = {
+            "role": "tool",
+            "tool_call_id": call_id,
+            "content": text,
+            "id": message_id,
+        }
         if auto is not None:  # not sent to the model (history.to_wire keeps known keys only)
             message["approval"] = auto_text(auto)
+        if images:  # sent after the turn's tool results, as a user message (history.wire_messages)
+            message["images"] = images
         self.append(message)

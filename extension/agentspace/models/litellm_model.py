@@ -180,6 +180,19 @@ def context_window(model: str) -> int | None:
     return int(window) if window else None
 
 
+def supports_images(model: str) -> bool:
+    """Whether the model takes images in its messages (litellm's model map; False if unknown)."""
+    if _provider(model) == "scripted":
+        return False
+    load_litellm()
+    import litellm
+
+    try:
+        return bool(litellm.supports_vision(model=model))
+    except Exception:
+        return False
+
+
 def cost_of(model: str, usage: Usage) -> float | None:
     """USD for a turn where litellm knows the price; 0 for scripted; ``None`` when unknown."""
     if _provider(model) == "scripted":

@@ -57,6 +57,7 @@ class ToolContext:
     workspace_error: str | None = None  # why there is no workspace runtime, for the model
     notebooks: NotebookAccess | None = None  # the notebook beside the session (notebook tools)
     scratch: dict[str, Any] = field(default_factory=dict)  # the session's, kept in memory
+    images: bool = False  # the session's model takes images: a tool may attach some
 
     def check_quota(self, extra: int) -> None:
         """Refuse a write of ``extra`` bytes that would take the workspace over its quota."""
@@ -73,6 +74,7 @@ class ToolOutput:
 
     text: str
     changed_paths: list[str] = field(default_factory=list)
+    images: list[dict[str, str]] = field(default_factory=list)  # {"mime", "data", "label"}
 
 
 def openai_function(name: str, description: str, parameters: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from agentspace.notebook import document
 from agentspace.notebook.port import NotebookDoc, NotebookPort
 from agentspace.notebook.render import render_cells
 from agentspace.notebook.secrets import redacted_text
-from agentspace.tools.base import Tool, ToolContext, tool
+from agentspace.tools.base import Tool, ToolContext, ToolOutput, tool
 from agentspace.tools.diffs import unified
 
 SEEN = "notebook_seen"
@@ -116,7 +116,7 @@ def heading(doc: NotebookDoc) -> str:
     return text
 
 
-async def _read_notebook(ctx: ToolContext, args: ReadNotebookArgs) -> str:
+async def _read_notebook(ctx: ToolContext, args: ReadNotebookArgs) -> str | ToolOutput:
     """Read the notebook beside you: its cells in order, each with its position, type, id,
     execution count, source and outputs in brief (errors with their traceback). It is the
     notebook as the user sees it (unsaved edits included when it is open in a browser).
@@ -133,10 +133,12 @@ async def _read_notebook(ctx: ToolContext, args: ReadNotebookArgs) -> str:
         return heading(doc) + "\n(The notebook has no cells.)"
     if not indices:
         raise ToolError(f"No cells in that range: the notebook has {len(cells)} (0-{last}).")
-    rendering = render_cells(cells, indices, heading=heading(doc), outputs=args.outputs)
+    rendering = render_cells(
+        cells, indices, heading=heading(doc), outputs=args.outputs, images=ctx.images
+    )
     saw(ctx, cells, rendering.shown)
     text, _ = redacted_text(rendering.text)  # outputs print keys, cells assign tokens
-    return text
+    return ToolOutput(text=text, images=rendering.images)
 
 
 def _where_done(doc: NotebookDoc) -> str:

@@ -50,3 +50,25 @@ def test_a_turn_too_long_for_the_window_is_a_clear_error() -> None:
     huge = [{"role": "user", "content": "x" * 100_000}]
     with pytest.raises(ContextWindowError, match="context window"):
         build_prompt("sys", huge, window=1000, max_tool_chars=1000)
+
+
+def test_images_of_tool_results_follow_the_turns_results_as_a_user_message() -> None:
+    from agentspace.engine.history import estimate_tokens, wire_messages
+
+    image = {"mime": "image/png", "data": "iVBORw0KGgo" + "A" * 40_000, "label": "cell 3"}
+    calls = [{"id": f"t{i}", "type": "function",
+              "function": {"name": "read_notebook", "arguments": "{}"}} for i in (1, 2)]  # fmt: skip
+    transcript = [
+        {"role": "user", "content": "look"},
+        {"role": "assistant", "content": "", "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "t1", "content": "one", "images": [image]},
+        {"role": "tool", "tool_call_id": "t2", "content": "two"},
+        {"role": "assistant", "content": "seen"},
+    ]
+    wire = wire_messages(transcript, 10_000)
+    assert [m["role"] for m in wire] == ["user", "assistant", "tool", "tool", "user", "assistant"]
+    assert "images" not in wire[2]  # tool messages carry text only
+    parts = wire[4]["content"]
+    assert parts[0] == {"type": "text", "text": "Image 1 of tool call t1: cell 3"}
+    assert parts[1]["image_url"]["url"].startswith("data:image/png;base64,iVBORw0KGgo")
+    assert estimate_tokens(wire[4]) < 1_100  # an image counts as ~1,000 tokens, not its base64

@@ -58,6 +58,12 @@ async def nengine(
         yield eng
 
 
+def give_outputs(path: Path, index: int, outputs: list[dict[str, Any]]) -> None:
+    data = json.loads(path.read_text())
+    data["cells"][index]["outputs"] = outputs
+    path.write_text(json.dumps(data))
+
+
 def user_wire(model: RecordingModel, call: int = 0) -> str:
     messages, _ = model.calls[call]
     return [m for m in messages if m["role"] == "user"][-1]["content"]
@@ -149,3 +155,29 @@ async def test_run_cell_by_a_wrong_id_tells_the_model(
     await session.wait()
     results = [m["content"] for m in await session.transcript() if m["role"] == "tool"]
     assert len(results) == 1 and "no cell 'nope'" in results[0]
+
+
+async def test_a_model_that_takes_images_gets_the_notebooks_figures(
+    nengine: Engine, model: RecordingModel, script: Callable[..., str], nb_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    figure = {"output_type": "display_data", "metadata": {},
+              "data": {"image/png": "iVBORw0KGgo" + "A" * 100, "text/plain": "<Figure>"}}  # fmt: skip
+    give_outputs(nb_file, 0, [figure])
+
+    async def yes(model: str) -> bool:
+        return True
+
+    monkeypatch.setattr(nengine, "takes_images", yes)
+    session = await nengine.session(
+        "sales.ipynb",
+        model=script(turn("Reading.", ("read_notebook", {"cell_id": "load"})), turn("A chart.")),
+    )
+    await session.send("what does the chart show?")
+    await collect_run(session, 0)
+    await session.wait()
+    messages, _ = model.calls[1]
+    tool = next(m for m in messages if m["role"] == "tool")
+    assert "attached as image 1" in tool["content"]
+    last = messages[-1]
+    assert last["role"] == "user" and last["content"][1]["type"] == "image_url"

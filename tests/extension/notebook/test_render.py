@@ -80,3 +80,16 @@ def test_last_error_finds_the_last_failing_code_cell() -> None:
     assert last_error([bad, ok, bad, ok]) == 2
     assert last_error([ok]) is None
     assert "\x1b" not in strip_ansi("\x1b[1;31mred\x1b[0m")
+
+
+def test_images_are_attached_within_bounds_when_the_model_takes_them() -> None:
+    figure = {"output_type": "display_data", "metadata": {},
+              "data": {"image/png": png(320, 200), "text/plain": "<Figure>"}}  # fmt: skip
+    cells = [{"id": f"c{i}", "cell_type": "code", "source": "plot()", "outputs": [figure]}
+             for i in range(6)]  # fmt: skip
+    r = render_cells(cells, range(6), heading="# nb", images=True)
+    assert len(r.images) == 4  # MAX_IMAGES
+    assert r.images[0]["mime"] == "image/png" and r.images[0]["label"] == "cell 0 (id c0)"
+    assert "attached as image 1" in r.text and "attached as image 4" in r.text
+    assert r.text.count("not shown as text") == 2  # the rest are described only
+    assert render_cells(cells, range(6), heading="# nb").images == []
