@@ -56,8 +56,8 @@ def test_images_of_tool_results_follow_the_turns_results_as_a_user_message() -> 
     from agentspace.engine.history import estimate_tokens, wire_messages
 
     image = {"mime": "image/png", "data": "iVBORw0KGgo" + "A" * 40_000, "label": "cell 3"}
-    calls = [{"id": f"t{i}", "type": "function",
-              "function": {"name": "read_notebook", "arguments": "{}"}} for i in (1, 2)]  # fmt: skip
+    function = {"name": "read_notebook", "arguments": "{}"}
+    calls = [{"id": f"t{i}", "type": "function", "function": function} for i in (1, 2)]
     transcript = [
         {"role": "user", "content": "look"},
         {"role": "assistant", "content": "", "tool_calls": calls},

@@ -161,8 +161,8 @@ async def test_a_model_that_takes_images_gets_the_notebooks_figures(
     nengine: Engine, model: RecordingModel, script: Callable[..., str], nb_file: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    figure = {"output_type": "display_data", "metadata": {},
-              "data": {"image/png": "iVBORw0KGgo" + "A" * 100, "text/plain": "<Figure>"}}  # fmt: skip
+    data = {"image/png": "iVBORw0KGgo" + "A" * 100, "text/plain": "<Figure>"}
+    figure = {"output_type": "display_data", "metadata": {}, "data": data}
     give_outputs(nb_file, 0, [figure])
 
     async def yes(model: str) -> bool:
