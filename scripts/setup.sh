@@ -59,3 +59,14 @@ fi
 # The labextension (live notebook link, "Fix with agent"), built from labextension/ with the
 # machine's node and linked into the venv; skipped with a message when node/npm are missing.
 scripts/labextension.sh "$VENV"
+# jupyter-collaboration, for the browser test that edits a notebook in its real-time mode: in a
+# folder of its own, never on the venv's path (it would switch every server into that mode and
+# is not a dependency of agentspace: docs/notebook-link.md).
+COLLAB="$VENV/opt/jupyter-collaboration"
+if [ ! -f "$COLLAB/.installed" ]; then
+    "$VENV/bin/python" -m pip install --quiet --no-deps --target "$COLLAB" \
+        jupyter-collaboration==5.0.4 jupyter-collaboration-ui==3.0.4 jupyter-docprovider==3.0.4 \
+        jupyter-server-ydoc==3.0.4 jupyter-server-fileid==0.10.0 jupyter-ydoc==4.2.1 \
+        pycrdt==0.14.13 pycrdt-websocket==0.16.5 pycrdt-store==0.1.5 sqlite-anyio==0.2.10
+    touch "$COLLAB/.installed"
+fi

@@ -86,6 +86,7 @@ class LabServer:
     port: int = field(default_factory=free_port)
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     proc: subprocess.Popen[bytes] | None = None
+    prefixes: tuple[Path, ...] = ()  # more installs on the path (e.g. jupyter-collaboration)
 
     @property
     def url(self) -> str:
@@ -103,11 +104,17 @@ class LabServer:
     def env(self) -> dict[str, str]:
         """The server's environment: this checkout first on the path, its own Jupyter dirs."""
         here = str(Path(__file__).parent)  # linkprobe.py, the tests' server extension
-        pythonpath = [*package_paths(), here, *filter(None, [os.environ.get("PYTHONPATH")])]
-        return {**os.environ, "PYTHONPATH": os.pathsep.join(pythonpath),
-                "JUPYTER_CONFIG_DIR": str(self.base / "config"),
-                "JUPYTER_DATA_DIR": str(self.data_dir),
-                "JUPYTER_RUNTIME_DIR": str(self.base / "runtime")}  # fmt: skip
+        extra = [str(p) for p in self.prefixes]
+        pythonpath = [*package_paths(), here, *extra,
+                      *filter(None, [os.environ.get("PYTHONPATH")])]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(pythonpath),
+               "JUPYTER_CONFIG_DIR": str(self.base / "config"),
+               "JUPYTER_DATA_DIR": str(self.data_dir),
+               "JUPYTER_RUNTIME_DIR": str(self.base / "runtime")}  # fmt: skip
+        if self.prefixes:  # their server config (enabling them) and their labextensions
+            env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(f"{p}/etc/jupyter" for p in extra)
+            env["JUPYTER_PATH"] = os.pathsep.join(f"{p}/share/jupyter" for p in extra)
+        return env
 
     @property
     def log(self) -> Path:
