@@ -21,7 +21,15 @@ from pathlib import Path
 
 from harness import BENCH, ROOT, Row, load_rows, machine, markdown
 
-BENCHMARKS = ("engine", "workspace", "server", "kernel", "notebook", "list_variables")
+BENCHMARKS = (
+    "engine",
+    "workspace",
+    "server",
+    "kernel",
+    "notebook",
+    "list_variables",
+    "notebook_live",
+)
 
 
 def run_one(name: str, args: argparse.Namespace, logs: Path) -> list[Row]:
