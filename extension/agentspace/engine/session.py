@@ -146,9 +146,19 @@ class Session(WorkspaceApi):
         return await self.store.read(lambda c: records.approvals(c, self.id))
 
     async def transcript(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """The stored messages (OpenAI-style dicts); with ``limit``, the last ``limit``."""
+        """The stored messages (OpenAI-style dicts); with ``limit``, the last ``limit``.
+
+        Images a tool attached are listed without their data (the model got them; a view
+        needs their names, not megabytes of base64).
+        """
         await self.store.flush()
-        return await self.store.read(lambda c: records.transcript(c, self.id, limit))
+        messages = await self.store.read(lambda c: records.transcript(c, self.id, limit))
+        for message in messages:
+            if message.get("images"):
+                message["images"] = [
+                    {k: v for k, v in image.items() if k != "data"} for image in message["images"]
+                ]
+        return messages
 
     async def snapshot(self) -> MessagesSnapshotEvent:
         """A MESSAGES_SNAPSHOT of the transcript (not stored: it is derived)."""

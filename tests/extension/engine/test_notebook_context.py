@@ -181,3 +181,5 @@ async def test_a_model_that_takes_images_gets_the_notebooks_figures(
     assert "attached as image 1" in tool["content"]
     last = messages[-1]
     assert last["role"] == "user" and last["content"][1]["type"] == "image_url"
+    listed = next(m for m in await session.transcript() if m.get("images"))
+    assert listed["images"] == [{"mime": "image/png", "label": "cell 0 (id load)"}]  # no data
