@@ -8,9 +8,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from .lab import LabServer, NotebookPage
 
@@ -125,3 +126,23 @@ def test_the_server_reads_and_edits_the_open_notebook_live(
     assert missing["error"] == "notebook_conflict" and missing["reason"] == "missing"
     doc = probe(lab_server, "live.ipynb", "read")[1]["result"]
     assert [c["id"] for c in doc["cells"]] == ["agent-1", "cell-1"]
+
+
+def test_a_link_comes_back_after_the_server_restarts(browser: Browser, tmp_path: Path) -> None:
+    server = LabServer(tmp_path)
+    server.start()
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.goto(f"{server.url}/api/status?token={server.token}")
+        server.create_notebook("relink.ipynb", sources=("x = 1",))
+        NotebookPage(page, server, "relink.ipynb").open()
+        wait_linked(server, "relink.ipynb", "jupyterlab")
+        server.stop()
+        server.start()  # same port and token: the page's socket closed, it reconnects
+        wait_linked(server, "relink.ipynb", "jupyterlab", timeout=60)
+        code, read = probe(server, "relink.ipynb", "read")
+        assert code == 200 and read["result"]["cells"][0]["source"] == "x = 1", read
+    finally:
+        context.close()
+        server.stop()
