@@ -294,7 +294,7 @@ def attached_text(summary: dict[str, Any]) -> str:
     if summary.get("redacted"):
         parts.append(f"{summary['redacted']} secret-looking values redacted")
     what = ", ".join(parts) or "the notebook's name"
-    return f"notebook context attached: {what}; {summary.get('chars', 0)} characters"
+    return f"notebook context attached: {what}"  # its size varies with paths in tracebacks
 
 
 _HANDLERS = {
