@@ -42,7 +42,7 @@ ALLOWED: dict[str, set[str]] = {
     "agentspace_kernel:magics": {"client", "view", "shared"},
     "agentspace_kernel:root": {"magics", "client", "view", "agent_kernel", "shared"},
 }
-KERNEL_SHARED = {"loop", "errors", "tools", "ran", "variables"}
+KERNEL_SHARED = {"loop", "errors", "tools", "ran", "variables", "values"}
 # Across the two packages: the kernel reaches the engine only through its embedded client,
 # and the extension reaches the kernel side only to hand ``%load_ext agentspace`` over;
 # list_variables (a shared module) asks the notebook part which names look secret (stdlib).

@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 
 from agentspace_kernel import tools, variables
-from agentspace_kernel.variables import describe, describe_one, short, visible
+from agentspace_kernel.values import describe_one, short
+from agentspace_kernel.variables import describe, visible
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,13 +12,9 @@ where one regex of alternatives walks every position (15-500 ms a MB); so ``reda
 one prefix scan per pattern, a dozen in all, and builds the text once (1 MB in 6-12 ms on
 the project's machine; see tests/extension/notebook/test_secrets.py).
 
-What a name "looks secret" means is ``secret_kind``: its word parts, not its letters
-(``api_key``, ``apiKey``, ``db_password``, ``GITHUB_TOKEN``, ``auth`` are; ``keyboard``,
-``monkey``, ``max_tokens``, ``pad_token``, ``primary_key``, ``auth_resource`` and a lone
-loop variable ``key`` are not). Hex digests, UUIDs and base64 data are never matched: every
-pattern needs a prefix or a name, and a key's prefix may not sit inside a word or base64.
-
-Stdlib only: the kernel side asks ``secret_kind`` too (``agentspace_kernel.variables``).
+What a name "looks secret" means is ``names.secret_kind``: its word parts, not its letters.
+Hex digests, UUIDs and base64 data are never matched: every pattern needs a prefix or a
+name, and a key's prefix may not sit inside a word or base64.
 """
 
 from __future__ import annotations
@@ -26,6 +22,8 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
+
+from agentspace.notebook.names import WEAK, name_looks_secret, secret_kind
 
 __all__ = ["Redacted", "name_looks_secret", "note", "redact", "redact_mapping", "secret_kind"]
 
@@ -47,86 +45,6 @@ def note(redacted: Redacted) -> str:
         f"[agentspace redacted {n} {what} ({', '.join(redacted.kinds)}) "
         "before sending this to the model]"
     )
-
-
-# -- names ---------------------------------------------------------------------------------
-# A word part that makes any name secret, and the kind it gives.
-STRONG = {
-    "password": "password",
-    "passwords": "password",
-    "passwd": "password",
-    "passphrase": "password",
-    "secret": "secret",
-    "secrets": "secret",
-    "credential": "credential",
-    "credentials": "credential",
-    "creds": "credential",
-    "apikey": "key",
-    "apikeys": "key",
-    "secretkey": "key",
-    "privatekey": "key",
-    "accesskey": "key",
-    "apitoken": "token",
-    "authtoken": "token",
-    "accesstoken": "token",
-    "refreshtoken": "token",
-    "authkey": "key",
-}
-# A word part that makes a name secret only as its last word (``api_key``, ``HF_TOKEN``),
-# or alone in capitals (``TOKEN = ...``): a lone lowercase ``key`` is a loop variable.
-WEAK = {"key": "key", "token": "token"}
-# Secret as the last word, alone too (``auth = ("me", "pw")``; not ``auth_resource``).
-LAST = {"auth": "auth", "authorization": "auth"}
-# Words after the secret word that leave it the secret (``token_value``, ``api_key_str``).
-TRAILING = {"value", "str", "string", "raw", "b64", "hex", "bytes", "plain", "plaintext", "env"}
-# Words before a weak one that make it data, not a credential.
-NOT_SECRET = {
-    "primary", "foreign", "sort", "sorting", "cache", "cached", "group", "grouping",
-    "partition", "shard", "routing", "dict", "lookup", "join", "index", "idx", "column", "col",
-    "row", "map", "hash", "unique", "composite", "natural", "surrogate", "next", "prev",
-    "previous", "first", "last", "max", "min", "num", "n", "count", "total", "input", "output",
-    "special", "pad", "unk", "eos", "bos", "sep", "cls", "mask", "start", "end", "stop", "new",
-    "old", "default", "reasoning", "completion", "prompt", "context", "hot", "dedup", "cursor",
-    "page", "pagination", "continuation", "sample", "word", "sub", "byte", "char", "text",
-    "image", "vision", "audio", "cache_creation", "key", "dtype", "type", "id", "ids", "name",
-}  # fmt: skip
-_WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
-
-
-def secret_kind(name: str) -> str | None:
-    """The kind of secret a name says its value is ("password", "key", ...), or None."""
-    words = _WORDS.findall(name)
-    if not words:
-        return None
-    lower = [w.lower() for w in words]
-    joined = "_".join(lower)
-    if "aws_secret_access_key" in joined:
-        return "aws secret key"
-    for word in lower:
-        kind = STRONG.get(word)
-        if kind is not None:
-            return kind
-        for suffix in ("password", "passwd", "secret", "apikey"):
-            if word.endswith(suffix) and len(word) > len(suffix):
-                return STRONG.get(suffix, "key")
-    while len(lower) > 1 and lower[-1] in TRAILING:
-        lower, words = lower[:-1], words[:-1]
-    last = lower[-1]
-    kind = WEAK.get(last) or LAST.get(last)
-    if kind is None:
-        return None
-    if len(lower) == 1 and last in LAST:
-        return kind
-    if len(lower) == 1:
-        return kind if words[0].isupper() and len(words[0]) > 2 else None
-    if lower[-2] in NOT_SECRET:
-        return None
-    return kind
-
-
-def name_looks_secret(name: str) -> bool:
-    """Whether a variable or environment variable called ``name`` likely holds a secret."""
-    return secret_kind(name) is not None
 
 
 # -- values --------------------------------------------------------------------------------
