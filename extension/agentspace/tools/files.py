@@ -20,6 +20,7 @@ from agentspace.errors import ToolError
 from agentspace.sandbox import paths
 from agentspace.tools.base import Tool, ToolContext, ToolOutput, tool
 from agentspace.tools.diffs import unified
+from agentspace.tools.edits import replace_exact
 
 MAX_READ_LINES = 2_000
 MAX_READ_BYTES = 256 * 1024
@@ -237,26 +238,16 @@ def _replaced(ctx: ToolContext, args: EditFileArgs) -> tuple[str, str, int]:
     if args.old_string == args.new_string:
         raise ToolError("old_string and new_string are the same; there is nothing to change.")
     text = _read_for_edit(ctx, args.path)
-    count = text.count(args.old_string)
-    if count == 0:
-        raise ToolError(
-            f"old_string was not found in {args.path!r}. It must match the file exactly, "
-            "including whitespace and indentation; read the file to copy the text.",
-            path=args.path,
-        )
-    if count > 1 and not args.replace_all:
-        raise ToolError(
-            f"old_string occurs {count} times in {args.path!r}. Add surrounding lines to "
-            "old_string so it matches exactly once, or set replace_all to true to "
-            "replace every occurrence.",
-            path=args.path,
-            matches=count,
-        )
-    return (
+    new, count = replace_exact(
         text,
-        text.replace(args.old_string, args.new_string, -1 if args.replace_all else 1),
-        count,
+        args.old_string,
+        args.new_string,
+        replace_all=args.replace_all,
+        where=repr(args.path),
+        reread="read the file to copy the text.",
+        path=args.path,
     )
+    return text, new, count
 
 
 def preview_edit_file(ctx: ToolContext, args: EditFileArgs) -> str | None:

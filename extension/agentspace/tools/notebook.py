@@ -21,6 +21,7 @@ from agentspace.notebook.render import render_cells
 from agentspace.notebook.secrets import redacted_text
 from agentspace.tools.base import Tool, ToolContext, ToolOutput, tool
 from agentspace.tools.diffs import unified
+from agentspace.tools.edits import replace_exact
 
 SEEN = "notebook_seen"
 """``ToolContext.scratch`` key: cell id → digest of the source the agent last saw."""
@@ -161,21 +162,16 @@ def new_source(current: str, args: EditCellArgs) -> str:
     """The cell's source after the edit; a ToolError the model can act on if it cannot apply."""
     if args.source is not None:
         return args.source
-    old, new = args.old_string or "", args.new_string or ""
-    found = current.count(old)
-    if found == 0:
-        raise ToolError(
-            f"old_string was not found in cell {args.cell_id!r}. Read the cell again "
-            "(read_notebook with cell_id) and copy the text exactly, whitespace included.",
-            cell_id=args.cell_id,
-        )
-    if found > 1 and not args.replace_all:
-        raise ToolError(
-            f"old_string occurs {found} times in cell {args.cell_id!r}: include more of the "
-            "surrounding text to make it unique, or set replace_all.",
-            cell_id=args.cell_id,
-        )
-    return current.replace(old, new) if args.replace_all else current.replace(old, new, 1)
+    source, _ = replace_exact(
+        current,
+        args.old_string or "",
+        args.new_string or "",
+        replace_all=args.replace_all,
+        where=f"cell {args.cell_id!r}",
+        reread="read the cell again (read_notebook with cell_id) to copy the text.",
+        cell_id=args.cell_id,
+    )
+    return source
 
 
 async def _editable(ctx: ToolContext) -> tuple[NotebookPort, NotebookDoc]:
