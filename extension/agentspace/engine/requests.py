@@ -22,6 +22,14 @@ class CreateSession(BaseModel):
     model: str | None = Field(None, max_length=512, description="litellm model string.")
 
 
+class OpenChat(BaseModel):
+    """POST chats: the notebook whose chat (jupyterlab-chat) to open."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    notebook: str = Field(..., min_length=1, max_length=4096, description="Path from the root.")
+
+
 class SendMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -12,6 +12,7 @@ or ``--AgentspaceApp.model=...`` on the command line.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from agentspace.server.links import Links
 if TYPE_CHECKING:
     from agentspace.engine.config import EngineConfig
     from agentspace.engine.engine import Engine
+    from agentspace.server.chat.bridge import ChatBridge
     from agentspace.server.collector import QuietCollector
     from agentspace.server.notebooks import ServerNotebooks
 
@@ -129,6 +131,14 @@ class AgentspaceApp(ExtensionApp):
         "shows what was attached). False attaches none, whatever a client asks.",
     ).tag(config=True)
 
+    chat_dir = Unicode(
+        "agent-chats",
+        help="Folder (relative to the server's root, not hidden: the contents API refuses "
+        "hidden ones) for the notebooks' agent chats (jupyterlab-chat .chat files, one per "
+        "notebook, mirroring the notebooks' paths). The session's store is the truth: a chat "
+        "file removed or damaged is rebuilt from it when the chat opens again.",
+    ).tag(config=True)
+
     @default("model")
     def _default_model(self) -> str:
         from agentspace.engine.defaults import default_model
@@ -149,6 +159,7 @@ class AgentspaceApp(ExtensionApp):
             from agentspace.server.admission import pace
 
             pace(getattr(serverapp, "http_server", None))
+        self.settings["agentspace"].hook_chats()
 
     async def stop_extension(self) -> None:
         """Server shutdown: stop runs, commit events, stop sandboxes."""
@@ -197,6 +208,8 @@ class AgentspaceApp(ExtensionApp):
         return EngineConfig(**values)
 
 
+log = logging.getLogger(__name__)
+
 # What the first request imports (pydantic, ag-ui, the engine: slow, bench/RESULTS.md,
 # server section), off the loop.
 HEAVY = ("agentspace.engine.engine", "agentspace.engine.requests")
@@ -215,6 +228,8 @@ class ServerState:
         self._imports: asyncio.Future[None] | None = None
         self._refused: tuple[Exception, tuple[int, ...]] | None = None  # a damaged store
         self.links = Links(timeout=app.link_timeout)  # browsers that have a notebook open
+        self._chats: ChatBridge | None = None
+        self._hooked = False
 
     async def imported(self) -> None:
         """The engine's modules, imported once in a thread (fairness.imports), not on the loop."""
@@ -275,6 +290,51 @@ class ServerState:
         logger.add_listener(schema_id=CONTENTS_SCHEMA, listener=on_contents_event(self))
         self._listening = True
 
+    def hook_chats(self) -> None:
+        """With jupyterlab-chat enabled: stamp its messages with the server's identity and
+        hear when a chat opens (cheap: nothing is imported that the server has not)."""
+        serverapp = self.app.serverapp
+        manager = serverapp.web_app.settings.get("chat_manager") if serverapp else None
+        if manager is None or serverapp is None or self._hooked:
+            return
+        from agentspace.server.chat.identity import install
+
+        install(serverapp.web_app)
+        manager.observe_chats(self.on_chat_event)
+        self._hooked = True
+
+    async def chats(self) -> ChatBridge | None:
+        """The chat bridge, started on the first chat (None without jupyterlab-chat)."""
+        self.hook_chats()  # the server's start hook does it; an in-process test server not
+        if self._chats is None:
+            serverapp = self.app.serverapp
+            manager = serverapp.web_app.settings.get("chat_manager") if serverapp else None
+            if manager is None or serverapp is None:
+                return None
+            engine = await self.engine()
+            if self._chats is None:
+                from agentspace.server.chat.bridge import ChatBridge
+
+                root = _root(serverapp.root_dir)
+                self._chats = ChatBridge(
+                    engine, manager, root, self.app.chat_dir, self.links, serverapp.base_url
+                )
+        return self._chats
+
+    async def on_chat_event(self, logger: Any, schema_id: str, data: dict[str, Any]) -> None:
+        """jupyterlab-chat opened or closed a chat: mirror ours (the bridge starts then)."""
+        from agentspace.server.chat.paths import notebook_of
+
+        path = str(data.get("path") or "")
+        if self._chats is None and notebook_of(self.app.chat_dir, path) is None:
+            return  # not one of ours: nothing is started for it
+        try:
+            bridge = await self.chats()
+            if bridge is not None:
+                await bridge.on_chat_event(data)
+        except Exception:
+            log.exception("agentspace: the chat %s could not be mirrored", path)
+
     def allow_message(self, user: str, now: float) -> float | None:
         """Record a message from ``user``; None if allowed, else seconds until allowed."""
         limit = self.app.messages_per_minute
@@ -289,12 +349,19 @@ class ServerState:
         return None
 
     async def close(self) -> None:
+        if self._chats is not None:
+            chats, self._chats = self._chats, None
+            await chats.close()
         if self._collector is not None:
             collector, self._collector = self._collector, None
             await collector.stop()
         if self._engine is not None:
             engine, self._engine = self._engine, None
             await engine.close()
+
+
+def _root(root_dir: str) -> Path:
+    return Path(root_dir).expanduser().resolve()
 
 
 def _identity(path: Path) -> tuple[int, ...]:

@@ -49,6 +49,8 @@ class Link:
         self.timeout = timeout
         self.since = time.time()
         self.closed = False
+        self.active_cell: str | None = None  # the cell the user is in (the chat's context)
+        self.user = ""  # who has it open (the server's identity of the socket)
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
 
@@ -145,6 +147,13 @@ class Links:
         live = [link for link in self._links.get(notebook_key(path), []) if not link.closed]
         return live[-1] if live else None
 
+    def active_cell(self, path: str, user: str = "") -> str | None:
+        """The cell ``user`` is in, in the last browser of theirs that linked ``path`` (or of
+        anyone's, if ``user`` has none); None: unknown."""
+        live = [link for link in self._links.get(notebook_key(path), []) if not link.closed]
+        theirs = [link for link in live if link.user == user] or live
+        return theirs[-1].active_cell if theirs else None
+
     def all(self) -> list[Link]:
         return [link for links in self._links.values() for link in links if not link.closed]
 
@@ -201,6 +210,7 @@ class LinkHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
     def open(self, *args: Any, **kwargs: Any) -> None:
         super().open(*args, **kwargs)  # WebSocketMixin's: the ping loop
         self.link = Link(self.write_message, self.notebook, timeout=self.links.timeout)
+        self.link.user = str(getattr(self.current_user, "username", "") or "")
         self.links.add(self.link)
         log.info("agentspace: %s is linked (a browser has it open)", self.notebook)
 
@@ -222,6 +232,9 @@ class LinkHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             self._follow(data.get("path"))
         elif data.get("op") == "path":
             self._follow(data.get("path"))
+        elif data.get("op") == "active":
+            cell = data.get("cell_id")
+            link.active_cell = cell[:200] if isinstance(cell, str) and cell else None
 
     def _follow(self, path: Any) -> None:
         if self.link is None or not isinstance(path, str) or not path:

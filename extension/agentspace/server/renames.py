@@ -1,4 +1,4 @@
-"""Follow notebooks that are renamed or moved, so they keep their sessions.
+"""Follow notebooks that are renamed or moved, so they keep their sessions (and chats).
 
 The contents service emits an event for every rename (a notebook, or a folder
 of notebooks); the session keys move with it. Works without the file ID
@@ -22,11 +22,19 @@ def on_contents_event(state: ServerState) -> Callable[[Any, str, dict[str, Any]]
     async def listener(logger: Any, schema_id: str, data: dict[str, Any]) -> None:
         if data.get("action") != "rename" or not data.get("source_path"):
             return
+        chat_dir = state.app.chat_dir.strip("/")
+        if data["source_path"] == chat_dir or data["source_path"].startswith(chat_dir + "/"):
+            return  # a chat moved (by us, following its notebook)
         try:
             engine = await state.engine()
             moved = await engine.rename_notebooks(data["source_path"], data["path"])
             if moved:
                 log.info("agentspace: %d session(s) follow %s", moved, data["path"])
+            contents = getattr(state.app.serverapp, "contents_manager", None)
+            if contents is not None and state.app.chat_dir:
+                from agentspace.server.chat.bridge import renamed
+
+                await renamed(contents, chat_dir, data["source_path"], data["path"])
         except Exception:
             log.exception("agentspace: could not follow the rename of %s", data["source_path"])
 

@@ -15,6 +15,7 @@ def routes() -> list[tuple[str, Any]]:
         ProcessStopHandler,
     )
 
+    from .chat.handlers import ChatsHandler
     from .links import LinkHandler, LinksHandler
     from .openapi import OpenApiHandler
     from .preview import PreviewHandler
@@ -34,6 +35,7 @@ def routes() -> list[tuple[str, Any]]:
     return [
         (rf"{api}/openapi\.json", OpenApiHandler),
         (rf"{api}/status/?", StatusHandler),
+        (rf"{api}/chats/?", ChatsHandler),
         (rf"{api}/notebooks/link/?", LinkHandler),
         (rf"{api}/notebooks/links/?", LinksHandler),
         (rf"{api}/sessions/?", SessionsHandler),

@@ -100,7 +100,10 @@ class MessagesHandler(AgentspaceHandler):
                 headers={"Retry-After": str(seconds)},
                 retry_after=seconds,
             )
-        receipt = await session.send(body.text, sender=self.username, context=body.context)
+        sender = self.username
+        if self.request.headers.get("X-Agentspace-Client") == "kernel":
+            sender = f"kernel:{sender}"  # a notebook's kernel sent it (%%agent): views say so
+        receipt = await session.send(body.text, sender=sender, context=body.context)
         self.reply(receipt, status=202)
 
 

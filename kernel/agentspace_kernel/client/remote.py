@@ -34,9 +34,13 @@ class RemoteClient(AgentClient):
         base = server.url if server.url.endswith("/") else server.url + "/"
         self.base_url = base
         transport = httpx.AsyncHTTPTransport(uds=server.sock) if server.sock else None
+        # the server shows prompts sent with this header as the notebook kernel's (the chat)
+        headers = {"X-Agentspace-Client": "kernel"}
+        if server.token:
+            headers["Authorization"] = f"token {server.token}"
         self.http = httpx.AsyncClient(
             base_url=base + "agentspace/api/",
-            headers={"Authorization": f"token {server.token}"} if server.token else {},
+            headers=headers,
             timeout=httpx.Timeout(30.0, read=None),
             transport=transport,
         )

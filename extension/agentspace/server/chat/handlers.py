@@ -1,0 +1,29 @@
+"""``POST agentspace/api/chats {"notebook"}``: the notebook's chat (made, mirrored) and session."""
+
+from __future__ import annotations
+
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+
+from ..base import AgentspaceHandler, ApiError
+
+
+class ChatsHandler(AgentspaceHandler):
+    auth_resource = "agentspace:sessions"
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        from agentspace.engine.requests import OpenChat
+
+        body = self.body(OpenChat)
+        bridge = await self.state.chats()
+        if bridge is None:
+            raise ApiError(
+                501,
+                "no_chat",
+                "jupyterlab-chat is not installed or not enabled on this server: "
+                "pip install jupyterlab-chat, then restart the server.",
+            )
+        path, session = await bridge.open(body.notebook)
+        self.reply({"path": path, "session": session})

@@ -1,0 +1,229 @@
+"""The chat bridge in a real server with jupyterlab-chat: a chat client over its WebSocket.
+
+The client speaks jupyterlab-chat's wire protocol as its frontend does; each test reads frames
+until the chat shows what it waits for (no sleeps), with a timeout that fails the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentspace.testing import turn, write_script
+
+Api = Callable[..., Awaitable[tuple[int, Any]]]
+AGENT = "agentspace-agent"
+MIME = "application/vnd.agentspace.toolcall+json"
+WAIT = 20.0
+
+
+@pytest.fixture
+def jp_server_config(agentspace_state: Path) -> dict[str, Any]:
+    return {
+        "ServerApp": {"jpserver_extensions": {"agentspace": True, "jupyterlab_chat": True}},
+        "AgentspaceApp": {
+            "state_dir": str(agentspace_state),
+            "model": "scripted/echo",
+            "sandbox": "bubblewrap",
+            "heartbeat_seconds": 0.2,
+        },
+    }
+
+
+class Chat:
+    """One chat client: the messages as its frontend would hold them."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.me: dict[str, Any] = {}
+        self.messages: dict[str, dict[str, Any]] = {}
+        self.users: dict[str, Any] = {}
+        self.writing: list[bool] = []
+
+    async def connect(self) -> Chat:
+        frame = json.loads(await self.ws.read_message())
+        assert frame["action"] == "connection", frame
+        self.me = frame["user"]
+        self.users.update(frame["users"])
+        for m in frame["messages"]:
+            self.messages[m["id"]] = m
+        return self
+
+    def send(self, msg_id: str, body: str, **extra: Any) -> None:
+        frame = {"type": "client", "action": "send", "id": msg_id, "body": body, **extra}
+        self.ws.write_message(json.dumps(frame))
+
+    async def until(self, check: Callable[[Chat], Any], what: str) -> Any:
+        async def loop() -> Any:
+            while not (found := check(self)):
+                raw = await self.ws.read_message()
+                assert raw is not None, f"the chat socket closed before {what}"
+                frame = json.loads(raw)
+                if frame["action"] == "message":
+                    self.messages[frame["message"]["id"]] = frame["message"]
+                elif frame["action"] == "users":
+                    self.users.update(frame["users"])
+                elif frame["action"] == "writing":
+                    self.writing.append(frame["state"])
+            return found
+
+        try:
+            return await asyncio.wait_for(loop(), WAIT)
+        except TimeoutError:
+            raise AssertionError(f"the chat never showed {what}: {self.bodies()}") from None
+
+    def bodies(self) -> list[tuple[str, str]]:
+        return [(m["sender"], m["body"][:80]) for m in self.messages.values()]
+
+    def by(self, sender: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages.values() if m["sender"] == sender]
+
+    def card(self, status: str | None = None) -> dict[str, Any] | None:
+        for m in self.messages.values():
+            data = ((m.get("mime_model") or {}).get("data") or {}).get(MIME)
+            if data and (status is None or data["status"] == status):
+                return data
+        return None
+
+
+@pytest.fixture
+def open_chat(api: Api, jp_ws_fetch: Any) -> Callable[[str], Awaitable[tuple[Chat, str, str]]]:
+    async def go(notebook: str) -> tuple[Chat, str, str]:
+        status, body = await api("POST", "chats", body={"notebook": notebook})
+        assert status == 200, body
+        ws = await jp_ws_fetch("api", "chat", "ws", body["path"])
+        return await Chat(ws).connect(), body["path"], body["session"]
+
+    return go
+
+
+async def test_a_prompt_typed_in_the_chat_is_a_turn_of_the_notebooks_session(
+    api: Api, open_chat: Any, tmp_path: Path, jp_root_dir: Path
+) -> None:
+    model = write_script(tmp_path / "s.json", turn("Hello from the agent, " * 20))
+    status, created = await api("POST", "sessions", body={"notebook": "nb.ipynb", "model": model})
+    assert status == 200, created
+    chat, path, sid = await open_chat("nb.ipynb")
+    assert path == "agent-chats/nb.chat" and sid == created["id"]
+    assert (jp_root_dir / path).is_file()
+    chat.send("u1", "say hello", sender={"username": "mallory", "name": "Mallory"})
+    reply = await chat.until(
+        lambda c: [m for m in c.by(AGENT) if m["body"].endswith("Hello from the agent, ")],
+        "the agent's whole reply",
+    )
+    assert len(reply) == 1
+    # the prompt is stamped with the server's identity, never the name the client claimed
+    mine = chat.messages["u1"]
+    assert mine["sender"] == chat.me["username"] != "mallory"
+    assert mine["metadata"]["agentspace"]["key"].startswith("user:msg_")
+    assert chat.users[AGENT]["bot"] is True
+    await chat.until(lambda c: c.writing and c.writing[-1] is False, "the agent done writing")
+    assert chat.writing[0] is True
+    status, transcript = await api("GET", f"sessions/{sid}/messages")
+    assert [m["content"] for m in transcript["messages"] if m["role"] == "user"] == ["say hello"]
+
+
+async def test_a_prompt_from_a_cell_shows_in_the_chat_as_the_kernels(
+    api: Api, open_chat: Any, tmp_path: Path
+) -> None:
+    model = write_script(tmp_path / "s.json", turn("from the cell's turn"))
+    await api("POST", "sessions", body={"notebook": "k.ipynb", "model": model})
+    chat, _, sid = await open_chat("k.ipynb")
+    status, _ = await api(
+        "POST",
+        f"sessions/{sid}/messages",
+        body={"text": "asked in a cell"},
+        headers={"X-Agentspace-Client": "kernel"},
+    )
+    assert status == 202
+    await chat.until(lambda c: c.by("agentspace-kernel"), "the cell's prompt")
+    await chat.until(
+        lambda c: [m for m in c.by(AGENT) if m["body"] == "from the cell's turn"],
+        "the answer to the cell's prompt",
+    )
+    assert chat.by("agentspace-kernel")[0]["body"] == "asked in a cell"
+
+
+async def test_a_held_call_is_a_card_decided_in_the_chat_and_over_rest(
+    api: Api, open_chat: Any, tmp_path: Path
+) -> None:
+    model = write_script(
+        tmp_path / "s.json",
+        turn("writing", ("write_file", {"path": "a.txt", "content": "one\n"})),
+        turn("and again", ("write_file", {"path": "b.txt", "content": "two\n"})),
+        turn("both written"),
+    )
+    await api("POST", "sessions", body={"notebook": "c.ipynb", "model": model})
+    chat, _, sid = await open_chat("c.ipynb")
+    chat.send("u1", "write the files")
+    card = await chat.until(lambda c: c.card("pending"), "a pending card")
+    assert card["tool"] == "write_file" and card["session"] == sid
+    assert "+one" in (card["preview"] or "")
+    message = next(m for m in chat.messages.values() if m.get("mime_model"))
+    fallback = message["mime_model"]["data"]["text/markdown"]
+    assert f"/approve {card['tool_call_id']}" in fallback and message["body"] == fallback
+    chat.send("u2", f"/approve {card['tool_call_id'][:12]}")
+    done = await chat.until(
+        lambda c: c.messages[message["id"]]["mime_model"]["data"][MIME]["status"] == "done"
+        and c.messages[message["id"]]["mime_model"]["data"][MIME],
+        "the first card done",
+    )
+    assert done["decision"]["decision"] == "approve"
+    assert done["decision"]["by"] == chat.me["username"]
+    second = await chat.until(
+        lambda c: (x := c.card("pending")) and x["tool_call_id"] != card["tool_call_id"] and x,
+        "the second call's card",
+    )
+    status, body = await api(
+        "POST",
+        f"sessions/{sid}/approvals/{second['tool_call_id']}",
+        body={"decision": "reject", "reason": "not b"},
+    )
+    assert status == 200, body
+    rejected = await chat.until(lambda c: c.card("rejected"), "the second card rejected")
+    assert rejected["decision"]["reason"] == "not b"
+    await chat.until(
+        lambda c: [m for m in c.by(AGENT) if m["body"] == "both written"], "the last words"
+    )
+    chat.send("u3", f"/approve {second['tool_call_id']}")
+    await chat.until(
+        lambda c: [m for m in c.by(AGENT) if "No call is waiting" in m["body"]],
+        "the refusal of a second decision",
+    )
+
+
+async def test_the_chat_is_rebuilt_from_the_store_when_its_file_is_lost(
+    api: Api, open_chat: Any, tmp_path: Path, jp_root_dir: Path
+) -> None:
+    model = write_script(
+        tmp_path / "s.json",
+        turn("listing", ("shell", {"command": "echo hi"})),
+        turn("listed"),
+    )
+    await api("POST", "sessions", body={"notebook": "r.ipynb", "model": model})
+    status, _ = await api("PATCH", "sessions/" + (await open_chat("r.ipynb"))[2], body={
+        "policies": {"shell": "allow"}})
+    assert status == 200
+    chat, path, sid = await open_chat("r.ipynb")
+    chat.send("u1", "list it")
+    await chat.until(lambda c: [m for m in c.by(AGENT) if m["body"] == "listed"], "the reply")
+    before = {
+        m["metadata"]["agentspace"]["key"]: (m["sender"], m["body"])
+        for m in chat.messages.values()
+        if m.get("metadata")
+    }
+    chat.ws.close()
+    (jp_root_dir / path).unlink()
+    again, _, _ = await open_chat("r.ipynb")
+    rebuilt = {
+        m["metadata"]["agentspace"]["key"]: (m["sender"], m["body"])
+        for m in again.messages.values()
+        if m.get("metadata")
+    }
+    assert rebuilt == before
+    assert any(k.startswith("tool:") for k in rebuilt)
