@@ -169,8 +169,10 @@ async def test_a_held_call_is_a_card_decided_in_the_chat_and_over_rest(
     assert f"/approve {card['tool_call_id']}" in fallback and message["body"] == fallback
     chat.send("u2", f"/approve {card['tool_call_id'][:12]}")
     done = await chat.until(
-        lambda c: c.messages[message["id"]]["mime_model"]["data"][MIME]["status"] == "done"
-        and c.messages[message["id"]]["mime_model"]["data"][MIME],
+        lambda c: (
+            c.messages[message["id"]]["mime_model"]["data"][MIME]["status"] == "done"
+            and c.messages[message["id"]]["mime_model"]["data"][MIME]
+        ),
         "the first card done",
     )
     assert done["decision"]["decision"] == "approve"
@@ -206,10 +208,13 @@ async def test_the_chat_is_rebuilt_from_the_store_when_its_file_is_lost(
         turn("listed"),
     )
     await api("POST", "sessions", body={"notebook": "r.ipynb", "model": model})
-    status, _ = await api("PATCH", "sessions/" + (await open_chat("r.ipynb"))[2], body={
-        "policies": {"shell": "allow"}})
+    status, _ = await api(
+        "PATCH",
+        "sessions/" + (await open_chat("r.ipynb"))[2],
+        body={"policies": {"shell": "allow"}},
+    )
     assert status == 200
-    chat, path, sid = await open_chat("r.ipynb")
+    chat, path, _ = await open_chat("r.ipynb")
     chat.send("u1", "list it")
     await chat.until(lambda c: [m for m in c.by(AGENT) if m["body"] == "listed"], "the reply")
     before = {
