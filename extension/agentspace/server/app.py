@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from agentspace.engine.engine import Engine
     from agentspace.server.chat.bridge import ChatBridge
     from agentspace.server.collector import QuietCollector
+    from agentspace.server.kernelcalls import KernelCalls
     from agentspace.server.notebooks import ServerNotebooks
 
 
@@ -230,6 +231,7 @@ class ServerState:
         self.links = Links(timeout=app.link_timeout)  # browsers that have a notebook open
         self._chats: ChatBridge | None = None
         self._hooked = False
+        self._kernel_calls: KernelCalls | None = None
 
     async def imported(self) -> None:
         """The engine's modules, imported once in a thread (fairness.imports), not on the loop."""
@@ -290,6 +292,14 @@ class ServerState:
         logger.add_listener(schema_id=CONTENTS_SCHEMA, listener=on_contents_event(self))
         self._listening = True
 
+    def kernel_calls(self) -> KernelCalls:
+        """Kernel calls the server answers (a chat's turns; an approval from outside a cell)."""
+        if self._kernel_calls is None:
+            from agentspace.server.kernelcalls import KernelCalls
+
+            self._kernel_calls = KernelCalls(self.app.serverapp)
+        return self._kernel_calls
+
     def hook_chats(self) -> None:
         """With jupyterlab-chat enabled: stamp its messages with the server's identity and
         hear when a chat opens (cheap: nothing is imported that the server has not)."""
@@ -317,7 +327,13 @@ class ServerState:
 
                 root = _root(serverapp.root_dir)
                 self._chats = ChatBridge(
-                    engine, manager, root, self.app.chat_dir, self.links, serverapp.base_url
+                    engine,
+                    manager,
+                    root,
+                    self.app.chat_dir,
+                    self.links,
+                    serverapp.base_url,
+                    self.kernel_calls(),
                 )
         return self._chats
 

@@ -139,7 +139,8 @@ class ApprovalHandler(AgentspaceHandler):
 
         decision = self.body(Decision)
         session = await self.session(session_id)
-        remaining = await session.decide(tool_call_id, decision, by=self.username)
+        kernels = self.state.kernel_calls()  # an approved kernel call runs in the kernel
+        remaining = await kernels.decide(session, tool_call_id, decision, self.username)
         self.reply({"pending": remaining, "status": session.status})
 
 

@@ -83,10 +83,10 @@ class Chat:
     def by(self, sender: str) -> list[dict[str, Any]]:
         return [m for m in self.messages.values() if m["sender"] == sender]
 
-    def card(self, status: str | None = None) -> dict[str, Any] | None:
+    def card(self, status: str | None = None, tool: str | None = None) -> dict[str, Any] | None:
         for m in self.messages.values():
             data = ((m.get("mime_model") or {}).get("data") or {}).get(MIME)
-            if data and (status is None or data["status"] == status):
+            if data and status in (None, data["status"]) and tool in (None, data["tool"]):
                 return data
         return None
 
@@ -232,3 +232,49 @@ async def test_the_chat_is_rebuilt_from_the_store_when_its_file_is_lost(
     }
     assert rebuilt == before
     assert any(k.startswith("tool:") for k in rebuilt)
+
+
+async def test_a_chat_turn_has_the_notebooks_kernel_answer_its_kernel_calls(
+    api: Api, open_chat: Any, tmp_path: Path, jp_fetch: Any, jp_serverapp: Any
+) -> None:
+    """No %%agent cell follows a chat's turn: the server runs its kernel calls in the notebook's
+    kernel (list_variables at once, run_cell once approved) and records their results."""
+    model = write_script(
+        tmp_path / "s.json",
+        turn("looking", ("list_variables", {})),
+        turn("doubling", ("run_cell", {"code": "print(answer * 2)"})),
+        turn("it is 84"),
+    )
+    response = await jp_fetch(
+        "api",
+        "sessions",
+        method="POST",
+        body=json.dumps({"path": "v.ipynb", "type": "notebook", "kernel": {"name": "python3"}}),
+    )
+    kernel_id = json.loads(response.body)["kernel"]["id"]
+    client = jp_serverapp.kernel_manager.get_kernel(kernel_id).client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=60)
+        reply = await client.execute_interactive("answer = 42", timeout=60)
+        assert reply["content"]["status"] == "ok"
+    finally:
+        client.stop_channels()
+    status, created = await api("POST", "sessions", body={"notebook": "v.ipynb", "model": model})
+    sid = created["id"]
+    body = {"tools": [], "run_cell": True, "list_variables": True}
+    status, _ = await api("PUT", f"sessions/{sid}/tools", body=body)
+    assert status == 200
+    chat, _, _ = await open_chat("v.ipynb")
+    chat.send("u1", "what is answer doubled?")
+    listed = await chat.until(
+        lambda c: c.card("done", "list_variables"), "list_variables answered by the kernel"
+    )
+    assert "answer" in listed["result"] and "42" in listed["result"]
+    pending = await chat.until(lambda c: c.card("pending"), "run_cell waiting for approval")
+    assert pending["tool"] == "run_cell" and pending["arguments"]["code"] == "print(answer * 2)"
+    chat.send("u2", "/approve")
+    ran = await chat.until(lambda c: c.card("done", "run_cell"), "run_cell run")
+    assert ran["result"].strip() == "84"
+    assert ran["decision"]["by"] == chat.me["username"]
+    await chat.until(lambda c: [m for m in c.by(AGENT) if m["body"] == "it is 84"], "the end")

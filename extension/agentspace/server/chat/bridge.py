@@ -23,6 +23,7 @@ from .paths import chat_path, notebook_of
 
 if TYPE_CHECKING:
     from agentspace.engine.engine import Engine
+    from agentspace.server.kernelcalls import KernelCalls
     from agentspace.server.links import Links
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class ChatBridge:
         chat_dir: str,
         links: Links | None = None,
         base_url: str = "/",
+        kernels: KernelCalls | None = None,
     ) -> None:
         self.engine = engine
         self.manager = manager  # jupyterlab_chat.chat_manager.ChatManager
@@ -44,6 +46,7 @@ class ChatBridge:
         self.chat_dir = chat_dir
         self.links = links
         self.base_url = base_url
+        self.kernels = kernels
         self.mirrors: dict[str, Mirror] = {}  # chat id -> its mirror
 
     async def open(self, notebook: str) -> tuple[str, str]:
@@ -79,7 +82,9 @@ class ChatBridge:
             session = await self.engine.session(notebook)
         if chat_id in self.mirrors:  # attached meanwhile
             return self.mirrors[chat_id]
-        mirror = self.mirrors[chat_id] = Mirror(session, model, self.links, self.base_url)
+        mirror = self.mirrors[chat_id] = Mirror(
+            session, model, self.links, self.base_url, self.kernels
+        )
         try:
             await mirror.start()
         except Exception:

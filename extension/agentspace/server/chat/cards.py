@@ -106,7 +106,14 @@ def decided(card: dict[str, Any]) -> str:
         rule = d.get("rule")
         return f"allowed by policy ({rule})" if rule else "allowed by policy"
     kind = d.get("decision")
-    verb = {"approve": "approved", "reject": "rejected", "edit": "edited", "result": "run"}
+    if kind == "result":  # a kernel call: the kernel ran it (once approved, if it asked)
+        edited = " with edited arguments" if d.get("arguments") else ""
+        return (
+            f"approved by {d['by']}{edited}, run in the kernel"
+            if d.get("by")
+            else "run in the kernel"
+        )
+    verb = {"approve": "approved", "reject": "rejected", "edit": "edited"}
     text = verb.get(str(kind), str(kind))
     if d.get("by"):
         text += f" by {d['by']}"

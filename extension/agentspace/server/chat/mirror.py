@@ -26,11 +26,12 @@ from jupyterlab_chat.models import (
 )
 
 from . import commands
-from .projection import AGENT, KERNEL, ChatProjection, Op, Post, Revise, Writing
+from .projection import AGENT, KERNEL, Answer, ChatProjection, Op, Post, Revise, Writing
 from .writer import ChatWriter
 
 if TYPE_CHECKING:
     from agentspace.engine.session import Session
+    from agentspace.server.kernelcalls import KernelCalls
     from agentspace.server.links import Links
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def collapse(ops: list[Op]) -> list[Op]:
     posts: dict[str, Post] = {}
     revises: dict[str, Revise] = {}
     for op in ops:
-        if isinstance(op, Writing):
+        if isinstance(op, Writing | Answer):
             continue
         if isinstance(op, Post):
             first = posts.get(op.key)
@@ -65,11 +66,17 @@ def collapse(ops: list[Op]) -> list[Op]:
 
 class Mirror:
     def __init__(
-        self, session: Session, model: BaseChatModel, links: Links | None, base_url: str = "/"
+        self,
+        session: Session,
+        model: BaseChatModel,
+        links: Links | None = None,
+        base_url: str = "/",
+        kernels: KernelCalls | None = None,
     ) -> None:
         self.session = session
         self.model = model
         self.links = links
+        self.kernels = kernels
         self.projection = ChatProjection(session.id, base_url)
         self.writer = ChatWriter(model)
         self.lock = asyncio.Lock()  # a prompt's send and the events it causes, in order
@@ -90,6 +97,10 @@ class Mirror:
         self.writer.apply(collapse(ops))
         self._observer = self.model.observe_messages(self._on_message)
         self._task = asyncio.ensure_future(self._follow(last))
+        if self.projection.origin != KERNEL:  # calls left waiting (a restart): answer them
+            for p in await self.session.pending():
+                if p.executor == "kernel" and not p.needs_approval and p.status == "pending":
+                    self._answer(p.tool_call_id)
         self.caught_up.set()
 
     async def _follow(self, after: int) -> None:
@@ -99,6 +110,9 @@ class Mirror:
                 if ops:
                     async with self.lock:
                         self.writer.apply(ops)
+                    for op in ops:
+                        if isinstance(op, Answer):
+                            self._answer(op.tool_call_id)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -115,6 +129,30 @@ class Mirror:
                     await task
         await self.writer.close()
 
+    def _answer(self, tool_call_id: str) -> None:
+        """Have the notebook's kernel answer a call no cell answers (the chat's turn)."""
+        if self.kernels is None:
+            return
+        from agentspace.store.approvals import Decision
+
+        async def answer() -> None:
+            from agentspace.errors import AgentspaceError
+
+            assert self.kernels is not None
+            try:
+                await self.kernels.decide(
+                    self.session, tool_call_id, Decision(decision="approve"), None
+                )
+            except AgentspaceError as exc:  # no kernel yet, or a cell answered first: said
+                self.writer.apply([Post(f"reply:{tool_call_id}", AGENT, f"⚠️ {exc.message}")])
+
+        self._spawn(answer())
+
+    def _spawn(self, work: Any) -> None:
+        job = asyncio.ensure_future(work)
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+
     # -- chat -> session -------------------------------------------------------
     def _on_message(self, event: ChatMessageEvent) -> None:
         message = event.message
@@ -122,9 +160,7 @@ class Mirror:
             return
         if message.sender in (AGENT, KERNEL) or not message.body.strip():
             return
-        job = asyncio.ensure_future(self._received(message))
-        self._jobs.add(job)
-        job.add_done_callback(self._jobs.discard)
+        self._spawn(self._received(message))
 
     async def _received(self, message: Message) -> None:
         from agentspace.errors import AgentspaceError
@@ -200,7 +236,10 @@ class Mirror:
             decision = Decision(decision="reject", reason=command.reason)
         else:
             decision = Decision(decision="edit", arguments=command.arguments)
-        await self.session.decide(call, decision, by=by)
+        if self.kernels is not None:  # an approved kernel call runs in the notebook's kernel
+            await self.kernels.decide(self.session, call, decision, by)
+        else:
+            await self.session.decide(call, decision, by=by)
 
     def _reply(self, message: Message, text: str) -> None:
         self.writer.apply([Post(f"reply:{message.id}", AGENT, text)])

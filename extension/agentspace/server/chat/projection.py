@@ -47,7 +47,15 @@ class Writing:
     on: bool
 
 
-Op = Post | Revise | Writing
+@dataclass
+class Answer:
+    """A kernel call that needs no approval, in a turn no ``%%agent`` cell follows (the chat's):
+    the server has the notebook's kernel answer it."""
+
+    tool_call_id: str
+
+
+Op = Post | Revise | Writing | Answer
 
 
 def sender_of(name: str | None) -> str:
@@ -67,6 +75,7 @@ class ChatProjection:
     senders: dict[str, str] = field(default_factory=dict)  # user message id -> chat user
     posted: set[str] = field(default_factory=set)
     running: str | None = None  # the call whose process and preview links go on its card
+    origin: str | None = None  # who sent the prompt being answered (KERNEL: a cell follows)
 
     def apply(self, seq: int, event: dict[str, Any]) -> list[Op]:
         self.seq = max(self.seq, seq)
@@ -98,7 +107,8 @@ class ChatProjection:
         mid = str(e.get("messageId"))
         text = self.texts.pop(mid, "")
         if mid in self.senders:
-            return [Post(f"user:{mid}", self.senders.pop(mid), text, time=_time(e))]
+            self.origin = self.senders.pop(mid)
+            return [Post(f"user:{mid}", self.origin, text, time=_time(e))]
         key = f"text:{mid}"
         return [Revise(key, body=text)] if key in self.posted else []
 
@@ -183,14 +193,17 @@ class ChatProjection:
         if card["arguments"] is None and isinstance(meta.get("arguments"), dict):
             card["arguments"] = meta["arguments"]
         kernel = interrupt.get("reason") == "kernel_tool"
+        answer: list[Op] = []
         if kernel and not meta.get("needs_approval"):
             card["status"] = "running"  # allowed: the notebook's kernel runs it
+            if self.origin != KERNEL:
+                answer.append(Answer(call_id))
         else:
             card["status"] = "pending"
         preview = meta.get("preview")
         card["preview"] = preview if isinstance(preview, str) and preview.strip() else None
         card["can_remember"] = not kernel or bool(meta.get("needs_approval"))
-        return self._show(card, e)
+        return self._show(card, e) + answer
 
     def _end_open(self, e: dict[str, Any], status: str) -> list[Op]:
         ops: list[Op] = []

@@ -149,7 +149,7 @@ class ChatWriter:
                 self._post(op)
             elif isinstance(op, Revise):
                 self._revise(op)
-            else:
+            elif isinstance(op, Writing):
                 self._writing(op)
 
     def keyed(self, key: str, message_id: str) -> None:

@@ -1,0 +1,168 @@
+"""Kernel calls answered by the server, for turns no ``%%agent`` cell follows (the chat's).
+
+A kernel call (``run_cell``, ``list_variables``, an ``@agent_tool`` function) runs in the
+notebook's kernel, and a ``%%agent`` cell that follows the run answers it from inside the
+kernel. A turn sent from the chat has no such cell, so the server answers it through the
+kernel's own channels, as a frontend would: it finds the notebook's kernel in the server's
+session manager, runs the code (``run_cell``: an ordinary execution, in the user's namespace
+and history; the tools: a silent one that calls ``agentspace_kernel.tools``, its answer read
+from ``user_expressions``), and records the ``result`` decision. The kernel queues the request
+behind whatever it is running, as it would a cell.
+
+Approving a kernel call from the chat, the side panel or REST means exactly that: the server
+runs it and its output is the result (``decide``).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from agentspace.errors import ConflictError
+
+if TYPE_CHECKING:
+    from agentspace.engine.session import Session
+    from agentspace.store.approvals import Decision, PendingCall
+
+log = logging.getLogger(__name__)
+MAX_OUTPUT = 20_000
+TIMEOUT = 600.0  # seconds a kernel call may run (a long cell is normal; a hung one is not)
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+TOOL_CODE = (
+    "import json as __agentspace_json, agentspace_kernel.tools as __agentspace_tools\n"
+    "__agentspace_answer = __agentspace_json.dumps("
+    "__agentspace_tools.call({name!r}, __agentspace_json.loads({arguments!r})))"
+)
+TOOL_CLEANUP = "del __agentspace_json, __agentspace_tools, __agentspace_answer"
+
+
+class KernelCalls:
+    def __init__(self, serverapp: Any) -> None:
+        self.serverapp = serverapp
+
+    async def kernel_of(self, notebook: str) -> str | None:
+        """The id of the kernel the notebook has open in this server (None: none is)."""
+        from agentspace.engine.engine import normalise_notebook
+
+        manager = getattr(self.serverapp, "session_manager", None)
+        if manager is None:
+            return None
+        key = normalise_notebook(notebook)
+        for entry in await manager.list_sessions():
+            path = entry.get("path") or (entry.get("notebook") or {}).get("path") or ""
+            kernel = entry.get("kernel") or {}
+            try:
+                same = normalise_notebook(path) == key
+            except Exception:
+                same = False
+            if same and kernel.get("id"):
+                return str(kernel["id"])
+        return None
+
+    async def run(self, session: Session, call: PendingCall, arguments: Any) -> tuple[str, bool]:
+        """Run the call in the notebook's kernel: (result text, is_error)."""
+        from agentspace.tools.kernel import RUN_CELL
+
+        kernel_id = await self.kernel_of(session.notebook)
+        if kernel_id is None:
+            raise ConflictError(
+                f"The call {call.tool_call_id!r} ({call.name}) runs in the notebook's kernel, "
+                f"and {session.notebook} has no kernel running in this server: open the "
+                "notebook (start its kernel) and decide again, or reject the call."
+            )
+        client = self.serverapp.kernel_manager.get_kernel(kernel_id).client()
+        client.start_channels()
+        try:
+            if call.name == RUN_CELL:
+                code = (arguments or {}).get("code") if isinstance(arguments, dict) else None
+                if not isinstance(code, str):
+                    return "run_cell needs its code.", True
+                return await _run_code(client, code)
+            return await _call_tool(client, call.name, arguments)
+        finally:
+            client.stop_channels()
+
+    async def decide(
+        self, session: Session, tool_call_id: str, decision: Decision, by: str | None
+    ) -> list[str]:
+        """``Session.decide``, but an approved (or edited) kernel call is run here first."""
+        from agentspace.store.approvals import Decision
+
+        if decision.decision not in ("approve", "edit"):
+            return await session.decide(tool_call_id, decision, by=by)
+        call = next((p for p in await session.pending() if p.tool_call_id == tool_call_id), None)
+        if call is None or call.executor != "kernel" or call.status != "pending":
+            return await session.decide(tool_call_id, decision, by=by)
+        arguments = decision.arguments if decision.decision == "edit" else call.parsed_arguments
+        output, failed = await self.run(session, call, arguments)
+        result = Decision(
+            decision="result",
+            output=output,
+            is_error=failed,
+            arguments=decision.arguments if decision.decision == "edit" else None,
+        )
+        return await session.decide(tool_call_id, result, by=by)
+
+
+async def _run_code(client: Any, code: str) -> tuple[str, bool]:
+    parts: list[str] = []
+    failed = False
+
+    def output(msg: dict[str, Any]) -> None:
+        nonlocal failed
+        kind, content = msg["header"]["msg_type"], msg["content"]
+        if kind == "stream":
+            parts.append(content.get("text", ""))
+        elif kind in ("execute_result", "display_data"):
+            data = content.get("data") or {}
+            if "text/plain" in data:
+                parts.append(str(data["text/plain"]) + "\n")
+            else:
+                parts.append(f"[{', '.join(sorted(data))}]\n")
+        elif kind == "error":
+            failed = True
+            parts.append("\n".join(content.get("traceback") or [content.get("evalue", "")]))
+
+    reply = await client.execute_interactive(
+        code, store_history=True, allow_stdin=False, output_hook=output, timeout=TIMEOUT
+    )
+    failed = failed or reply["content"].get("status") != "ok"
+    text = ANSI.sub("", "".join(parts))
+    if len(text) > MAX_OUTPUT:
+        cut = len(text) - MAX_OUTPUT
+        text = (
+            text[: MAX_OUTPUT // 2] + f"\n… ({cut:,} characters cut) …\n" + text[-MAX_OUTPUT // 2 :]
+        )
+    return text or "(no output)", failed
+
+
+async def _call_tool(client: Any, name: str, arguments: Any) -> tuple[str, bool]:
+    code = TOOL_CODE.format(name=name, arguments=json.dumps(arguments))
+    reply = await client.execute_interactive(
+        code,
+        silent=True,
+        store_history=False,
+        allow_stdin=False,
+        user_expressions={"answer": "__agentspace_answer"},
+        output_hook=lambda msg: None,
+        timeout=TIMEOUT,
+    )
+    content = reply["content"]
+    await client.execute_interactive(
+        TOOL_CLEANUP, silent=True, store_history=False, output_hook=lambda m: None
+    )
+    if content.get("status") != "ok":
+        return (
+            f"The kernel could not run {name}: {content.get('ename')}: {content.get('evalue')} "
+            "(is agentspace installed in the notebook's kernel environment?)",
+            True,
+        )
+    answer = (content.get("user_expressions") or {}).get("answer") or {}
+    raw = (answer.get("data") or {}).get("text/plain")
+    if answer.get("status") != "ok" or not isinstance(raw, str):
+        return f"The kernel gave no answer for {name}.", True
+    text, failed = json.loads(ast.literal_eval(raw))
+    return str(text), bool(failed)
