@@ -531,12 +531,20 @@ async def burst(
 
 
 # -- 4. start cost ------------------------------------------------------------------------
-def start_cost(tmp: Path, repeats: int) -> None:
-    print(f"4. server start, with and without agentspace (N={repeats} each)", flush=True)
+def start_cost(
+    tmp: Path,
+    repeats: int,
+    others: dict[str, bool] | None = None,
+    results: Results = report,
+    label: str = "4. start",
+) -> None:
+    """Servers started with and without agentspace, ``others`` enabled in both."""
+    print(f"{label}: server start, with and without agentspace (N={repeats} each)", flush=True)
     runs: dict[bool, list[tuple[float, int, float]]] = {True: [], False: []}
     for r in range(repeats):
         for on in (False, True) if r % 2 == 0 else (True, False):
-            server = new_server(tmp, f"start{r}{'on' if on else 'off'}", {"agentspace": on})
+            extensions = {**(others or {}), "agentspace": on}
+            server = new_server(tmp, f"start{r}{'on' if on else 'off'}", extensions)
             try:
                 seconds = server.start()
                 cpu = server_cpu(server)
@@ -553,28 +561,28 @@ def start_cost(tmp: Path, repeats: int) -> None:
     m_off = median(r[1] for r in runs[False]) / 2**20
     c_on = median(r[2] for r in runs[True])
     c_off = median(r[2] for r in runs[False])
-    report(
-        "4. start: spawn -> first GET api/status answered, with agentspace",
+    results(
+        f"{label}: spawn -> first GET api/status answered, with agentspace",
         f"{t_on * 1000:.0f} ms ({(t_on - t_off) * 1000:+.0f} ms)",
         f"without {t_off * 1000:.0f} ms",
         "<= +300 ms",
         met(t_on - t_off <= 0.3),
     )
-    report(
-        "4. start: server CPU time (user+sys) until it answers, with agentspace",
+    results(
+        f"{label}: server CPU time (user+sys) until it answers, with agentspace",
         f"{c_on * 1000:.0f} ms ({(c_on - c_off) * 1000:+.0f} ms)",
         f"without {c_off * 1000:.0f} ms",
         "less noisy than wall time",
     )
-    report(
-        "4. start: server RSS once it answers, with agentspace",
+    results(
+        f"{label}: server RSS once it answers, with agentspace",
         f"{m_on:.1f} MB ({m_on - m_off:+.1f} MB)",
         f"without {m_off:.1f} MB",
         "<= +30 MB",
         met(m_on - m_off <= 30),
     )
-    note(
-        "start samples, wall ms: with "
+    results.note(
+        f"{label} samples, wall ms: with "
         + ", ".join(f"{r[0] * 1000:.0f}" for r in runs[True])
         + "; without "
         + ", ".join(f"{r[0] * 1000:.0f}" for r in runs[False])
