@@ -1,5 +1,6 @@
 /**
- * jupyter-agentspace: the notebook link, "Fix with agent" and the cells the kernel asks for.
+ * jupyter-agentspace: the notebook link, "Fix with agent" and the cells the kernel asks for;
+ * with the plugins of the agent chat (chat.ts: open it; renderer.ts: its tool-call cards).
  *
  * The link (docs/notebook-link.md): one WebSocket per open notebook panel, to
  * `{baseUrl}agentspace/api/notebooks/link?path=<path>`. The server sends requests (read, set,
@@ -21,7 +22,10 @@ import {
 } from '@jupyterlab/notebook';
 import { ServerConnection } from '@jupyterlab/services';
 
+import { ActiveCellNotices } from './active';
 import { listenForCells } from './cells';
+import { chatPlugin } from './chat';
+import { cardPlugin } from './renderer';
 
 const LINK_PATH = 'agentspace/api/notebooks/link';
 const FIX_COMMAND = 'agentspace:fix-with-agent';
@@ -122,6 +126,7 @@ class NotebookLink {
   private backoff = BACKOFF_FIRST_MS;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private disposed = false;
+  private readonly active: ActiveCellNotices;
 
   constructor(
     private readonly panel: NotebookPanel,
@@ -130,6 +135,11 @@ class NotebookLink {
   ) {
     panel.disposed.connect(() => this.dispose());
     panel.context.pathChanged.connect(() => this.notice({ op: 'path', path: this.path }));
+    this.active = new ActiveCellNotices(
+      () => panel.content.activeCell?.model.id ?? null,
+      cellId => this.notice({ op: 'active', cell_id: cellId })
+    );
+    panel.content.activeCellChanged.connect(() => this.active.changed());
     this.connect();
   }
 
@@ -152,6 +162,7 @@ class NotebookLink {
     socket.onopen = () => {
       this.backoff = BACKOFF_FIRST_MS;
       this.notice({ op: 'hello', path: this.path, client: this.client });
+      this.active.restart();
     };
     socket.onmessage = event => this.onMessage(event.data);
     socket.onclose = () => {
@@ -209,6 +220,7 @@ class NotebookLink {
       return;
     }
     this.disposed = true;
+    this.active.dispose();
     if (this.timer !== null) {
       clearTimeout(this.timer);
       this.timer = null;
@@ -321,4 +333,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+export default [plugin, cardPlugin, chatPlugin];
