@@ -9,7 +9,7 @@ LABEXT_SOURCES := $(wildcard labextension/src/* labextension/style/*) labextensi
 STATE  ?= .state
 PROMPT ?= Write a small Python script that prints a greeting, then read it back.
 
-.PHONY: setup run demo test lint typecheck unit server notebooks-check notebooks browser bench dockerd clean
+.PHONY: setup run demo test lint typecheck unit js server notebooks-check notebooks browser bench dockerd clean
 
 setup: $(STAMP) $(LABEXT)
 
@@ -48,6 +48,10 @@ typecheck: setup
 # Two runs: the server tests use pytest-jupyter's event loop, the others pytest-asyncio's.
 unit: setup
 	$(VENV)/bin/pytest -q --ignore=tests/extension/server --ignore=tests/browser
+
+# The labextension's own tests: jest in jsdom (labextension/src/**/*.test.ts).
+js: setup
+	scripts/labextension-test.sh
 
 server: setup
 	$(VENV)/bin/pytest -q -p no:asyncio -W ignore::pytest.PytestConfigWarning tests/extension/server

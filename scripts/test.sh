@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 MAKE="${MAKE:-make}"
 STEPS=("$@")
-[ ${#STEPS[@]} -gt 0 ] || STEPS=(lint typecheck unit server notebooks-check browser)
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(lint typecheck unit js server notebooks-check browser)
 summary="${TEST_SUMMARY:-test-artifacts/summary.txt}"
 mkdir -p "$(dirname "$summary")"
 : >"$summary"

@@ -192,7 +192,8 @@ describe('decision and links', () => {
     [{ decision: 'reject', by: 'bob' }, 'rejected by bob'],
     [{ decision: 'edit', by: 'carol' }, 'edited by carol'],
     [{ decision: 'approve', by: 'server', auto: true, rule: 'server: shell' }, 'allowed by policy (server: shell)'],
-    [{ decision: 'result', by: 'kernel' }, 'answered by kernel']
+    [{ decision: 'result', by: 'kernel' }, 'approved by kernel, run in the kernel'],
+    [{ decision: 'result' }, 'run in the kernel']
   ])('%j -> %s', (decision, text) => {
     const node = render(card({ status: 'done', decision: decision as any }));
     expect(q(node, 'decision')?.textContent).toBe(text);

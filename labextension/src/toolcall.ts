@@ -41,6 +41,8 @@ export interface Decision {
   auto?: boolean;
   rule?: string;
   remember?: boolean;
+  /** With `edit`, or a `result` run with edited arguments: the arguments that ran. */
+  arguments?: Record<string, unknown>;
 }
 
 export interface CardLink {
@@ -259,8 +261,11 @@ export function decisionText(card: ToolCallCard): string | null {
       return (d.auto ? `denied by policy${rule}` : `rejected by ${by}`) + reason;
     case 'edit':
       return `edited by ${by}` + reason;
-    case 'result':
-      return `answered by ${by}`;
+    case 'result': // a kernel call: the kernel ran it (once approved, if it asked)
+      if (typeof d.by !== 'string' || !d.by) {
+        return 'run in the kernel';
+      }
+      return `approved by ${d.by}${d.arguments ? ' with edited arguments' : ''}, run in the kernel`;
     default:
       return null;
   }

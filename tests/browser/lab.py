@@ -140,7 +140,7 @@ class LabServer:
         config = self.base / "jupyter_server_config.json"
         config.write_text(json.dumps({
             "ServerApp": {"jpserver_extensions": {"agentspace": True, "notebook": True,
-                                                   "linkprobe": True}},
+                                                   "jupyterlab_chat": True, "linkprobe": True}},
             "LabApp": {"news_url": None},
             "AgentspaceApp": {"state_dir": str(self.base / "state"), "model": "scripted/echo"},
         }))  # fmt: skip
