@@ -22,6 +22,7 @@ import {
 import { ServerConnection } from '@jupyterlab/services';
 
 import { listenForCells } from './cells';
+import { panelPlugin } from './panel/plugin';
 
 const LINK_PATH = 'agentspace/api/notebooks/link';
 const FIX_COMMAND = 'agentspace:fix-with-agent';
@@ -321,4 +322,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+export default [plugin, panelPlugin];
