@@ -25,6 +25,7 @@ import { ServerConnection } from '@jupyterlab/services';
 import { ActiveCellNotices } from './active';
 import { listenForCells } from './cells';
 import { chatPlugin } from './chat';
+import { panelPlugin } from './panel/plugin';
 import { cardPlugin } from './renderer';
 
 const LINK_PATH = 'agentspace/api/notebooks/link';
@@ -333,4 +334,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, cardPlugin, chatPlugin];
+export default [plugin, cardPlugin, chatPlugin, panelPlugin];

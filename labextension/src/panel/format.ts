@@ -1,0 +1,95 @@
+/**
+ * The words and numbers the agent panel prints, as pure functions (tested with the reducer).
+ *
+ * Kept apart from the view so that what a cost of `null` or a held call's arguments look
+ * like is decided once, not at each place they are drawn.
+ */
+
+import { Usage } from './state';
+
+const STATUS_WORDS: { [status: string]: string } = {
+  idle: 'idle',
+  running: 'running',
+  awaiting_approval: 'awaiting approval',
+  stopped: 'stopped',
+  failed: 'failed',
+  crashed: 'crashed',
+  unknown: '…'
+};
+
+export function statusLabel(status: string): string {
+  return STATUS_WORDS[status] ?? status;
+}
+
+export function count(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+export function plural(n: number, word: string): string {
+  return `${count(n)} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** The session's spend: unknown is never shown as $0. */
+export function costText(usage: Usage): string {
+  if (usage.cost === null) {
+    return 'cost unknown (no price for this model)';
+  }
+  const dollars = `$${usage.cost.toFixed(usage.cost > 0 && usage.cost < 0.01 ? 4 : 2)}`;
+  if (usage.unpricedCalls > 0) {
+    return `${dollars} + ${plural(usage.unpricedCalls, 'call')} without a known price`;
+  }
+  return dollars;
+}
+
+export function tokensText(usage: Usage): string {
+  const parts = `${count(usage.inputTokens)} in · ${count(usage.outputTokens)} out`;
+  return `${plural(usage.totalTokens, 'token')} (${parts}) · ${plural(usage.modelCalls, 'model call')}`;
+}
+
+export function sizeText(bytes: number | null): string {
+  if (bytes === null) {
+    return '';
+  }
+  const units = ['B', 'kB', 'MB', 'GB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+/** A held call's arguments as the panel prints them (JSON, indented). */
+export function argumentsText(args: unknown): string {
+  if (typeof args === 'string') {
+    return args;
+  }
+  try {
+    return JSON.stringify(args, null, 2) ?? '';
+  } catch {
+    return String(args);
+  }
+}
+
+export function processStatusText(status: string, exitCode: number | null): string {
+  const word = status.replace(/_/g, ' ');
+  return exitCode === null ? word : `${word} (exit code ${exitCode})`;
+}
+
+/** The class suffix of one line of a unified diff: added, removed, a hunk header, or none. */
+export function diffLineKind(line: string): 'add' | 'del' | 'hunk' | 'meta' | '' {
+  if (line.startsWith('+++') || line.startsWith('---')) {
+    return 'meta';
+  }
+  if (line.startsWith('@@')) {
+    return 'hunk';
+  }
+  if (line.startsWith('+')) {
+    return 'add';
+  }
+  if (line.startsWith('-')) {
+    return 'del';
+  }
+  return '';
+}
