@@ -99,6 +99,9 @@ class CellRun:
             call = await loop.bridge(find_call(self.client, tool_call_id))
             if call is not None:
                 self.view.seed(tool_call_id, *call)
+        block = self.view.tool(tool_call_id)
+        if block is not None:  # the view names who decided only when it was someone else
+            block.decided_here = True
         result = await loop.bridge(self.client.decide(tool_call_id, decision))
         value = {"tool_call_id": tool_call_id, **decision}
         self.render(self.view.apply({"type": "CUSTOM", "name": DECISION, "value": value}))

@@ -212,20 +212,24 @@ def auto_label(block: ToolBlock) -> str:
 def status_line(block: ToolBlock, below: bool = True) -> str:
     decision = block.decision or {}
     auto = auto_label(block)
+    # who decided, when someone did elsewhere (the chat, the side panel, another browser)
+    elsewhere = decision.get("by") and not decision.get("auto") and not block.decided_here
+    by = f" by {decision['by']}" if elsewhere else ""
     if block.status == "awaiting_approval" or block.status == "waiting_kernel":
         return "‖ " + waiting_hint(block, below)
     if block.status == "rejected":
         reason = decision.get("reason")
-        return "✗ rejected" + (f": {reason}" if reason else "")
+        return f"✗ rejected{by}" + (f": {reason}" if reason else "")
     if block.status in ("done", "error") and block.result is not None:
         mark = "✓" if block.status == "done" else "✗"
-        lead = f"{mark} {auto} ·" if auto else mark
+        done = DECIDED.get(str(decision.get("decision")), "decided")
+        lead = f"{mark} {auto} ·" if auto else f"{mark} {done}{by} ·" if by else mark
         return lead + " " + clip(block.result).replace("\n", "\n  ")
     if auto:
         return f"… {auto}, running"
     if decision:
         done = DECIDED.get(str(decision.get("decision")), "decided")
-        return f"… {done}, running"
+        return f"… {done}{by}, running"
     return "… running"
 
 

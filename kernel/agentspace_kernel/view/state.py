@@ -35,6 +35,7 @@ class ToolBlock:
     result: str | None = None
     interrupt: dict[str, Any] | None = None  # the AG-UI Interrupt while it waits
     decision: dict[str, Any] | None = None
+    decided_here: bool = False  # by this view (its buttons, or a cell of this notebook)
 
     @property
     def parsed_arguments(self) -> Any:
