@@ -9,11 +9,11 @@ chat_*.png of the moments worth seeing).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from .chat import ChatPanel, open_chat, script, turn
 from .lab import LabServer, NotebookPage
@@ -23,7 +23,8 @@ WORDS = [f"w{i:02d}" for i in range(40)]
 
 
 def use_model(server: LabServer, notebook: str, model: str) -> str:
-    code, body = server.api("POST", "/agentspace/api/sessions", {"notebook": notebook, "model": model})
+    body = {"notebook": notebook, "model": model}
+    code, body = server.api("POST", "/agentspace/api/sessions", body)
     assert code == 200, (code, server.tail())
     return str(body["id"])
 
@@ -52,7 +53,7 @@ def test_a_prompt_in_the_chat_streams_and_its_card_is_approved_by_click(
     model = script(
         lab_server.root,
         f"chat-{frontend}",
-        turn(" ".join(WORDS), ("write_file", {"path": "hello.txt", "content": "hi\n"}), delay_ms=40),
+        turn(" ".join(WORDS), ("write_file", {"path": "hi.txt", "content": "hi\n"}), delay_ms=40),
         turn("The file is written."),
     )
     use_model(lab_server, name, model)
@@ -62,8 +63,8 @@ def test_a_prompt_in_the_chat_streams_and_its_card_is_approved_by_click(
         page.goto(f"{lab_server.url}/notebooks/{name}")
         expect(page.locator(".jp-NotebookPanel")).to_be_visible(timeout=60_000)
     chat = open_chat(page)
-    chat.send("write hello.txt")
-    expect(chat.messages.filter(has_text="write hello.txt")).to_have_count(1)
+    chat.send("write hi.txt")
+    expect(chat.messages.filter(has_text="write hi.txt")).to_have_count(1)
     seen = texts_while(page, chat, WORDS[-1])
     partial = [t for t in seen if WORDS[0] in t and WORDS[-1] not in t]
     assert len(partial) >= 3, f"expected the words to stream in, saw {seen}"
@@ -81,3 +82,165 @@ def test_a_prompt_in_the_chat_streams_and_its_card_is_approved_by_click(
     expect(chat.messages.filter(has_text="The file is written.")).to_have_count(1)
     code, body = lab_server.api("GET", "/api/contents/agent-chats")
     assert code == 200 and any(f["name"] == f"chat-{frontend}.chat" for f in body["content"])
+
+
+def test_a_decision_in_the_widget_reaches_the_chat_and_one_in_the_chat_the_widget(
+    notebook: Callable[..., NotebookPage], page: Page, lab_server: LabServer
+) -> None:
+    nb = notebook("both.ipynb")
+    model = script(
+        lab_server.root,
+        "both",
+        turn("first", ("write_file", {"path": "a.txt", "content": "a"})),
+        turn("second", ("write_file", {"path": "b.txt", "content": "b"})),
+        turn("Both are written."),
+    )
+    use_model(lab_server, "both.ipynb", model)
+    expect(nb.run_cell("%load_ext agentspace")).to_have_text("")
+    nb.wait_idle()
+    view = nb.run_cell("%%agent\nwrite a and b").locator(".agentspace-view")
+    in_cell_a = view.locator(".agentspace-tool", has_text="a.txt")
+    expect(in_cell_a.get_by_role("button", name="Approve", exact=True)).to_be_visible()
+    chat = open_chat(page)
+    # the cell's turn is in the chat as the kernel's, its call a card there too
+    expect(chat.widget).to_contain_text("Notebook kernel")
+    expect(chat.messages.filter(has_text="write a and b")).to_have_count(1)
+    expect(chat.cards("pending")).to_contain_text("a.txt")
+    # a click in the widget: the chat's card shows the call decided, by whom, and done
+    in_cell_a.get_by_role("button", name="Approve", exact=True).click()
+    card_a = chat.cards("done").filter(has_text="a.txt")
+    expect(card_a.locator(".jp-agentspace-card-decision")).to_contain_text("approved by")
+    # the next call: decided in the chat, the widget says so and by whom
+    in_cell_b = view.locator(".agentspace-tool", has_text="b.txt")
+    expect(in_cell_b.get_by_role("button", name="Approve", exact=True)).to_be_visible()
+    chat.cards("pending").filter(has_text="b.txt").locator(".jp-agentspace-card-approve").click()
+    expect(in_cell_b).to_contain_text("approved by")
+    expect(view).to_contain_text("decided elsewhere")
+    expect(chat.messages.filter(has_text="Both are written.")).to_have_count(1)
+    page.screenshot(path=str(ARTIFACTS / "chat_and_widget.png"))
+
+
+def test_reject_with_a_reason_and_edit_with_invalid_then_valid_json(
+    notebook: Callable[..., NotebookPage], page: Page, lab_server: LabServer
+) -> None:
+    notebook("decide.ipynb")
+    model = script(
+        lab_server.root,
+        "decide",
+        turn("", ("write_file", {"path": "x.txt", "content": "x"})),
+        turn("", ("write_file", {"path": "y.txt", "content": "y"})),
+        turn("Done deciding."),
+    )
+    sid = use_model(lab_server, "decide.ipynb", model)
+    chat = open_chat(page)
+    chat.send("write x and y")
+    card = chat.cards("pending").filter(has_text="x.txt")
+    card.locator(".jp-agentspace-card-reject").click()
+    card.locator(".jp-agentspace-card-reason").fill("not x, please")
+    card.locator(".jp-agentspace-card-reject-confirm").click()
+    rejected = chat.cards("rejected")
+    expect(rejected.locator(".jp-agentspace-card-decision")).to_contain_text(": not x, please")
+    card = chat.cards("pending").filter(has_text="y.txt")
+    card.locator(".jp-agentspace-card-edit").click()
+    card.locator(".jp-agentspace-card-edit-text").fill('{"path": "z.txt", "content": ')
+    card.locator(".jp-agentspace-card-edit-submit").click()
+    expect(card.locator(".jp-agentspace-card-edit-error")).to_be_visible()
+    assert chat.cards("pending").count() == 1  # nothing was sent
+    card.locator(".jp-agentspace-card-edit-text").fill('{"path": "z.txt", "content": "zz"}')
+    card.locator(".jp-agentspace-card-edit-submit").click()
+    edited = chat.cards("done")
+    expect(edited.locator(".jp-agentspace-card-decision")).to_contain_text("edited by")
+    expect(chat.messages.filter(has_text="Done deciding.")).to_have_count(1)
+    code, listing = lab_server.api("GET", f"/agentspace/api/sessions/{sid}/files?path=.")
+    assert code == 200, listing
+    names = {entry["path"] for entry in listing["entries"]}
+    assert "z.txt" in names and "x.txt" not in names and "y.txt" not in names, names
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[LabServer]:
+    """A server of this test's own (it is restarted)."""
+    server = LabServer(tmp_path / "own")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_reload_keeps_a_pending_card_and_a_restart_keeps_the_chat(
+    browser: Browser, own_server: LabServer
+) -> None:
+    server = own_server
+    server.create_notebook("keep.ipynb")
+    model = script(
+        server.root,
+        "keep",
+        turn("about to write", ("write_file", {"path": "k.txt", "content": "k"})),
+        turn("Kept and written."),
+    )
+    use_model(server, "keep.ipynb", model)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.goto(f"{server.url}/api/status?token={server.token}")
+        NotebookPage(page, server, "keep.ipynb").open()
+        chat = open_chat(page)
+        chat.send("write k")
+        expect(chat.cards("pending")).to_have_count(1)
+        page.reload()
+        NotebookPage(page, server, "keep.ipynb").wait_idle()
+        chat = open_chat(page)
+        expect(chat.cards("pending")).to_have_count(1)
+        chat.cards("pending").locator(".jp-agentspace-card-approve").click()
+        expect(chat.messages.filter(has_text="Kept and written.")).to_have_count(1)
+        before = chat.messages.all_inner_texts()
+        server.stop()
+        server.start()
+        NotebookPage(page, server, "keep.ipynb").open()
+        chat = open_chat(page)
+        expect(chat.messages.filter(has_text="Kept and written.")).to_have_count(1)
+        assert chat.messages.all_inner_texts() == before
+        expect(chat.cards("done")).to_have_count(1)
+        page.screenshot(path=str(ARTIFACTS / "chat_after_restart.png"))
+    finally:
+        context.close()
+
+
+def test_two_users_on_one_chat_see_each_other_and_who_decided(
+    browser: Browser, lab_server: LabServer
+) -> None:
+    lab_server.create_notebook("two.ipynb")
+    model = script(
+        lab_server.root,
+        "two",
+        turn("", ("write_file", {"path": "t.txt", "content": "t"})),
+        turn("Written for both of you."),
+    )
+    use_model(lab_server, "two.ipynb", model)
+    pages, names = [], []
+    contexts = [browser.new_context(viewport={"width": 1280, "height": 800}) for _ in range(2)]
+    try:
+        for context in contexts:
+            page = context.new_page()
+            page.goto(f"{lab_server.url}/api/status?token={lab_server.token}")
+            NotebookPage(page, lab_server, "two.ipynb").open()
+            me = page.evaluate("async () => (await (await fetch('/api/me')).json()).identity")
+            names.append((me["username"], me["display_name"]))
+            pages.append(page)
+        assert names[0][0] != names[1][0], names  # two identities
+        chats = [open_chat(p) for p in pages]
+        chats[0].send("write t for us")
+        expect(chats[1].messages.filter(has_text="write t for us")).to_have_count(1)
+        expect(chats[1].widget).to_contain_text(names[0][1])  # shown as the sender's
+        expect(chats[1].cards("pending")).to_have_count(1)
+        chats[1].cards("pending").locator(".jp-agentspace-card-approve").click()
+        for chat in chats:
+            decided = chat.cards("done").locator(".jp-agentspace-card-decision")
+            expect(decided).to_contain_text(f"approved by {names[1][0]}")
+            expect(chat.messages.filter(has_text="Written for both of you.")).to_have_count(1)
+        for i, page in enumerate(pages):
+            page.screenshot(path=str(ARTIFACTS / f"chat_user_{i + 1}.png"))
+    finally:
+        for context in contexts:
+            context.close()

@@ -284,6 +284,9 @@ class CellRun:
     async def _decide(self, tool_call_id: str, decision: dict[str, Any]) -> None:
         try:
             await self.decision(tool_call_id, decision)
+            self._deciding = False  # followed to its next pause: what comes is decided anywhere
+            if self.view.state == "paused" and self.view.pending:
+                self.keep_following()  # the chat or another view may decide the next call
             self._ask_for_cell()
         except ClientError as exc:
             card = self.widget.card(tool_call_id) if self.widget else None
