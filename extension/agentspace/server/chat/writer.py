@@ -30,6 +30,7 @@ from jupyterlab_chat.models import (
 )
 from jupyterlab_chat.websocket_model import WsChatModel
 
+from . import cards
 from .projection import AGENT, KERNEL, Op, Post, Revise, Writing
 
 STREAM_INTERVAL = 0.1  # seconds between two updates of one streaming message (≤ 10 a second)
@@ -64,6 +65,18 @@ def key_of(message: dict[str, Any] | Message) -> str | None:
     value = (meta or {}).get("agentspace") if isinstance(meta, dict) else None
     key = value.get("key") if isinstance(value, dict) else None
     return key if isinstance(key, str) else None
+
+
+def card_metadata(mime: dict[str, Any] | None) -> dict[str, Any]:
+    """The message metadata a card's bundle implies (jupyter-ai's ``tool_calls``), else none.
+
+    Derived here from the bundle rather than carried by ``Post``/``Revise``: a replay's
+    operations are collapsed to their last body and bundle (``mirror.collapse``), and the
+    metadata follows them.
+    """
+    data = (mime or {}).get("data")
+    card = data.get(cards.MIME) if isinstance(data, dict) else None
+    return cards.jupyter_ai_metadata(card) if isinstance(card, dict) else {}
 
 
 class Saver:
@@ -174,7 +187,7 @@ class ChatWriter:
             return
         if op.sender not in (AGENT, KERNEL):
             self._user(op.sender)
-        meta = {"agentspace": {"key": op.key}}
+        meta = {**card_metadata(op.mime), "agentspace": {"key": op.key}}
 
         def stamp(message: Message, chat: Any) -> None:
             message.metadata = meta
@@ -218,6 +231,9 @@ class ChatWriter:
             message.body, changed = op.body, True
         if op.mime is not None and message.mime_model != op.mime:
             message.mime_model, changed = op.mime, True  # type: ignore[assignment]
+        extra = card_metadata(op.mime)
+        if extra and any((message.metadata or {}).get(k) != v for k, v in extra.items()):
+            message.metadata, changed = {**(message.metadata or {}), **extra}, True
         if op.attach is not None:
             ids = self._attachments(op.attach)
             if ids and message.attachments != ids:
