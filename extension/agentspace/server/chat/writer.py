@@ -30,7 +30,7 @@ from jupyterlab_chat.models import (
 )
 from jupyterlab_chat.websocket_model import WsChatModel
 
-from . import cards
+from . import cards, jupyterai
 from .projection import AGENT, KERNEL, Op, Post, Revise, Writing
 
 STREAM_INTERVAL = 0.1  # seconds between two updates of one streaming message (≤ 10 a second)
@@ -76,7 +76,7 @@ def card_metadata(mime: dict[str, Any] | None) -> dict[str, Any]:
     """
     data = (mime or {}).get("data")
     card = data.get(cards.MIME) if isinstance(data, dict) else None
-    return cards.jupyter_ai_metadata(card) if isinstance(card, dict) else {}
+    return jupyterai.jupyter_ai_metadata(card) if isinstance(card, dict) else {}
 
 
 class Saver:

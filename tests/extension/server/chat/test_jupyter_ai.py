@@ -8,7 +8,7 @@ from typing import Any, get_args
 
 from jupyterlab_chat.websocket_model import WsChatModel
 
-from agentspace.server.chat import cards
+from agentspace.server.chat import cards, jupyterai
 from agentspace.server.chat.projection import AGENT, ChatProjection, Post, Revise
 from agentspace.server.chat.writer import ChatWriter
 
@@ -42,15 +42,15 @@ def result(p: ChatProjection, text: str) -> None:
 
 
 def row(card: dict[str, Any]) -> dict[str, Any]:
-    (call,) = cards.jupyter_ai_metadata(card)["tool_calls"]
+    (call,) = jupyterai.jupyter_ai_metadata(card)["tool_calls"]
     assert "session_id" not in call and "diffs" not in call  # never their buttons, never a diff
     assert call["status"] in ACP_STATUSES and call["kind"] in ACP_KINDS
     return call
 
 
 def test_every_status_maps_to_one_of_acps() -> None:
-    assert set(cards.JAI_STATUS) == set(get_args(cards.CardStatus))
-    assert set(cards.JAI_STATUS.values()) <= ACP_STATUSES
+    assert set(jupyterai.JAI_STATUS) == set(get_args(cards.CardStatus))
+    assert set(jupyterai.JAI_STATUS.values()) <= ACP_STATUSES
 
 
 def test_an_asked_call_is_pending_without_buttons_then_says_who_approved_it() -> None:
@@ -133,7 +133,7 @@ def test_a_stopped_or_failed_call_is_failed_and_long_texts_are_cut() -> None:
     call = row(card)
     assert card["status"] == "cancelled" and call["status"] == "failed"
     assert call["title"] == "summarise" and call["kind"] == "other"
-    assert len(call["raw_input"]["frame"]) == cards.META_LIMIT + 2
+    assert len(call["raw_input"]["frame"]) == jupyterai.META_LIMIT + 2
     assert card["arguments"]["frame"] == "x" * 5000  # the card keeps it all
     broken = cards.new_card("s1", CALL, "shell")
     cards.set_arguments(broken, '{"command": "ls')  # never parsed: the text as it came
@@ -162,7 +162,7 @@ def test_the_writer_stamps_a_cards_metadata_beside_its_key_and_keeps_it_current(
         writer.apply([Post("text:m", AGENT, "words")])
         card_message, text_message = model.get_messages()
         assert card_message.metadata == {
-            "tool_calls": [cards.jupyter_ai_tool_call(card)],
+            "tool_calls": [jupyterai.jupyter_ai_tool_call(card)],
             "agentspace": {"key": key},
         }
         assert text_message.metadata == {"agentspace": {"key": "text:m"}}
