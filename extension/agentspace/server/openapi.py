@@ -25,6 +25,7 @@ ERRORS = {
     "413": "Request body too large",
     "422": "Request body invalid",
     "429": "Rate limited or queue full",
+    "501": "jupyterlab-chat is not installed or not enabled on this server (POST chats)",
     "503": "The session's sandbox is unavailable, or the state database is damaged "
     "(store_damaged: the message says how to repair it)",
 }
@@ -203,6 +204,7 @@ def document(base_url: str = "/") -> dict[str, Any]:
         ConfigureSession,
         CreateSession,
         Messages,
+        OpenChat,
         SendMessage,
         SetTools,
     )
@@ -214,7 +216,7 @@ def document(base_url: str = "/") -> dict[str, Any]:
     from .sessions import MAX_LIMIT
 
     inputs: list[type[BaseModel]] = [
-        CreateSession, SendMessage, Decision, RunAgentInput, ConfigureSession, SetTools,
+        CreateSession, SendMessage, Decision, RunAgentInput, ConfigureSession, SetTools, OpenChat,
     ]  # fmt: skip
     outputs: list[type[BaseModel]] = [SessionInfo, Receipt, ProcessRecord, ToolListing, Messages]
     _, defs = models_json_schema(
@@ -262,6 +264,12 @@ def document(base_url: str = "/") -> dict[str, Any]:
                                                        client={"type": "string"},
                                                        since={"type": "number"}))),
                        errors=("403",)),
+        },
+        "/chats": {
+            "post": _op("The notebook's agent chat (jupyterlab-chat): its file, made if missing, "
+                        "and its session", ("200", _object(["path", "session"], path=STRING,
+                                                          session=STRING)),
+                        body="OpenChat", errors=("400", "403", "413", "422", "501")),
         },
         "/openapi.json": {
             "get": _op("This document", ("200", {"type": "object"}), errors=("403",)),

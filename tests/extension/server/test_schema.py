@@ -75,6 +75,7 @@ MUST_SUCCEED = {
     "GET /sessions/{session_id}/messages",
     "GET /sessions/{session_id}/tools",
     "PUT /sessions/{session_id}/tools",
+    "POST /chats",
 }
 
 
@@ -128,7 +129,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     config.write_text(
         json.dumps(
             {
-                "ServerApp": {"jpserver_extensions": {"agentspace": True}},
+                "ServerApp": {"jpserver_extensions": {"agentspace": True, "jupyterlab_chat": True}},
                 "AgentspaceApp": {
                     "state_dir": str(base / "state"),
                     "model": "scripted/echo",

@@ -25,5 +25,10 @@ class ChatsHandler(AgentspaceHandler):
                 "jupyterlab-chat is not installed or not enabled on this server: "
                 "pip install jupyterlab-chat, then restart the server.",
             )
-        path, session = await bridge.open(body.notebook)
+        try:
+            path, session = await bridge.open(body.notebook)
+        except OSError as exc:  # a name the filesystem refuses (too long, say)
+            raise ApiError(
+                400, "bad_notebook", f"Cannot make the notebook's chat file: {exc.strerror}."
+            ) from exc
         self.reply({"path": path, "session": session})
