@@ -458,3 +458,20 @@ describe('rendering again', () => {
     expect((node.querySelector('details') as HTMLDetailsElement).open).toBe(true);
   });
 });
+
+describe('a card in a notebook output', () => {
+  it('decides nothing: the call is decided in its chat', async () => {
+    const notebook = document.createElement('div');
+    notebook.className = 'jp-Notebook';
+    document.body.append(notebook);
+    const api = fakeApi();
+    const node = document.createElement('div');
+    notebook.append(node);
+    renderCard(node, card({ status: 'pending', tool_call_id: 'call_nb' }), api);
+    (node.querySelector('.jp-agentspace-card-approve') as HTMLButtonElement).click();
+    await flush();
+    expect(api.calls).toHaveLength(0);
+    expect(node.querySelector('.jp-agentspace-card-error')?.textContent).toContain('agent chat');
+    notebook.remove();
+  });
+});

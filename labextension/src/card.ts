@@ -110,8 +110,22 @@ function replyError(reply: Reply): { text: string; decided: boolean } {
 }
 
 /** Post `body` to `path` for the call, with the buttons disabled while it runs. */
+/**
+ * Whether the card is drawn in a notebook's output rather than in a chat. A notebook may carry a
+ * card (this renderer draws the mime type wherever it is), and a crafted one could show other
+ * arguments than the call's: a call is decided only from its chat, where the server wrote it.
+ */
+export function inNotebook(node: HTMLElement): boolean {
+  return node.closest('.jp-Notebook') !== null;
+}
+
 async function send(state: CardState, path: string, body: Json, note: string): Promise<void> {
   if (!state.view || state.busy || state.sent || state.closed) {
+    return;
+  }
+  if (inNotebook(state.view.node)) {
+    state.error = "a card in a notebook's output decides nothing: decide the call in the notebook's agent chat";
+    rerender(state);
     return;
   }
   const { api: cardApi } = state.view;
