@@ -244,3 +244,25 @@ def test_two_users_on_one_chat_see_each_other_and_who_decided(
     finally:
         for context in contexts:
             context.close()
+
+
+def test_the_chats_stop_button_stops_the_agent_keeping_its_words(
+    page: Page, lab_server: LabServer
+) -> None:
+    lab_server.create_notebook("stop.ipynb")
+    words = [f"s{i:03d}" for i in range(400)]
+    model = script(lab_server.root, "stop", turn(" ".join(words), delay_ms=50))
+    sid = use_model(lab_server, "stop.ipynb", model)
+    NotebookPage(page, lab_server, "stop.ipynb").open()
+    chat = open_chat(page)
+    chat.send("talk for a while")
+    message = chat.messages.filter(has_text=words[0])
+    expect(message).to_have_count(1)
+    stop = chat.widget.locator(".jp-chat-stop-button")
+    expect(stop).to_be_enabled()  # jupyterlab-chat's own, enabled while the agent writes
+    stop.click()
+    expect(stop).to_be_disabled()  # the run ended: the agent no longer writes
+    code, info = lab_server.api("GET", f"/agentspace/api/sessions/{sid}")
+    assert code == 200 and info["status"] == "stopped", info
+    kept = message.inner_text()
+    assert words[0] in kept and words[-1] not in kept  # the partial text stays
