@@ -27,7 +27,6 @@ import { listenForCells } from './cells';
 import { chatPlugin } from './chat';
 import { panelPlugin } from './panel/plugin';
 import { cardPlugin } from './renderer';
-import { stopPlugin } from './stop';
 
 const LINK_PATH = 'agentspace/api/notebooks/link';
 const FIX_COMMAND = 'agentspace:fix-with-agent';
@@ -335,4 +334,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, cardPlugin, chatPlugin, panelPlugin, stopPlugin];
+export default [plugin, cardPlugin, chatPlugin, panelPlugin];

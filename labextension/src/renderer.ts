@@ -16,6 +16,7 @@ import { Widget } from '@lumino/widgets';
 
 import { serverPost } from './api';
 import { CardApi, renderCard } from './card';
+import { RUN_MIME, renderRun } from './runcard';
 import { TOOLCALL_MIME } from './toolcall';
 
 class ToolCallRenderer extends Widget implements IRenderMime.IRenderer {
@@ -24,7 +25,11 @@ class ToolCallRenderer extends Widget implements IRenderMime.IRenderer {
   }
 
   renderModel(model: IRenderMime.IMimeModel): Promise<void> {
-    renderCard(this.node, model.data[TOOLCALL_MIME], this.api);
+    if (RUN_MIME in model.data) {
+      renderRun(this.node, model.data[RUN_MIME], this.api);
+    } else {
+      renderCard(this.node, model.data[TOOLCALL_MIME], this.api);
+    }
     return Promise.resolve();
   }
 }
@@ -43,7 +48,7 @@ export const cardPlugin: JupyterFrontEndPlugin<void> = {
     registry.addFactory(
       {
         safe: true,
-        mimeTypes: [TOOLCALL_MIME],
+        mimeTypes: [TOOLCALL_MIME, RUN_MIME],
         defaultRank: 50,
         createRenderer: () => new ToolCallRenderer(api)
       },

@@ -246,7 +246,7 @@ def test_two_users_on_one_chat_see_each_other_and_who_decided(
             context.close()
 
 
-def test_the_chats_stop_button_stops_the_agent_keeping_its_words(
+def test_stop_in_the_chat_stops_the_agent_keeping_its_words(
     page: Page, lab_server: LabServer
 ) -> None:
     lab_server.create_notebook("stop.ipynb")
@@ -258,10 +258,11 @@ def test_the_chats_stop_button_stops_the_agent_keeping_its_words(
     chat.send("talk for a while")
     message = chat.messages.filter(has_text=words[0])
     expect(message).to_have_count(1)
-    stop = chat.widget.locator(".jp-chat-stop-button")
-    expect(stop).to_be_enabled()  # jupyterlab-chat's own, enabled while the agent writes
-    stop.click()
-    expect(stop).to_be_disabled()  # the run ended: the agent no longer writes
+    run = chat.widget.locator(".jp-agentspace-run")  # the run's card, Stop while it runs
+    expect(run).to_have_attribute("data-status", "running")
+    run.locator(".jp-agentspace-run-stop").click()
+    expect(run).to_have_attribute("data-status", "stopped")
+    expect(run.locator(".jp-agentspace-run-stop")).to_have_count(0)
     code, info = lab_server.api("GET", f"/agentspace/api/sessions/{sid}")
     assert code == 200 and info["status"] == "stopped", info
     kept = message.inner_text()

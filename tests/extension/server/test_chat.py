@@ -173,7 +173,9 @@ async def test_a_held_call_is_a_card_decided_in_the_chat_and_over_rest(
     card = await chat.until(lambda c: c.card("pending"), "a pending card")
     assert card["tool"] == "write_file" and card["session"] == sid
     assert "+one" in (card["preview"] or "")
-    message = next(m for m in chat.messages.values() if m.get("mime_model"))
+    message = next(
+        m for m in chat.messages.values() if MIME in (m.get("mime_model") or {}).get("data", {})
+    )
     fallback = message["mime_model"]["data"]["text/markdown"]
     assert f"/approve {card['tool_call_id']}" in fallback and message["body"] == fallback
     chat.send("u2", f"/approve {card['tool_call_id'][:12]}")
@@ -226,6 +228,7 @@ async def test_the_chat_is_rebuilt_from_the_store_when_its_file_is_lost(
     chat, path, _ = await open_chat("r.ipynb")
     chat.send("u1", "list it")
     await chat.until(lambda c: [m for m in c.by(AGENT) if m["body"] == "listed"], "the reply")
+    await chat.until(lambda c: [m for m in c.by(AGENT) if "✓ done" in m["body"]], "the run's end")
     before = {
         m["metadata"]["agentspace"]["key"]: (m["sender"], m["body"])
         for m in chat.messages.values()

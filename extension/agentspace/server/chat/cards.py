@@ -157,3 +157,42 @@ def fence(text: str, lang: str = "") -> str:
 def _plain(text: str) -> str:
     """Markdown's special characters escaped (a tool name or a label is plain text)."""
     return "".join("\\" + ch if ch in "\\`*_[]<>#|" else ch for ch in str(text))
+
+
+# -- a run's own card: its status, and Stop while it runs -------------------------------------
+RUN_MIME = "application/vnd.agentspace.run+json"
+RUN_LABELS = {
+    "running": "⏳ working",
+    "paused": "‖ waiting for a decision",
+    "finished": "✓ done",
+    "stopped": "⏹ stopped",
+    "failed": "⚠ failed",
+}
+
+
+def new_run(session: str, run_id: str) -> dict[str, Any]:
+    return {
+        "version": VERSION,
+        "session": session,
+        "run_id": run_id,
+        "status": "running",
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "message": None,
+    }
+
+
+def run_bundle(run: dict[str, Any]) -> dict[str, Any]:
+    """A run's ``mime_model``: its card (Stop while it runs, in our labextension) and a text."""
+    return {"data": {RUN_MIME: run, "text/markdown": run_text(run)}}
+
+
+def run_text(run: dict[str, Any]) -> str:
+    text = RUN_LABELS.get(run["status"], run["status"])
+    if run["status"] == "running":
+        return text + " · `/stop` stops it, keeping what it wrote"
+    if run["input_tokens"] or run["output_tokens"]:
+        text += f" · {run['input_tokens']:,} tokens in, {run['output_tokens']:,} out"
+    if run.get("message"):
+        text += f" · {_plain(run['message'])}"
+    return text

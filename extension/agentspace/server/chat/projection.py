@@ -75,6 +75,7 @@ class ChatProjection:
     senders: dict[str, str] = field(default_factory=dict)  # user message id -> chat user
     posted: set[str] = field(default_factory=set)
     running: str | None = None  # the call whose process and preview links go on its card
+    run: dict[str, Any] | None = None  # the run card of the run going now
     origin: str | None = None  # who sent the prompt being answered (KERNEL: a cell follows)
 
     def apply(self, seq: int, event: dict[str, Any]) -> list[Op]:
@@ -174,7 +175,22 @@ class ChatProjection:
 
     # -- runs ----------------------------------------------------------------
     def _run_started(self, seq: int, e: dict[str, Any]) -> list[Op]:
-        return [Writing(True)]
+        self.run = cards.new_run(self.session, str(e.get("runId") or seq))
+        key = f"run:{self.run['run_id']}"
+        self.posted.add(key)
+        return [Writing(True), Post(key, AGENT, cards.run_text(self.run),
+                                    cards.run_bundle(self.run), time=_time(e))]  # fmt: skip
+
+    def _end_run(self, status: str, e: dict[str, Any], message: str | None = None) -> list[Op]:
+        run, self.run = self.run, None
+        if run is None:
+            return []
+        run["status"], run["message"] = status, message
+        for usage in e.get("usage") or []:
+            run["input_tokens"] += int(usage.get("inputTokens") or 0)
+            run["output_tokens"] += int(usage.get("outputTokens") or 0)
+        key = f"run:{run['run_id']}"
+        return [Revise(key, cards.run_text(run), cards.run_bundle(run))]
 
     def _run_finished(self, seq: int, e: dict[str, Any]) -> list[Op]:
         outcome = e.get("outcome") or {"type": "success"}
@@ -182,9 +198,11 @@ class ChatProjection:
         if outcome.get("type") == "interrupt":
             for interrupt in outcome.get("interrupts") or []:
                 ops += self._pending(e, interrupt)
-        elif outcome.get("type") == "cancelled":
+            return ops + self._end_run("paused", e)
+        if outcome.get("type") == "cancelled":
             ops += self._end_open(e, "cancelled")
-        return ops
+            return ops + self._end_run("stopped", e)
+        return ops + self._end_run("finished", e)
 
     def _pending(self, e: dict[str, Any], interrupt: dict[str, Any]) -> list[Op]:
         meta = interrupt.get("metadata") or {}
@@ -218,7 +236,7 @@ class ChatProjection:
         message = str(e.get("message") or "the run failed")
         self.posted.add(f"note:{seq}")
         note = Post(f"note:{seq}", AGENT, f"⚠️ **The run failed:** {message}", time=_time(e))
-        return [Writing(False), *self._end_open(e, "failed"), note]
+        return [Writing(False), *self._end_open(e, "failed"), *self._end_run("failed", e), note]
 
     def _custom(self, seq: int, e: dict[str, Any]) -> list[Op]:
         name, value = e.get("name"), e.get("value") or {}

@@ -85,15 +85,31 @@ def card_of(ops: list[Op]) -> dict[str, Any]:
 
 
 def test_a_prompt_is_posted_whole_with_its_sender_and_the_reply_streams() -> None:
-    ops = feed([{"type": "RUN_STARTED"}, *prompt("m1", "hi"), *words("m2", "Hel", "lo", "!")])
+    start = {"type": "RUN_STARTED", "runId": "r1"}
+    ops = feed([start, *prompt("m1", "hi"), *words("m2", "Hel", "lo", "!")])
     assert ops[0] == Writing(True)
-    assert ops[1] == Post("user:m1", "alice", "hi")
-    assert ops[2] == Post("text:m2", AGENT, "Hel")
-    assert ops[3:5] == [
+    assert isinstance(ops[1], Post) and ops[1].key == "run:r1" and ops[1].mime is not None
+    assert ops[1].mime["data"][cards.RUN_MIME]["status"] == "running"
+    assert ops[2] == Post("user:m1", "alice", "hi")
+    assert ops[3] == Post("text:m2", AGENT, "Hel")
+    assert ops[4:6] == [
         Revise("text:m2", body="Hello", streaming=True),
         Revise("text:m2", body="Hello!", streaming=True),
     ]
-    assert ops[5] == Revise("text:m2", body="Hello!")  # the end: sent at once
+    assert ops[6] == Revise("text:m2", body="Hello!")  # the end: sent at once
+
+
+def test_a_run_card_says_how_the_run_ended_with_its_usage() -> None:
+    p = ChatProjection("s1")
+    feed([{"type": "RUN_STARTED", "runId": "r1"}], p)
+    usage = [{"inputTokens": 1200, "outputTokens": 34}]
+    (_, end) = p.apply(5, {"type": "RUN_FINISHED", "outcome": {"type": "success"}, "usage": usage})
+    assert isinstance(end, Revise) and end.key == "run:r1" and end.mime is not None
+    assert end.mime["data"][cards.RUN_MIME]["status"] == "finished"
+    assert end.body == "✓ done · 1,200 tokens in, 34 out"
+    feed([{"type": "RUN_STARTED", "runId": "r2"}], p)
+    ops = p.apply(9, {"type": "RUN_FINISHED", "outcome": {"type": "cancelled"}})
+    assert [op.body for op in ops if isinstance(op, Revise) and op.key == "run:r2"] == ["⏹ stopped"]
 
 
 def test_a_prompt_from_a_kernel_is_the_kernels_and_an_empty_reply_posts_nothing() -> None:
