@@ -44,6 +44,6 @@ def test_make_test_runs_every_step_of_the_suite() -> None:
     script = (ROOT / "scripts" / "test.sh").read_text()
     makefile = (ROOT / "Makefile").read_text()
     steps = script.split("STEPS=(", 2)[2].split(")", 1)[0].split()
-    assert steps == ["lint", "typecheck", "unit", "server", "notebooks-check", "browser"]
+    assert steps == ["lint", "typecheck", "unit", "js", "server", "notebooks-check", "browser"]
     for step in steps:
         assert f"\n{step}: setup" in makefile, step
