@@ -334,6 +334,7 @@ class ServerState:
                     self.links,
                     serverapp.base_url,
                     self.kernel_calls(),
+                    getattr(serverapp, "contents_manager", None),
                 )
         return self._chats
 

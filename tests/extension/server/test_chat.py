@@ -343,3 +343,23 @@ async def test_the_chat_follows_its_notebook_when_renamed(
     assert not (jp_root_dir / path).exists() and (jp_root_dir / body["path"]).is_file()
     chat.send("u2", "two")  # the same chat, still mirrored at its new path
     await chat.until(lambda c: [m for m in c.by(AGENT) if m["body"] == "after the move"], "after")
+
+
+async def test_attached_files_and_cells_go_with_the_prompt(
+    api: Api, open_chat: Any, tmp_path: Path, jp_root_dir: Path
+) -> None:
+    model = write_script(tmp_path / "s.json", turn("seen"), turn("seen again"))
+    await api("POST", "sessions", body={"notebook": "att.ipynb", "model": model})
+    (jp_root_dir / "data.csv").write_text(
+        "region,units\nnorth,120\nAPI_KEY=sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z\n"
+    )
+    (jp_root_dir / "big.txt").write_text("x" * 100_000)
+    chat, _, sid = await open_chat("att.ipynb")
+    files = [{"type": "file", "value": "data.csv"}, {"type": "file", "value": "big.txt"}]
+    chat.send("u1", "look at these", attachments=files)
+    await chat.until(lambda c: [m for m in c.by(AGENT) if m["body"] == "seen"], "the answer")
+    _, transcript = await api("GET", f"sessions/{sid}/messages")
+    (prompt,) = [m["content"] for m in transcript["messages"] if m["role"] == "user"]
+    assert "(attached: data.csv)" in prompt and "north,120" in prompt
+    assert "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z" not in prompt  # redacted, as the notebook context is
+    assert "(attached: big.txt, not sent" in prompt and "xxxx" not in prompt

@@ -39,8 +39,10 @@ class ChatBridge:
         links: Links | None = None,
         base_url: str = "/",
         kernels: KernelCalls | None = None,
+        contents: Any = None,
     ) -> None:
         self.engine = engine
+        self.contents = contents  # the server's contents manager (attached files)
         self.manager = manager  # jupyterlab_chat.chat_manager.ChatManager
         self.root = root
         self.chat_dir = chat_dir
@@ -83,7 +85,7 @@ class ChatBridge:
         if chat_id in self.mirrors:  # attached meanwhile
             return self.mirrors[chat_id]
         mirror = self.mirrors[chat_id] = Mirror(
-            session, model, self.links, self.base_url, self.kernels
+            session, model, self.links, self.base_url, self.kernels, self.read
         )
         try:
             await mirror.start()
@@ -92,6 +94,22 @@ class ChatBridge:
             await mirror.close()
             raise
         return mirror
+
+    async def read(self, path: str) -> str | None:
+        """A file attached to a prompt, as text (None: no such file, not text, or too big)."""
+        from .attachments import FILE_LIMIT
+
+        if self.contents is None:
+            return None
+        try:
+            model = await _maybe_await(self.contents.get(path, content=False))
+            if model.get("type") != "file" or (model.get("size") or 0) > 4 * FILE_LIMIT:
+                return None
+            model = await _maybe_await(self.contents.get(path, type="file", format="text"))
+        except Exception:  # missing, hidden, binary (no text format): sent by its name only
+            return None
+        content = model.get("content")
+        return content if isinstance(content, str) and len(content) <= FILE_LIMIT else None
 
     async def on_chat_event(self, data: dict[str, Any]) -> None:
         """jupyterlab-chat's lifecycle events: mirror our chats while they are open."""

@@ -16,16 +16,10 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from jupyterlab_chat.models import (
-    BaseChatModel,
-    ChatMessageAction,
-    ChatMessageEvent,
-    FileAttachment,
-    Message,
-    NotebookAttachment,
-)
+from jupyterlab_chat.models import BaseChatModel, ChatMessageAction, ChatMessageEvent, Message
 
 from . import commands
+from .attachments import Reader, with_attachments
 from .projection import AGENT, KERNEL, Answer, ChatProjection, Op, Post, Revise, Writing
 from .writer import ChatWriter
 
@@ -72,8 +66,10 @@ class Mirror:
         links: Links | None = None,
         base_url: str = "/",
         kernels: KernelCalls | None = None,
+        read: Reader | None = None,
     ) -> None:
         self.session = session
+        self.read = read  # an attached file's text, from the server's root
         self.model = model
         self.links = links
         self.kernels = kernels
@@ -182,36 +178,14 @@ class Mirror:
     async def _prompt(self, message: Message) -> None:
         from agentspace.engine.context import PromptContext
 
-        text, cell = self._with_attachments(message)
+        known = self.model.get_attachments() if message.attachments else {}
+        text, cell = await with_attachments(message, known, self.read)
         if cell is None and self.links is not None:
             cell = self.links.active_cell(self.session.notebook, message.sender)
         context = PromptContext(cell_id=cell)
         async with self.lock:
             receipt = await self.session.send(text, sender=message.sender, context=context)
             self.writer.keyed(f"user:{receipt.message_id}", message.id)
-
-    def _with_attachments(self, message: Message) -> tuple[str, str | None]:
-        """The prompt's words with the selections attached to it, and the cell it names."""
-        text, cell = message.body, None
-        if not message.attachments:
-            return text, cell
-        known = self.model.get_attachments()
-        for att_id in message.attachments:
-            attachment = known.get(att_id) if isinstance(att_id, str) else None
-            if isinstance(attachment, NotebookAttachment) and attachment.cells:
-                for attached in attachment.cells:
-                    cell = cell or attached.id
-                    if attached.selection is not None:
-                        text += (
-                            f"\n\n(selected in cell {attached.id}:)\n"
-                            f"```\n{attached.selection.content}\n```"
-                        )
-            elif isinstance(attachment, FileAttachment) and attachment.selection is not None:
-                content = attachment.selection.content
-                text += f"\n\n(selected in {attachment.value}:)\n```\n{content}\n```"
-            elif attachment is not None:
-                text += f"\n\n(attached: {attachment.value})"
-        return text, cell
 
     async def _command(self, command: commands.Command, message: Message) -> None:
         from agentspace.store.approvals import Decision
