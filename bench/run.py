@@ -29,6 +29,7 @@ BENCHMARKS = (
     "notebook",
     "list_variables",
     "notebook_live",
+    "chat",
 )
 
 
