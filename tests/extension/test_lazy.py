@@ -47,6 +47,16 @@ def test_importing_agentspace_is_light() -> None:
     assert out.stdout.split() == ["False", "False"]
 
 
+def test_the_models_to_pick_from_are_told_without_litellm() -> None:
+    code = (
+        "import os, sys; os.environ['OPENAI_API_KEY'] = 'k';"
+        "from agentspace.engine.config import model_choices;"
+        "print(model_choices('scripted/echo').models[1], 'litellm' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["openai/gpt-4o-mini", "False"]
+
+
 RELOAD = """
 import asyncio, sys
 from pathlib import Path

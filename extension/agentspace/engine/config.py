@@ -13,11 +13,24 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agentspace.engine.defaults import DEFAULT_MODEL, default_model
+from agentspace.engine.defaults import (
+    DEFAULT_MODEL,
+    PROVIDER_MODELS,
+    default_model,
+    suggested_models,
+)
 from agentspace.sandbox.base import SandboxChoice, SandboxPolicy
 from agentspace.tools.base import Policy
 
-__all__ = ["DEFAULT_MODEL", "EngineConfig", "Limits", "Policy", "default_model"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "EngineConfig",
+    "Limits",
+    "ModelChoices",
+    "Policy",
+    "default_model",
+    "model_choices",
+]
 
 
 def default_state_dir() -> Path:
@@ -103,3 +116,24 @@ class EngineConfig(BaseModel):
     def _absolute(cls, value: Path) -> Path:
         # Workspaces are bind-mounted and shown to people: keep every path absolute.
         return value.expanduser().absolute()
+
+
+class ModelChoices(BaseModel):
+    """Models a view may offer to pick from (``GET status``): suggestions, not a catalogue."""
+
+    default: str = Field(description="The server's default model (for sessions with none).")
+    models: list[str] = Field(description="Model strings to pick from, the default first.")
+    about: str = Field(description="What the list is, and what it is not.")
+
+
+def model_choices(default: str) -> ModelChoices:
+    """The server's default, the demo models and those of providers with a key here (read
+    from the environment now; nothing is imported or asked of a provider)."""
+    keys = ", ".join(variable for variable, _ in PROVIDER_MODELS)
+    about = (
+        "The server's default model, the offline scripted demo model, and two models of each "
+        f"provider whose API key is set in the server's environment ({keys}). Suggestions, "
+        "not a catalogue: any litellm model string works, and a key given another way (a "
+        "litellm config, model parameters) is not seen here."
+    )
+    return ModelChoices(default=default, models=suggested_models(default), about=about)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agentspace.engine.config import EngineConfig
+from agentspace.engine.history import DEFAULT_WINDOW
 from agentspace.engine.session import Session
 from agentspace.engine.workspaces import Workspaces
 from agentspace.errors import InputError, NotFoundError, SandboxError, StoreDamaged
@@ -29,7 +30,7 @@ from agentspace.models.base import Model
 from agentspace.notebook.port import NotebookAccess
 from agentspace.store import labels, records
 from agentspace.store.database import Store
-from agentspace.store.records import SessionInfo, SessionRecord
+from agentspace.store.records import SessionInfo, SessionLimits, SessionRecord
 from agentspace.tools.base import Policy, Tool, ToolRegistry
 from agentspace.tools.kernel import STORED
 
@@ -140,6 +141,26 @@ class Engine:
         if model.startswith("scripted/"):
             return _context_window(model)
         return await asyncio.to_thread(_context_window, model)
+
+    async def history_window(self, model: str) -> int:
+        """The tokens a prompt for ``model`` is trimmed to: ``limits.context_window``, else
+        the model's window (litellm's map), else ``DEFAULT_WINDOW``."""
+        override = self.config.limits.context_window
+        return override or await self.context_window(model) or DEFAULT_WINDOW
+
+    async def limits_for(self, model: str) -> SessionLimits:
+        """The limits that apply to a session on ``model`` (never imports litellm to tell its
+        window: that takes seconds; the window is null until something else has)."""
+        from agentspace.models.litellm_model import loaded
+
+        limits = self.config.limits
+        known = limits.context_window or model.startswith("scripted/") or loaded()
+        return SessionLimits(
+            token_budget=limits.token_budget,
+            cost_ceiling=limits.cost_ceiling,
+            max_model_calls=limits.max_model_calls,
+            context_window=await self.history_window(model) if known else None,
+        )
 
     async def takes_images(self, model: str) -> bool:
         """Whether ``model`` takes images (litellm's model map, read off the loop once)."""
@@ -298,8 +319,7 @@ class Engine:
     async def list(self) -> list[SessionInfo]:
         await self.store.flush()
         rows = await self.store.query("SELECT id FROM sessions ORDER BY created")
-        waiting = await self.store.read(records.pending_by_session)
-        return [await (await self.get(sid)).info(waiting.get(sid, [])) for (sid,) in rows]
+        return [await (await self.get(sid)).info() for (sid,) in rows]
 
     async def _load(self, key: str, *, by: str) -> Session | None:
         if by == "id" and key in self._sessions:

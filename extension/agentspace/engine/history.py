@@ -23,6 +23,7 @@ TRUNCATION_MARKER = "\n[... {cut} more characters truncated; the full result is 
 
 
 IMAGE_TOKENS = 1_000
+DEFAULT_WINDOW = 128_000  # tokens, for a model whose window litellm does not know
 """What one attached image is counted as (providers charge roughly this for a figure)."""
 
 

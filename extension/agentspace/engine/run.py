@@ -63,7 +63,6 @@ CRASHED_TEXT = (
     "it may or may not have taken effect. Check before repeating it."
 )
 CUT_TEXT = "Error: the model's answer was cut off before this call was complete; it did not run."
-DEFAULT_WINDOW = 128_000
 REASONS = {Outcome.CANCELLED: "stopped by the user"}  # the status's reason after such a run
 
 
@@ -220,7 +219,7 @@ class Run(ToolCalls):
         s, engine = self.s, self.s.engine
         limits = engine.config.limits
         model = s.effective_model
-        window = limits.context_window or await engine.context_window(model) or DEFAULT_WINDOW
+        window = await engine.history_window(model)
         prompt = build_prompt(
             engine.config.system_prompt,
             self.transcript,

@@ -33,7 +33,12 @@ from agentspace.engine.lifecycle import RESUMABLE, check
 from agentspace.engine.policies import check_session_policies
 from agentspace.engine.run import Run
 from agentspace.engine.workspace_api import WorkspaceApi
-from agentspace.errors import ConflictError, InterruptPendingError, RunInProgressError
+from agentspace.errors import (
+    ConflictError,
+    InterruptPendingError,
+    NotFoundError,
+    RunInProgressError,
+)
 from agentspace.events import Custom, StoredEvent, custom, encode, messages_snapshot, new_id, now_ms
 from agentspace.fairness.pacing import requests_first
 from agentspace.models.base import Usage
@@ -119,27 +124,54 @@ class Session(WorkspaceApi):
         writes = self._writes
         await self.store.flush()
         found = await self.store.read(lambda c: records.load_session(c, key=self.id, by="id"))
-        if found is None or self.busy or writes != self._writes:
-            return  # deleted, or changed here meanwhile: this object is the newer one
-        data, _owner, last_seq, queued = found
-        self.record = SessionRecord.model_validate_json(data, context={STORED: True})
+        if found is not None:
+            data, _owner, last_seq, queued = found
+            record = SessionRecord.model_validate_json(data, context={STORED: True})
+            self._adopt(writes, record, last_seq, queued)
+
+    def _adopt(self, writes: int, record: SessionRecord, last_seq: int, queued: int) -> None:
+        """The store's record, read when ``_writes`` was ``writes``: taken unless this object
+        is the newer one (serving here, or changed here meanwhile)."""
+        if self.busy or writes != self._writes:
+            return
+        self.record = record
         self.log.last_seq = max(self.log.last_seq, last_seq)
         self.queued = queued
 
-    async def info(self, pending: list[PendingCall] | None = None) -> SessionInfo:
-        """The session as listed; ``pending`` saves a read when the caller has it already."""
-        await self.refresh()
-        if pending is None:
-            pending = await self.pending()
-        waiting = [p for p in pending if p.status == "pending"]
+    async def info(self) -> SessionInfo:
+        """The session as listed, every stored fact from one commit of the store.
+
+        Status, usage, queue, the held calls and ``last_seq`` are read in one transaction,
+        after what this process queued is committed: they agree with each other and with
+        the events up to ``last_seq`` (a pause's calls are stored with its events), so a
+        view that follows the events after ``last_seq`` misses nothing and sees nothing
+        twice. Reading them one by one let a pause fall in between: an info said
+        ``awaiting_approval`` with no calls while its ``last_seq`` had the pause's events.
+        """
+        writes = self._writes
+        await self.store.flush()
+        state = await self.store.snapshot(lambda c: records.session_state(c, self.id))
+        if state is None:
+            raise NotFoundError(f"No session with id {self.id!r}; it was deleted.")
+        # Previews live in this process, not the store: taken after the read, they include
+        # every one whose event is up to last_seq (at worst one more, whose event comes
+        # after it: a view keeps one per port).
+        previews = self.engine.workspaces.previews(self.id)
+        record = SessionRecord.model_validate_json(state.data, context={STORED: True})
+        fields = record.model_dump()  # before this object may take the record as its own
+        self._adopt(writes, record, state.last_seq, state.queued)
+        waiting = [p for p in state.calls if p.status == "pending"]
+        model = record.model or self.engine.config.model
         return SessionInfo(
-            **self.record.model_dump(),
-            queued=self.queued,
+            **fields,
+            queued=state.queued,
             pending_approvals=[p.tool_call_id for p in waiting],
             pending_calls=[p.info() for p in waiting],
-            last_seq=self.log.last_seq,
-            effective_model=self.effective_model,
+            last_seq=state.last_seq,
+            effective_model=model,
             sandbox_backend=self.engine.workspaces.describe(self.id),
+            limits=await self.engine.limits_for(model),
+            previews=previews,
         )
 
     async def pending(self) -> list[PendingCall]:

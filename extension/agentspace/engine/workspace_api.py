@@ -140,6 +140,10 @@ class WorkspaceApi:
     async def stop_process(self, name: str) -> ProcessRecord:
         return await (await self._workspace()).processes.stop(name)
 
+    async def restart_process(self, name: str) -> ProcessRecord:
+        """Start a process again with its command (stopped first if it runs)."""
+        return await (await self._workspace()).processes.restart_one(name)
+
     async def restart_processes(self, names: list[str] | None = None) -> list[ProcessRecord]:
         """Start stopped processes again with their commands (all of them if ``names`` is None)."""
         return await (await self._workspace()).processes.restart(names)

@@ -18,6 +18,7 @@ from agentspace.events import custom
 from agentspace.sandbox.base import SandboxKind, SandboxPolicy
 from agentspace.sandbox.disks import Disks
 from agentspace.sandbox.workspace import Workspace, make_sandbox, resolve_backend
+from agentspace.store.records import PreviewInfo
 
 if TYPE_CHECKING:
     from agentspace.engine.session import Session
@@ -83,6 +84,14 @@ class Workspaces:
             line = self.config.sandbox
         disk = self.disks.describe(session_id)
         return f"{line}; {disk}" if disk else line
+
+    def previews(self, session_id: str) -> list[PreviewInfo] | None:
+        """The previews the session's workspace announced since this engine made it (by
+        port); None when it has none here (no command ran since the engine started)."""
+        runtime = self._runtimes.get(session_id)
+        if runtime is None:
+            return None
+        return [PreviewInfo(port=p, url=u) for p, u in sorted(runtime.opened.items())]
 
     async def get(self, session: Session) -> Workspace:
         runtime = self._runtimes.get(session.id)

@@ -52,6 +52,11 @@ TYPEDDICT_NOTICE = r"Items? '[^']+'(?:, '[^']+')* on TypedDict class"
 _sleep = asyncio.sleep  # the retry backoff; a seam so tests can record delays without waiting
 
 
+def loaded() -> bool:
+    """Whether litellm is imported here already (asking it anything now costs no import)."""
+    return _loaded
+
+
 def load_litellm() -> None:
     """Import and quiet litellm once, and register the scripted provider."""
     global _loaded

@@ -74,6 +74,7 @@ class ProcessManager:
         self._live: dict[str, tuple[Execution, asyncio.Task[None]]] = {}
         self._attached = not sandbox.detached  # nothing to follow again where none survives
         self._attaching = asyncio.Lock()
+        self._restarting = asyncio.Lock()
         if table.exists():
             with contextlib.suppress(ValueError, OSError):
                 self.records = _TABLE.validate_json(table.read_bytes())
@@ -242,6 +243,16 @@ class ProcessManager:
                 continue
             started.append(await self.start(record.command, name))
         return started
+
+    async def restart_one(self, name: str) -> ProcessRecord:
+        """Start ``name`` again with its command, stopped first if it runs (a person's
+        Restart: two at once give one process, restarted twice)."""
+        async with self._restarting:
+            await self.attach()
+            record = self.get(name)
+            if name in self._live:
+                await self.stop(name)
+            return await self.start(record.command, name)
 
     async def close(self, *, detach: bool | None = None) -> None:
         """The server stops: stop everything and remember what ran; on a detached backend

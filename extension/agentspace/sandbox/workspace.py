@@ -83,6 +83,7 @@ class Workspace:
         self.policy = sandbox.policy
         self.emit = emit
         self.previews = make_previews(preview_url, sandbox)  # None: loopback forwarders
+        self.opened: dict[int, str] = {}  # the previews announced: port → URL
         self.processes = ProcessManager(
             sandbox, self.folder, state / "processes.json", lambda v: emit("process", v)
         )
@@ -131,7 +132,8 @@ class Workspace:
             ) from exc
         writer.close()
         url = await self.previews.url(port)
-        if announce:
+        if announce:  # in one step: whoever lists ``opened`` has heard of its events
+            self.opened[port] = url
             self.emit("preview", {"port": port, "url": url})
         return url
 

@@ -1,4 +1,5 @@
-"""A session's workspace over REST: files (listing, content), processes (list, output, stop).
+"""A session's workspace over REST: files (listing, content), processes (list, output, stop,
+restart).
 
 Thin: each handler parses the request and calls the session's workspace API
 (``engine.workspace_api``), whose errors the base handler turns into responses.
@@ -87,3 +88,13 @@ class ProcessStopHandler(AgentspaceHandler):
     async def post(self, session_id: str, name: str) -> None:
         session = await self.session(session_id)
         self.reply(await session.stop_process(name))
+
+
+class ProcessRestartHandler(AgentspaceHandler):
+    auth_resource = "agentspace:processes"
+
+    @web.authenticated
+    @authorized
+    async def post(self, session_id: str, name: str) -> None:
+        session = await self.session(session_id)
+        self.reply(await session.restart_process(name))

@@ -59,7 +59,7 @@ _INT_OR_NULL: dict[str, Any] = {"type": ["integer", "null"]}
 STATUS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["ok", "message", "store", "orphaned_workspaces", "sessions_without_workspace",
-                 "sandbox"],
+                 "sandbox", "models"],
     "properties": {
         "ok": {"type": "boolean"},
         "message": {"type": "string", "description": "What is wrong and what to do."},
@@ -100,6 +100,7 @@ STATUS_SCHEMA: dict[str, Any] = {
                            "path": {"type": "string"}},
         }},
         "sandbox": {"type": "string", "description": "The sandbox backend in use."},
+        "models": {"$ref": "#/components/schemas/ModelChoices"},
     },
 }  # fmt: skip
 
@@ -199,6 +200,7 @@ def document(base_url: str = "/") -> dict[str, Any]:
     from pydantic import BaseModel
     from pydantic.json_schema import models_json_schema
 
+    from agentspace.engine.config import ModelChoices
     from agentspace.engine.kerneltools import ToolListing
     from agentspace.engine.requests import (
         ConfigureSession,
@@ -218,7 +220,9 @@ def document(base_url: str = "/") -> dict[str, Any]:
     inputs: list[type[BaseModel]] = [
         CreateSession, SendMessage, Decision, RunAgentInput, ConfigureSession, SetTools, OpenChat,
     ]  # fmt: skip
-    outputs: list[type[BaseModel]] = [SessionInfo, Receipt, ProcessRecord, ToolListing, Messages]
+    outputs: list[type[BaseModel]] = [
+        SessionInfo, Receipt, ProcessRecord, ToolListing, Messages, ModelChoices,
+    ]  # fmt: skip
     _, defs = models_json_schema(
         [(m, "validation") for m in inputs] + [(m, "serialization") for m in outputs],
         ref_template="#/components/schemas/{model}",
@@ -254,8 +258,9 @@ def document(base_url: str = "/") -> dict[str, Any]:
     sessions = "/sessions/{session_id}"
     paths: dict[str, Any] = {
         "/status": {
-            "get": _op("The store's health: integrity, sessions, orphaned workspaces, sandbox",
-                       ("200", STATUS_SCHEMA), errors=("403",)),
+            "get": _op("The store's health (integrity, sessions, orphaned workspaces), the "
+                       "sandbox, the models to pick from", ("200", STATUS_SCHEMA),
+                       errors=("403",)),
         },
         "/notebooks/links": {
             "get": _op("The notebooks a browser has open and linked (docs/notebook-link.md)",
@@ -366,6 +371,11 @@ def document(base_url: str = "/") -> dict[str, Any]:
         },
         f"{sessions}/processes/{{name}}/stop": {
             "post": _op("Stop a background process", ("200", _ref("ProcessRecord")), params=[
+                SID, _param("name", "path", STRING)], errors=("400", "403", "404", "503")),
+        },
+        f"{sessions}/processes/{{name}}/restart": {
+            "post": _op("Start a background process again with its command (stopped first if "
+                        "it runs)", ("200", _ref("ProcessRecord")), params=[
                 SID, _param("name", "path", STRING)], errors=("400", "403", "404", "503")),
         },
     }  # fmt: skip

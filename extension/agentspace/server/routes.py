@@ -12,6 +12,7 @@ def routes() -> list[tuple[str, Any]]:
         FilesHandler,
         ProcessesHandler,
         ProcessOutputHandler,
+        ProcessRestartHandler,
         ProcessStopHandler,
     )
 
@@ -52,5 +53,6 @@ def routes() -> list[tuple[str, Any]]:
         (rf"{api}/sessions/{SID}/processes/?", ProcessesHandler),
         (rf"{api}/sessions/{SID}/processes/(?P<name>[^/]+)/output/?", ProcessOutputHandler),
         (rf"{api}/sessions/{SID}/processes/(?P<name>[^/]+)/stop/?", ProcessStopHandler),
+        (rf"{api}/sessions/{SID}/processes/(?P<name>[^/]+)/restart/?", ProcessRestartHandler),
         (rf"/agentspace/preview/{SID}/(?P<port>[0-9]{{1,5}})(?P<path>/.*)?", PreviewHandler),
     ]

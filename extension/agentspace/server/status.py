@@ -1,4 +1,5 @@
-"""``GET api/status``: the store's health (agentspace.store.status), also when it is damaged."""
+"""``GET api/status``: the store's health (agentspace.store.status), also when it is damaged,
+and the models a view may offer (engine.config.model_choices)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ class StatusHandler(AgentspaceHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
+        from agentspace.engine.config import model_choices
         from agentspace.store.status import damaged_status
 
         from ..errors import StoreDamaged
@@ -22,6 +24,8 @@ class StatusHandler(AgentspaceHandler):
             engine = await self.state.engine(damaged=True)
         except StoreDamaged as exc:  # it could not even be opened
             config = self.state.app.engine_config()
-            self.reply(damaged_status(config.state_dir, exc, f"{config.sandbox} (not started)"))
-            return
-        self.reply(await engine.health())
+            status = damaged_status(config.state_dir, exc, f"{config.sandbox} (not started)")
+            model = config.model
+        else:
+            status, model = await engine.health(), engine.config.model
+        self.reply({**status, "models": model_choices(model).model_dump()})

@@ -326,6 +326,22 @@ class Store:
         await checkpoint()  # reads finish in bursts too; what the reader does next takes turns
         return result
 
+    async def snapshot(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``read``, in one read transaction: every query of ``fn`` sees the same commit.
+
+        Without it each SELECT sees the newest commit when it runs, so two of them may
+        straddle a commit (a status from before a pause, its calls from after).
+        """
+
+        def run(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN")
+            try:
+                return fn(conn)
+            finally:
+                conn.execute("ROLLBACK")  # only read: nothing to keep
+
+        return await self.read(run)
+
     async def query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         args = tuple(params)
         return await self.read(lambda conn: conn.execute(sql, args).fetchall())

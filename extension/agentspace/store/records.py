@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field, computed_field, field_validator
 
@@ -90,17 +90,63 @@ class SessionRecord(BaseModel):
         return OLD_STATUSES.get(value, value) if isinstance(value, str) else value
 
 
+class SessionLimits(BaseModel):
+    """The bounds that apply to a session, for views to show usage against (null: none)."""
+
+    token_budget: int | None = Field(
+        None, description="Total tokens (input + output) the session may use; null: no cap."
+    )
+    cost_ceiling: float | None = Field(
+        None, description="Total USD the session may spend; null: no cap."
+    )
+    max_model_calls: int = Field(description="Model calls in one run.")
+    context_window: int | None = Field(
+        None,
+        description="Tokens the history is trimmed to for the session's model: the server's "
+        "override, else the model's window from litellm's map, else a default of 128000 "
+        "for a model it does not know; null while the server has not loaded litellm yet.",
+    )
+
+
+class PreviewInfo(BaseModel):
+    """A preview the session opened: where a browser reaches a port of its sandbox."""
+
+    port: int
+    url: str
+
+
 class SessionInfo(SessionRecord):
-    """A session as listed: its record plus live facts."""
+    """A session as listed: its record plus live facts, all as of event ``last_seq``."""
 
     queued: int = 0
     pending_approvals: list[str] = Field(default_factory=list)
     pending_calls: list[PendingInfo] = Field(
         default_factory=list, description="The calls waiting for a decision, as interrupts say."
     )
-    last_seq: int = 0
+    last_seq: int = Field(
+        0,
+        description="The newest event the other facts include: follow the events after it "
+        "to miss nothing and see nothing twice.",
+    )
     effective_model: str = ""
     sandbox_backend: str = ""
+    limits: SessionLimits | None = Field(None, description="The bounds that apply to it.")
+    previews: list[PreviewInfo] | None = Field(
+        None,
+        description="The previews opened while this server has the session's workspace "
+        "(by port); null when it has not had it since it started: then only the events "
+        "(agentspace.preview) tell what earlier servers opened.",
+    )
+
+
+class SessionState(NamedTuple):
+    """A session's row and what goes with it, read in one transaction (``Store.snapshot``)."""
+
+    data: str
+    owner: str | None
+    last_seq: int
+    queued: int
+    calls: list[PendingCall]
 
 
 class InboxItem(BaseModel):
@@ -161,6 +207,15 @@ def load_session(conn: sqlite3.Connection, *, key: str, by: str) -> tuple[Any, .
     return data, owner, last or 0, queued
 
 
+def session_state(conn: sqlite3.Connection, session_id: str) -> SessionState | None:
+    """The session's record, newest event, queue and held calls (None: no such session)."""
+    found = load_session(conn, key=session_id, by="id")
+    if found is None:
+        return None
+    data, owner, last_seq, queued = found
+    return SessionState(data, owner, last_seq, queued, approvals(conn, session_id))
+
+
 def transcript(
     conn: sqlite3.Connection, session_id: str, limit: int | None = None
 ) -> list[dict[str, Any]]:
@@ -217,18 +272,6 @@ def approvals(conn: sqlite3.Connection, session_id: str) -> list[PendingCall]:
         (session_id,),
     ).fetchall()
     return [_pending_call(r) for r in rows]
-
-
-def pending_by_session(conn: sqlite3.Connection) -> dict[str, list[PendingCall]]:
-    """Every session's undecided calls, in one query (for listing sessions)."""
-    rows = conn.execute(
-        f"SELECT session_id, {_APPROVAL_COLUMNS} FROM approvals WHERE status = 'pending'"
-        " ORDER BY created"
-    ).fetchall()
-    found: dict[str, list[PendingCall]] = {}
-    for r in rows:
-        found.setdefault(r[0], []).append(_pending_call(r[1:]))
-    return found
 
 
 def open_runs(conn: sqlite3.Connection, session_id: str) -> list[tuple[str, str | None, int]]:

@@ -20,5 +20,7 @@ export interface PanelActions {
   fileUrl(path: string): string;
   toggleProcess(name: string): void;
   stopProcess(name: string): void;
+  /** Start a process again with its command (stopped first if it runs). */
+  restartProcess(name: string): void;
   refreshProcesses(): void;
 }

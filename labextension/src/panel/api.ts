@@ -17,6 +17,7 @@ import {
   FileListing,
   Json,
   ProcessRecord,
+  ServerStatus,
   SessionInfo
 } from './types';
 
@@ -91,6 +92,16 @@ export class AgentspaceApi {
 
   stopProcess(id: string, name: string): Promise<ProcessRecord> {
     return this.json(`${processPath(id, name)}/stop`, { method: 'POST' });
+  }
+
+  /** Start a process again with its command (the server stops it first if it runs). */
+  restartProcess(id: string, name: string): Promise<ProcessRecord> {
+    return this.json(`${processPath(id, name)}/restart`, { method: 'POST' });
+  }
+
+  /** The server's status: the panel reads the models to pick from. */
+  status(): Promise<ServerStatus> {
+    return this.json('status');
   }
 
   /** The URL of a workspace file's content (opened in a new tab, or downloaded). */

@@ -2,9 +2,10 @@
  * The agent panel's controller: the one place that talks to the server for the panel.
  *
  * It holds the state (changed only through the reducer), finds or creates the current
- * notebook's session, follows its event stream from the last seq it has, fetches again what
- * an event made stale (the info, the files, the processes), polls the output of an expanded
- * running process, and carries out the view's actions. It works only while the panel is
+ * notebook's session, follows its event stream from the last seq it has (after the info's
+ * `last_seq` when the info lists the previews), fetches again what an event made stale (the
+ * info, the files, the processes), fetches the models to pick from once it connects, polls
+ * the output of an expanded running process, and carries out the view's actions. It works only while the panel is
  * shown: a notebook merely opened, with the panel closed, gets no session from it.
  *
  * A late answer is dropped: the session's and the stream's when the notebook changed or the
@@ -134,6 +135,7 @@ export class PanelController implements PanelActions {
       this.follow(info.id);
       this.refetch('files', 0);
       this.refetch('processes', 0);
+      void this.loadModels(generation);
     } catch (error) {
       if (generation !== this.generation) {
         return;
@@ -255,6 +257,18 @@ export class PanelController implements PanelActions {
     return this.forSession(id => this.api.session(id), info => ({ type: 'info', info }), () => null);
   }
 
+  /** The models to offer (a failure leaves the list as it was: free text still works). */
+  private async loadModels(generation: number): Promise<void> {
+    try {
+      const status = await this.api.status();
+      if (generation === this.generation && status.models) {
+        this.dispatch({ type: 'models', choices: status.models });
+      }
+    } catch (error) {
+      console.warn('agentspace: no models to offer:', reasonOf(error));
+    }
+  }
+
   private loadFolder(path: string): Promise<boolean> {
     return this.forSession(
       id => this.api.files(id, path),
@@ -367,6 +381,16 @@ export class PanelController implements PanelActions {
   stopProcess(name: string): void {
     const key = `process:${name}`;
     void this.request(key, `Stop ${name}`, id => this.api.stopProcess(id, name)).then(() => {
+      this.refetch('processes', 0);
+      if (this.state.expandedProcesses.includes(name)) {
+        void this.loadOutput(name);
+      }
+    });
+  }
+
+  restartProcess(name: string): void {
+    const key = `process:${name}`;
+    void this.request(key, `Restart ${name}`, id => this.api.restartProcess(id, name)).then(() => {
       this.refetch('processes', 0);
       if (this.state.expandedProcesses.includes(name)) {
         void this.loadOutput(name);

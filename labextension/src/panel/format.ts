@@ -5,7 +5,7 @@
  * like is decided once, not at each place they are drawn.
  */
 
-import { Usage } from './state';
+import { Limits, Usage } from './state';
 
 const STATUS_WORDS: { [status: string]: string } = {
   idle: 'idle',
@@ -34,16 +34,72 @@ export function costText(usage: Usage): string {
   if (usage.cost === null) {
     return 'cost unknown (no price for this model)';
   }
-  const dollars = `$${usage.cost.toFixed(usage.cost > 0 && usage.cost < 0.01 ? 4 : 2)}`;
+  const spent = dollars(usage.cost);
   if (usage.unpricedCalls > 0) {
-    return `${dollars} + ${plural(usage.unpricedCalls, 'call')} without a known price`;
+    return `${spent} + ${plural(usage.unpricedCalls, 'call')} without a known price`;
   }
-  return dollars;
+  return spent;
 }
 
 export function tokensText(usage: Usage): string {
   const parts = `${count(usage.inputTokens)} in · ${count(usage.outputTokens)} out`;
   return `${plural(usage.totalTokens, 'token')} (${parts}) · ${plural(usage.modelCalls, 'model call')}`;
+}
+
+/** How much of a limit is used, from 0 to 1 (more past it); null: no limit, or unknown use. */
+export function share(used: number | null, limit: number | null): number | null {
+  if (used === null || limit === null) {
+    return null;
+  }
+  return limit > 0 ? used / limit : used > 0 ? Infinity : 0;
+}
+
+function percent(part: number | null): string {
+  if (part === null) {
+    return '';
+  }
+  if (!Number.isFinite(part)) {
+    return ' (over)';
+  }
+  return ` (${Math.floor(part * 100)}%)`;
+}
+
+function dollars(value: number): string {
+  return `$${value.toFixed(value > 0 && value < 0.01 ? 4 : 2)}`;
+}
+
+/** The session's tokens against its budget. */
+export function budgetText(usage: Usage, limits: Limits | null): string {
+  const budget = limits?.tokenBudget ?? null;
+  if (budget === null) {
+    return 'Token budget: none';
+  }
+  return `Token budget: ${count(usage.totalTokens)} of ${count(budget)}${percent(share(usage.totalTokens, budget))}`;
+}
+
+/** The session's spend against its ceiling (an unknown spend is never taken for $0). */
+export function ceilingText(usage: Usage, limits: Limits | null): string {
+  const ceiling = limits?.costCeiling ?? null;
+  if (ceiling === null) {
+    return 'Cost ceiling: none';
+  }
+  if (usage.cost === null) {
+    return `Cost ceiling: ${dollars(ceiling)}; the spend is unknown (no price for this model)`;
+  }
+  const text = `Cost ceiling: ${dollars(usage.cost)} of ${dollars(ceiling)}${percent(share(usage.cost, ceiling))}`;
+  return usage.unpricedCalls > 0 ? `${text}; ${plural(usage.unpricedCalls, 'call')} not counted` : text;
+}
+
+export function callsText(limits: Limits | null): string {
+  const most = limits?.maxModelCalls ?? null;
+  return most === null ? '' : `Model calls: at most ${count(most)} per run`;
+}
+
+export function windowText(limits: Limits | null): string {
+  const window = limits?.contextWindow ?? null;
+  return window === null
+    ? 'Context window: not known yet'
+    : `Context window: ${plural(window, 'token')} (the history is trimmed to it)`;
 }
 
 export function sizeText(bytes: number | null): string {

@@ -7,7 +7,18 @@
 
 import { describe, expect, it } from '@jest/globals';
 
-import { costText, diffLineKind, processStatusText, sizeText, statusLabel } from './format';
+import {
+  budgetText,
+  callsText,
+  ceilingText,
+  costText,
+  diffLineKind,
+  processStatusText,
+  share,
+  sizeText,
+  statusLabel,
+  windowText
+} from './format';
 import {
   Action,
   canResume,
@@ -16,6 +27,7 @@ import {
   effects,
   incomplete,
   initialState,
+  modelOptions,
   PanelState,
   reduce
 } from './state';
@@ -197,7 +209,7 @@ describe('the session info', () => {
   });
 
   it('paused with no call listed yet, keeps the calls the events gave and says so', () => {
-    // the info read its calls before the pause stored them, and its last_seq after
+    // an older server read an info's calls before the pause stored them, its last_seq after
     const held = fold([{ type: 'info', info: info({ last_seq: 5 }) }, ...events(6, interrupted('call_1'))]);
     const racy = reduce(held, { type: 'info', info: info({ status: 'awaiting_approval', last_seq: 7 }) });
     expect(racy.pending.map(p => p.toolCallId)).toEqual(['call_1']);
@@ -220,6 +232,126 @@ describe('the session info', () => {
     const back = reduce(offline, { type: 'info', info: info() });
     expect(back.connection).toBe('live');
     expect(back.offline).toBeNull();
+  });
+});
+
+describe('the limits', () => {
+  const LIMITS = { token_budget: 5000, cost_ceiling: 0.5, max_model_calls: 20, context_window: 128000 };
+
+  it('come with the info, and stay when an info has none', () => {
+    const state = fold([{ type: 'info', info: info({ limits: LIMITS }) }]);
+    expect(state.limits).toEqual({ tokenBudget: 5000, costCeiling: 0.5, maxModelCalls: 20, contextWindow: 128000 });
+    expect(reduce(state, { type: 'info', info: info() }).limits).toBe(state.limits);
+    expect(fold([{ type: 'info', info: info() }]).limits).toBeNull();
+  });
+
+  it('say none for a bound that is not set, also from an info older than the events', () => {
+    const open = { token_budget: null, cost_ceiling: null, max_model_calls: 7, context_window: null };
+    const state = fold([
+      { type: 'info', info: info({ last_seq: 3 }) },
+      ...events(4, { type: 'RUN_STARTED' }),
+      { type: 'info', info: info({ last_seq: 2, limits: open }) }
+    ]);
+    expect(state.limits).toEqual({ tokenBudget: null, costCeiling: null, maxModelCalls: 7, contextWindow: null });
+  });
+
+  it('are what the usage is shown against', () => {
+    const usage = { inputTokens: 1000, outputTokens: 250, totalTokens: 1250, cost: 0.1, modelCalls: 3, unpricedCalls: 0 };
+    const limits = fold([{ type: 'info', info: info({ limits: LIMITS }) }]).limits;
+    expect(budgetText(usage, limits)).toBe('Token budget: 1,250 of 5,000 (25%)');
+    expect(ceilingText(usage, limits)).toBe('Cost ceiling: $0.10 of $0.50 (20%)');
+    expect(callsText(limits)).toBe('Model calls: at most 20 per run');
+    expect(windowText(limits)).toBe('Context window: 128,000 tokens (the history is trimmed to it)');
+    expect(share(1250, 5000)).toBe(0.25);
+    expect(share(6000, 5000)).toBeGreaterThan(1);
+    expect(share(1, null)).toBeNull();
+    expect(budgetText({ ...usage, totalTokens: 5200 }, limits)).toBe('Token budget: 5,200 of 5,000 (104%)');
+  });
+
+  it('never take an unknown spend for $0, and say when there are none', () => {
+    const usage = { inputTokens: 1, outputTokens: 1, totalTokens: 2, cost: null, modelCalls: 1, unpricedCalls: 1 };
+    const limits = { tokenBudget: null, costCeiling: 1, maxModelCalls: 20, contextWindow: null };
+    expect(ceilingText(usage, limits)).toBe('Cost ceiling: $1.00; the spend is unknown (no price for this model)');
+    expect(ceilingText({ ...usage, cost: 0.25 }, limits)).toBe('Cost ceiling: $0.25 of $1.00 (25%); 1 call not counted');
+    expect(share(null, 1)).toBeNull();
+    expect(budgetText(usage, limits)).toBe('Token budget: none');
+    expect(ceilingText(usage, null)).toBe('Cost ceiling: none');
+    expect(windowText(limits)).toBe('Context window: not known yet');
+  });
+});
+
+describe('previews from the info', () => {
+  const listed = info({
+    last_seq: 20,
+    previews: [
+      { port: 8000, url: '/p/8000/' },
+      { port: 3000, url: '/p/3000/' }
+    ]
+  });
+
+  it('are taken, and the stream follows from the info on (no replay from the start)', () => {
+    const state = fold([{ type: 'info', info: listed }]);
+    expect(state.previews).toEqual([
+      { port: 3000, url: '/p/3000/' },
+      { port: 8000, url: '/p/8000/' }
+    ]);
+    expect(state.lastSeq).toBe(20); // where the controller opens the stream
+    const replayed = fold(events(5, custom('agentspace.preview', { port: 9999, url: '/old/' })), state);
+    expect(replayed).toBe(state);
+    const later = fold(events(21, custom('agentspace.preview', { port: 9000, url: '/p/9000/' })), state);
+    expect(later.previews.map(p => p.port)).toEqual([3000, 8000, 9000]);
+  });
+
+  it('are unknown when null: the stream is read from the start for them', () => {
+    const state = fold([{ type: 'info', info: info({ last_seq: 20, previews: null }) }]);
+    expect(state.lastSeq).toBe(0);
+    const replayed = fold(events(5, custom('agentspace.preview', { port: 8000, url: '/p/8000/' })), state);
+    expect(replayed.previews).toEqual([{ port: 8000, url: '/p/8000/' }]);
+    // a later info that lists them replaces what the replay found, and skips the rest
+    const again = reduce(replayed, { type: 'info', info: { ...listed, last_seq: 30 } });
+    expect(again.previews.map(p => p.port)).toEqual([3000, 8000]);
+    expect(again.lastSeq).toBe(30);
+  });
+
+  it('from an info older than the events, leave the previews the events gave', () => {
+    const state = fold([
+      { type: 'info', info: listed },
+      ...events(21, custom('agentspace.preview', { port: 9000, url: '/p/9000/' }))
+    ]);
+    const older = reduce(state, { type: 'info', info: { ...listed, last_seq: 19 } });
+    expect(older.previews).toBe(state.previews);
+    expect(older.lastSeq).toBe(21);
+  });
+
+  it('that did not change keep the list as it was (nothing to draw again)', () => {
+    const state = fold([{ type: 'info', info: listed }]);
+    expect(reduce(state, { type: 'info', info: { ...listed, last_seq: 22 } }).previews).toBe(state.previews);
+  });
+});
+
+describe('the models to pick from', () => {
+  const choices = {
+    default: 'scripted/echo',
+    models: ['scripted/echo', 'openai/gpt-4o-mini', 'openai/gpt-4o-mini', ''],
+    about: 'suggestions, not a catalogue'
+  };
+
+  it("are the server's, each once, with what the list is", () => {
+    const state = fold([{ type: 'models', choices }]);
+    expect(state.models).toEqual(['scripted/echo', 'openai/gpt-4o-mini']);
+    expect(state.modelsAbout).toBe('suggestions, not a catalogue');
+  });
+
+  it("offer the session's own model too, and stay when the notebook changes", () => {
+    const state = fold([
+      { type: 'models', choices },
+      { type: 'info', info: info({ model: 'ollama_chat/llama3', effective_model: 'ollama_chat/llama3' }) }
+    ]);
+    expect(modelOptions(state)).toEqual(['scripted/echo', 'openai/gpt-4o-mini', 'ollama_chat/llama3']);
+    const other = reduce(state, { type: 'notebook', path: 'b.ipynb' });
+    expect(other.sessionId).toBeNull();
+    expect(other.models).toEqual(state.models);
+    expect(modelOptions(fold([{ type: 'models', choices }]))).toEqual(['scripted/echo', 'openai/gpt-4o-mini']);
   });
 });
 

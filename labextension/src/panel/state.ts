@@ -6,15 +6,18 @@
  * one state. Two sources feed it:
  *
  * - the session's info (`GET sessions/{id}`, `last_seq` N) is the truth about status,
- *   model, queue, pending calls and usage as of event N;
- * - its events (the SSE stream, `id:` = seq) move that truth on. The stream is read from
- *   the start (the session info lists no previews: the log is the only place they are
- *   found), so an event at or before the info's N changes only what the info does not
- *   carry (previews); a later one changes the rest. An event whose seq was seen already is
- *   ignored, so a reconnect that overlaps does no harm.
+ *   model, queue, pending calls, usage and previews as of event N (the server reads it all
+ *   in one transaction), and gives the limits the usage is shown against;
+ * - its events (the SSE stream, `id:` = seq) move that truth on. An info that lists the
+ *   previews lets the stream start after N (`lastSeq` moves to N). One that cannot (null:
+ *   the server has not had the workspace since it started) leaves the stream to be read
+ *   from the start, as the log is then the only place they are found: an event at or
+ *   before N changes only the previews; a later one changes the rest. An event whose seq
+ *   was seen already is ignored, so a reconnect that overlaps does no harm.
  *
  * `effects` says what an event makes worth fetching again (the info, the files, the
- * processes); the controller does the fetching.
+ * processes); the controller does the fetching, and fetches the models to pick from
+ * (`GET status`) once it connects.
  */
 
 import {
@@ -22,9 +25,12 @@ import {
   FileEntry,
   FileListing,
   Json,
+  ModelChoices,
   PendingInfo,
+  PreviewInfo,
   ProcessRecord,
   SessionInfo,
+  SessionLimits,
   UsageTotals
 } from './types';
 
@@ -38,6 +44,16 @@ export interface Usage {
   cost: number | null;
   modelCalls: number;
   unpricedCalls: number;
+}
+
+/** The bounds the session's usage is shown against; null: none. */
+export interface Limits {
+  tokenBudget: number | null;
+  costCeiling: number | null;
+  /** Per run (the usage counts the session's). */
+  maxModelCalls: number | null;
+  /** Tokens the history is trimmed to; null: the server cannot tell yet. */
+  contextWindow: number | null;
 }
 
 export interface PendingCall {
@@ -96,6 +112,11 @@ export interface PanelState {
   queued: number;
   pending: PendingCall[];
   usage: Usage;
+  /** null until an info gives them (an older server gives none). */
+  limits: Limits | null;
+  /** Model strings to offer (`GET status`), and what that list is. */
+  models: string[];
+  modelsAbout: string;
   /** Tokens of the last run that ended (its RUN_FINISHED / RUN_ERROR usage). */
   lastRun: { inputTokens: number; outputTokens: number } | null;
   previews: Preview[];
@@ -122,6 +143,7 @@ export type Action =
   | { type: 'notebook'; path: string | null }
   | { type: 'offline'; message: string }
   | { type: 'info'; info: SessionInfo }
+  | { type: 'models'; choices: ModelChoices }
   | { type: 'event'; sessionId: string; seq: number; event: AgUiEvent }
   | { type: 'processes'; processes: ProcessRecord[] }
   | { type: 'processesFailed'; message: string }
@@ -168,6 +190,9 @@ export function initialState(notebook: string | null = null): PanelState {
     queued: 0,
     pending: [],
     usage: NO_USAGE,
+    limits: null,
+    models: [],
+    modelsAbout: '',
     lastRun: null,
     previews: [],
     processes: null,
@@ -187,11 +212,15 @@ export function initialState(notebook: string | null = null): PanelState {
 export function reduce(state: PanelState, action: Action): PanelState {
   switch (action.type) {
     case 'notebook':
-      return action.path === state.notebook ? state : initialState(action.path);
+      return action.path === state.notebook ? state : fresh(state, action.path);
     case 'offline':
       return { ...state, connection: 'offline', offline: action.message };
     case 'info':
       return applyInfo(state, action.info);
+    case 'models': {
+      const models = (action.choices.models ?? []).filter(m => typeof m === 'string' && m);
+      return { ...state, models: [...new Set(models)], modelsAbout: String(action.choices.about ?? '') };
+    }
     case 'event':
       if (action.sessionId !== state.sessionId || action.seq <= state.lastSeq) {
         return state;
@@ -295,6 +324,11 @@ export function canResume(state: PanelState): boolean {
   return ['stopped', 'failed', 'crashed'].includes(state.status);
 }
 
+/** The model strings to offer: the server's, and the session's own if it is not one. */
+export function modelOptions(state: PanelState): string[] {
+  return state.model && !state.models.includes(state.model) ? [...state.models, state.model] : state.models;
+}
+
 /** The decision key of a call ('decide:<id>'), shared by the controller and the reducer. */
 export function decideKey(toolCallId: string): string {
   return `decide:${toolCallId}`;
@@ -302,9 +336,14 @@ export function decideKey(toolCallId: string): string {
 
 // -- the info ----------------------------------------------------------------------------
 
+/** A new notebook's or session's state; the server's models stay (they are not the session's). */
+function fresh(state: PanelState, notebook: string | null): PanelState {
+  return { ...initialState(notebook), models: state.models, modelsAbout: state.modelsAbout };
+}
+
 function applyInfo(state: PanelState, info: SessionInfo): PanelState {
   const other = state.sessionId !== null && state.sessionId !== info.id;
-  const base = other ? initialState(state.notebook) : state; // a new session: start over
+  const base = other ? fresh(state, state.notebook) : state; // a new session: start over
   const next: PanelState = {
     ...base,
     sessionId: info.id,
@@ -318,16 +357,24 @@ function applyInfo(state: PanelState, info: SessionInfo): PanelState {
   if (usage.modelCalls >= base.usage.modelCalls) {
     next.usage = usage;
   }
+  if (info.limits) {
+    next.limits = limitsOf(info.limits); // settings, not moved on by events
+  }
   if (info.last_seq < base.lastSeq) {
     return next; // older than events already folded in: they know better
   }
   next.status = info.status;
   next.reason = info.reason ?? null;
   next.queued = info.queued;
-  // The server reads an info's calls before its status and `last_seq`, so the calls may be
-  // older: listed while the session no longer waits (decided, resumed), or none yet as it
-  // pauses. Calls wait only while the session does; paused with none listed, the calls the
-  // events gave stay (and `incomplete` says to ask again).
+  if (Array.isArray(info.previews)) {
+    // The info says all that the events up to its last_seq would: read them no more.
+    const previews = previewsOf(info.previews);
+    next.previews = samePreviews(previews, base.previews) ? base.previews : previews;
+    next.lastSeq = info.last_seq;
+  }
+  // Calls wait only while the session does. The server reads an info's facts in one
+  // transaction, so a paused session lists its calls; should one list none (a server
+  // before that fix), the calls the events gave stay, and `incomplete` says to ask again.
   const calls = info.status === WAITING ? info.pending_calls ?? [] : [];
   const keep = info.status === WAITING && calls.length === 0;
   next.pending = keep ? base.pending : calls.map(p => pendingOf(p, base.pending));
@@ -354,6 +401,24 @@ function usageOf(u: Partial<UsageTotals> | undefined): Usage {
     modelCalls: Number(u.model_calls ?? 0),
     unpricedCalls: Number(u.unpriced_calls ?? 0)
   };
+}
+
+function limitsOf(l: Partial<SessionLimits>): Limits {
+  const positive = (n: unknown) => (typeof n === 'number' && Number.isFinite(n) && n >= 0 ? n : null);
+  return {
+    tokenBudget: positive(l.token_budget),
+    costCeiling: positive(l.cost_ceiling),
+    maxModelCalls: positive(l.max_model_calls),
+    contextWindow: positive(l.context_window)
+  };
+}
+
+function samePreviews(a: Preview[], b: Preview[]): boolean {
+  return a.length === b.length && a.every((p, i) => p.port === b[i].port && p.url === b[i].url);
+}
+
+function previewsOf(list: PreviewInfo[]): Preview[] {
+  return list.reduce<Preview[]>((previews, p) => addPreview(previews, p), []);
 }
 
 function pendingOf(p: PendingInfo, before: PendingCall[]): PendingCall {
@@ -479,14 +544,20 @@ function custom(state: PanelState, name: string, value: Json): PanelState {
 }
 
 function withPreview(state: PanelState, value: Json): PanelState {
-  const port = Number(value.port);
+  const previews = addPreview(state.previews, value);
+  return previews === state.previews ? state : { ...state, previews };
+}
+
+/** `previews` with one more (by port, the newest URL); the same list if `value` is not one. */
+function addPreview(previews: Preview[], value: Json): Preview[] {
+  const port = Number(value?.port);
   if (!Number.isInteger(port) || typeof value.url !== 'string' || !value.url) {
-    return state;
+    return previews;
   }
-  const previews = state.previews.filter(p => p.port !== port);
-  previews.push({ port, url: value.url });
-  previews.sort((a, b) => a.port - b.port);
-  return { ...state, previews };
+  const next = previews.filter(p => p.port !== port);
+  next.push({ port, url: value.url });
+  next.sort((a, b) => a.port - b.port);
+  return next;
 }
 
 function withProcess(state: PanelState, value: ProcessRecord): PanelState {

@@ -29,6 +29,21 @@ export interface PendingInfo {
   preview: string | null;
 }
 
+/** `limits` of a session (store/records.py SessionLimits); null: no such bound. */
+export interface SessionLimits {
+  token_budget: number | null;
+  cost_ceiling: number | null;
+  max_model_calls: number;
+  /** What the history is trimmed to; null: the server cannot tell yet. */
+  context_window: number | null;
+}
+
+/** One of `previews[]` (store/records.py PreviewInfo). */
+export interface PreviewInfo {
+  port: number;
+  url: string;
+}
+
 /** `GET sessions/{id}` and `POST sessions` (store/records.py SessionInfo). */
 export interface SessionInfo {
   id: string;
@@ -43,6 +58,21 @@ export interface SessionInfo {
   last_seq: number;
   always_allowed?: string[];
   sandbox_backend?: string;
+  limits?: SessionLimits | null;
+  /** The previews opened while the server has the workspace; null: only the events tell. */
+  previews?: PreviewInfo[] | null;
+}
+
+/** `models` of `GET status` (engine/config.py ModelChoices): suggestions, not a catalogue. */
+export interface ModelChoices {
+  default: string;
+  models: string[];
+  about: string;
+}
+
+/** `GET status`: only what the panel reads (the store's health is not its business). */
+export interface ServerStatus {
+  models?: ModelChoices;
 }
 
 /** One entry of `GET sessions/{id}/files?path=` (its `path` is relative to that folder). */

@@ -10,8 +10,18 @@
 import { PanelActions } from './actions';
 import { ApprovalsView } from './approvals';
 import { button, cls, el, show } from './dom';
-import { costText, plural, statusLabel, tokensText } from './format';
-import { canResume, canStop, PanelState } from './state';
+import {
+  budgetText,
+  callsText,
+  ceilingText,
+  costText,
+  plural,
+  share,
+  statusLabel,
+  tokensText,
+  windowText
+} from './format';
+import { canResume, canStop, modelOptions, PanelState } from './state';
 import { FilesView, PreviewsView, ProcessesView } from './workspace';
 
 export class PanelView {
@@ -24,6 +34,7 @@ export class PanelView {
   private readonly status = el('span', 'status');
   private readonly reason = el('div', 'reason');
   private readonly model = el('input', 'model');
+  private readonly modelList = el('datalist', 'models');
   private readonly modelSet: HTMLButtonElement;
   private readonly modelNote = el('span', 'model-note');
   private readonly stop: HTMLButtonElement;
@@ -37,6 +48,8 @@ export class PanelView {
   private readonly files: FilesView;
   private last: PanelState | null = null;
   private shownModel = '';
+  private shownOptions: string[] = [];
+  private static lists = 0; // a datalist's id is the page's: one per panel
 
   constructor(
     readonly node: HTMLElement,
@@ -53,6 +66,9 @@ export class PanelView {
     this.resume.title = 'Continue after a stop, failure or crash, then the queue';
 
     this.model.type = 'text';
+    this.modelList.id = `${cls('models')}-${++PanelView.lists}`;
+    this.model.setAttribute('list', this.modelList.id); // suggestions; any model string goes
+    this.model.autocomplete = 'off';
     this.model.spellcheck = false;
     this.model.setAttribute('aria-label', 'Model');
     this.model.placeholder = 'a litellm model string, e.g. openai/gpt-4o-mini';
@@ -71,7 +87,7 @@ export class PanelView {
     const statusRow = el('div', 'status-row');
     statusRow.append(el('span', 'label', 'Status'), this.status, this.stop, this.resume);
     const modelRow = el('div', 'model-row');
-    modelRow.append(el('label', 'label', 'Model'), this.model, this.modelSet);
+    modelRow.append(el('label', 'label', 'Model'), this.model, this.modelList, this.modelSet);
     const session = el('div', 'session');
     session.append(statusRow, this.reason, modelRow, this.modelNote, this.queue, this.warnings);
     const usage = el('div', 'usage-section');
@@ -113,7 +129,7 @@ export class PanelView {
     if (!last || last.pending !== state.pending || last.busy !== state.busy) {
       this.approvals.render(state);
     }
-    if (!last || last.usage !== state.usage || last.lastRun !== state.lastRun) {
+    if (!last || changed(last, state, ['usage', 'lastRun', 'limits'])) {
       this.renderUsage(state);
     }
     if (!last || last.previews !== state.previews) {
@@ -149,6 +165,7 @@ export class PanelView {
     this.modelNote.textContent = state.model && !state.ownModel ? "the server's default" : '';
     show(this.modelNote, Boolean(this.modelNote.textContent));
     this.syncModelButton();
+    this.renderModels(state);
 
     const waiting = state.queued;
     this.queue.textContent = waiting ? `Queue: ${plural(waiting, 'message')} waiting` : 'Queue: empty';
@@ -160,9 +177,26 @@ export class PanelView {
     show(this.warnings, state.warnings.length > 0);
   }
 
+  /** The datalist follows the server's models (its options are rebuilt only when they change). */
+  private renderModels(state: PanelState): void {
+    const options = modelOptions(state);
+    this.model.title = state.modelsAbout;
+    if (options.length === this.shownOptions.length && options.every((m, i) => m === this.shownOptions[i])) {
+      return;
+    }
+    this.shownOptions = options;
+    this.modelList.textContent = '';
+    for (const model of options) {
+      const option = el('option', '');
+      option.value = model;
+      this.modelList.append(option);
+    }
+  }
+
   private renderUsage(state: PanelState): void {
     this.usage.textContent = '';
     const u = state.usage;
+    const limits = state.limits;
     this.usage.append(
       el('div', 'usage-tokens', `Tokens: ${tokensText(u)}`),
       el('div', 'usage-cost', `Cost: ${costText(u)}`)
@@ -171,6 +205,18 @@ export class PanelView {
       const { inputTokens, outputTokens } = state.lastRun;
       this.usage.append(el('div', 'usage-run', `last run: ${plural(inputTokens + outputTokens, 'token')}`));
     }
+    if (!limits) {
+      return; // a server that gives none
+    }
+    this.usage.append(
+      gauge('usage-budget', budgetText(u, limits), share(u.totalTokens, limits.tokenBudget)),
+      gauge('usage-ceiling', ceilingText(u, limits), share(u.cost, limits.costCeiling))
+    );
+    const calls = callsText(limits);
+    if (calls) {
+      this.usage.append(el('div', 'usage-calls', calls));
+    }
+    this.usage.append(el('div', 'usage-window', windowText(limits)));
   }
 
   private syncModelButton(): void {
@@ -184,6 +230,23 @@ export class PanelView {
       this.actions.setModel(value);
     }
   }
+}
+
+/** A line of usage against a limit, with a meter when there is one (`part` of it used). */
+function gauge(suffix: string, text: string, part: number | null): HTMLElement {
+  const line = el('div', suffix, text);
+  if (part !== null) {
+    const meter = el('meter', 'meter');
+    meter.min = 0;
+    meter.max = 1;
+    meter.high = 0.8;
+    meter.optimum = 0;
+    meter.value = Math.min(part, 1);
+    meter.setAttribute('aria-label', text);
+    line.prepend(meter);
+    line.classList.toggle(cls('is-near-limit'), part >= 0.8);
+  }
+  return line;
 }
 
 function changed(a: PanelState, b: PanelState, keys: string[]): boolean {

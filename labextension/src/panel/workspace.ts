@@ -5,8 +5,8 @@
  * Files are a tree listed one folder at a time (a folder is listed when first opened); a
  * file opens in a new tab from its files URL (the server serves it with a sandboxing CSP,
  * so workspace HTML never runs with the page's rights) or downloads. Processes show their
- * status, and their last output while expanded (the controller polls it). There is no
- * Restart: the REST API has no endpoint for it (the agent's restart_processes tool does).
+ * status, and their last output while expanded (the controller polls it); Stop while one
+ * runs, Restart always (the server stops a running one first, then starts its command again).
  */
 
 import { PanelActions } from './actions';
@@ -49,6 +49,7 @@ interface ProcessCard extends HTMLDivElement {
     status: HTMLElement;
     command: HTMLElement;
     stop: HTMLButtonElement;
+    restart: HTMLButtonElement;
     output: HTMLPreElement;
     error: HTMLElement;
   };
@@ -92,12 +93,14 @@ export class ProcessesView {
       status: el('span', 'process-status'),
       command: el('code', 'process-command'),
       stop: button('process-stop', 'Stop', () => this.actions.stopProcess(name)),
+      restart: button('process-restart', 'Restart', () => this.actions.restartProcess(name)),
       output: el('pre', 'process-output'),
       error: el('div', 'process-error')
     };
-    const { toggle, status, command, stop, output, error } = card.parts;
+    const { toggle, status, command, stop, restart, output, error } = card.parts;
+    restart.title = 'Start it again with the same command (stopped first if it runs)';
     const head = el('div', 'process-head');
-    head.append(toggle, status, stop);
+    head.append(toggle, status, stop, restart);
     card.append(head, command, output, error);
     return card;
   }
@@ -105,14 +108,16 @@ export class ProcessesView {
   private update(card: ProcessCard, p: ProcessRecord): void {
     const state = this.state;
     const open = state?.expandedProcesses.includes(p.name) ?? false;
-    const { toggle, status, command, stop, output, error } = card.parts;
+    const { toggle, status, command, stop, restart, output, error } = card.parts;
     toggle.textContent = `${open ? '▾' : '▸'} ${p.name}`;
     toggle.setAttribute('aria-expanded', String(open));
     status.textContent = processStatusText(p.status, p.exit_code);
     card.dataset.status = p.status;
     command.textContent = p.command;
     show(stop, p.status === 'running');
-    stop.disabled = Boolean(state?.busy[`process:${p.name}`]);
+    const busy = Boolean(state?.busy[`process:${p.name}`]);
+    stop.disabled = busy;
+    restart.disabled = busy;
     const shown = state?.outputs[p.name];
     show(output, open);
     if (open) {

@@ -36,6 +36,12 @@ async def test_sessions_are_idempotent_per_notebook(api: Api) -> None:
     assert [s["id"] for s in listing["sessions"]] == [created["id"]]
     status, one = await api("GET", f"sessions/{created['id']}")
     assert status == 200 and one["status"] == "idle"
+    assert one["limits"] == {  # the server's defaults; the history's window for echo
+        "token_budget": None,
+        "cost_ceiling": None,
+        "max_model_calls": 20,
+        "context_window": 128_000,
+    }
     status, _gone = await api("DELETE", f"sessions/{created['id']}")
     assert status == 204
     status, err = await api("GET", f"sessions/{created['id']}")
@@ -211,6 +217,44 @@ async def test_files_and_processes(api: Api) -> None:
     assert status == 404 and "No process" in err["message"]
 
 
+async def test_a_process_restarts_over_rest(api: Api, jp_serverapp: Any) -> None:
+    _, session = await api("POST", "sessions", body={"notebook": "restart.ipynb"})
+    sid = session["id"]
+    engine = await jp_serverapp.web_app.settings["agentspace"].engine()
+    runtime = await engine.workspaces.get(await engine.get(sid))  # a real bubblewrap sandbox
+    await runtime.processes.start("echo up; sleep 1000", name="sleeper")
+    status, stopped = await api("POST", f"sessions/{sid}/processes/sleeper/stop")
+    assert status == 200 and stopped["status"] == "stopped"
+
+    status, again = await api("POST", f"sessions/{sid}/processes/sleeper/restart")
+    assert status == 200, again
+    assert again["status"] == "running" and again["command"] == "echo up; sleep 1000"
+    assert again["started"] > stopped["started"] and again["exit_code"] is None
+    _, listing = await api("GET", f"sessions/{sid}/processes")
+    assert listing["processes"] == [again]  # the record, as the other endpoints give it
+
+    # Running, it is stopped first: one process, started anew.
+    status, twice = await api("POST", f"sessions/{sid}/processes/sleeper/restart")
+    assert status == 200 and twice["status"] == "running" and twice["started"] > again["started"]
+    _, listing = await api("GET", f"sessions/{sid}/processes")
+    assert [p["status"] for p in listing["processes"]] == ["running"]
+    alive = [r for r in runtime.processes.listing() if r.name in runtime.processes._live]
+    assert [r.name for r in alive] == ["sleeper"]
+    for _ in range(200):  # each run's output goes on in the one log, as it comes (bounded)
+        _, output = await api("GET", f"sessions/{sid}/processes/sleeper/output")
+        if output["output"].count("up\n") == 3:
+            break
+        await asyncio.sleep(0.025)
+    assert output["output"].splitlines()[1:] == ["$ echo up; sleep 1000", "up"] * 3
+
+    status, err = await api("POST", f"sessions/{sid}/processes/nope/restart")
+    assert status == 404 and err["error"] == "not_found"
+    assert err["message"] == "No process named 'nope' (known: sleeper)."
+    status, err = await api("POST", "sessions/nosuch/processes/sleeper/restart")
+    assert status == 404 and err["error"] == "not_found"
+    await api("POST", f"sessions/{sid}/processes/sleeper/stop")
+
+
 async def test_renaming_a_notebook_keeps_its_session(api: Api, jp_fetch: Any) -> None:
     await jp_fetch(
         "api",
@@ -265,6 +309,7 @@ ENDPOINTS = [
     ("GET", "sessions/S/processes"),
     ("GET", "sessions/S/processes/p/output"),
     ("POST", "sessions/S/processes/p/stop"),
+    ("POST", "sessions/S/processes/p/restart"),
     ("GET", "openapi.json"),
 ]
 

@@ -287,6 +287,28 @@ async def test_files_listing_and_redirects(jp_fetch: Any, preview: Preview) -> N
     assert cached.code == 304 and cached.body == b""
 
 
+async def test_the_session_info_lists_the_previews_opened(
+    api: Callable[..., Any], jp_serverapp: Any, jp_base_url: str, preview: Preview
+) -> None:
+    _, info = await api("GET", f"sessions/{preview.sid}")
+    assert info["previews"] == []  # its workspace is here, no preview opened yet
+    _, other = await api("POST", "sessions", body={"notebook": "none.ipynb"})
+    assert other["previews"] is None  # no workspace here: only its events would tell
+    engine = await jp_serverapp.web_app.settings["agentspace"].engine()
+    session = await engine.get(preview.sid)
+    url = await session.preview(WEB)  # what open_preview does
+    assert url == f"{jp_base_url}agentspace/preview/{preview.sid}/{WEB}/"
+    await session.preview(ECHO, announce=False)  # a URL handed to one caller, not opened
+    _, info = await api("GET", f"sessions/{preview.sid}")
+    assert info["previews"] == [{"port": WEB, "url": url}]
+    events = [e async for e in session.past_events() if e.seq <= info["last_seq"]]
+    opened = [json.loads(e.data)["value"] for e in events if "agentspace.preview" in e.data]
+    assert opened == info["previews"]  # what a view folding the events would have
+    _, listing = await api("GET", "sessions")
+    (listed,) = [s for s in listing["sessions"] if s["id"] == preview.sid]
+    assert listed["previews"] == info["previews"]
+
+
 async def test_methods_bodies_and_headers(
     jp_fetch: Any, jp_serverapp: Any, preview: Preview
 ) -> None:

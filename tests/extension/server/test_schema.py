@@ -360,6 +360,7 @@ EDGES: list[tuple[str, str, dict[str, str], Any, int, str]] = [
     ),
     ("PATCH", "S/", {}, b'{"policies": {"run_cell": "deny"}}', 400, "bad_request"),
     ("GET", "S/processes/x/output?tail=" + "9" * 5000, {}, None, 400, "bad_tail"),
+    ("POST", "S/processes/x/restart", {}, None, 404, "not_found"),
     ("GET", "S/events", {"Last-Event-ID": "99999999999999999999"}, None, 400, "bad_after"),
     ("GET", "S/events", {"Last-Event-ID": "²"}, None, 400, "bad_after"),
     ("GET", "S/events?after=9223372036854775808", {}, None, 400, "bad_after"),

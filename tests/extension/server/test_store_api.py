@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,6 +28,26 @@ async def test_status_reports_a_healthy_store(api: Api, agentspace_state: Path) 
     assert store["integrity"]["state"] == "ok"
     assert status["orphaned_workspaces"] == [] and status["ok"]
     assert status["sandbox"] == "bubblewrap"
+
+
+async def test_status_lists_the_models_to_pick_from(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.delenv(variable, raising=False)
+    code, status = await api("GET", "status")
+    assert code == 200
+    models = status["models"]
+    assert models["default"] == "scripted/echo" and models["models"] == ["scripted/echo"]
+    assert "not a catalogue" in models["about"] and "ANTHROPIC_API_KEY" in models["about"]
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")  # read at each request
+    _, status = await api("GET", "status")
+    assert status["models"]["models"] == [
+        "scripted/echo",
+        "anthropic/claude-haiku-4-5",
+        "anthropic/claude-sonnet-4-5",
+    ]
+    assert "sk-test" not in json.dumps(status)
 
 
 @pytest.fixture
@@ -88,6 +109,7 @@ async def test_a_damaged_store_answers_503_everywhere_and_jupyter_keeps_serving(
     assert code == 200
     assert status["store"]["integrity"]["state"] == "damaged" and not status["ok"]
     assert "agentspace doctor --repair" in status["message"]
+    assert status["models"]["default"] == "scripted/echo"  # and what to pick from, still
     # The rest of Jupyter is not affected.
     assert (await jp_fetch("api", "status")).code == 200
     assert (await jp_fetch("api", "contents")).code == 200
