@@ -267,3 +267,42 @@ def test_stop_in_the_chat_stops_the_agent_keeping_its_words(
     assert code == 200 and info["status"] == "stopped", info
     kept = message.inner_text()
     assert words[0] in kept and words[-1] not in kept  # the partial text stays
+
+
+def test_the_agent_panel_decides_a_call_shows_the_workspace_and_says_when_offline(
+    browser: Browser, own_server: LabServer
+) -> None:
+    server = own_server
+    server.create_notebook("panel.ipynb")
+    model = script(
+        server.root,
+        "panel",
+        turn("", ("write_file", {"path": "report.md", "content": "# Report\n"})),
+        turn("The report is written."),
+    )
+    use_model(server, "panel.ipynb", model)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.goto(f"{server.url}/api/status?token={server.token}")
+        NotebookPage(page, server, "panel.ipynb").open()
+        page.locator(".jp-SideBar.jp-mod-right .lm-TabBar-tab", has_text="Agent").click()
+        panel = page.locator(".jp-agentspace-panel")
+        expect(panel.locator(".jp-agentspace-panel-status")).to_have_attribute(
+            "data-status", "idle"
+        )
+        chat = open_chat(page)
+        chat.send("write the report")
+        call = panel.locator(".jp-agentspace-panel-call")
+        expect(call).to_contain_text("write_file")
+        call.locator(".jp-agentspace-panel-approve").click()
+        expect(chat.cards("done").locator(".jp-agentspace-card-decision")).to_contain_text(
+            "approved by"
+        )  # decided in the panel, shown in the chat
+        expect(panel.locator(".jp-agentspace-panel-file", has_text="report.md")).to_be_visible()
+        expect(panel.locator(".jp-agentspace-panel-usage")).to_contain_text("tokens")
+        page.screenshot(path=str(ARTIFACTS / "agent_panel.png"))
+        server.stop()
+        expect(panel.locator(".jp-agentspace-panel-offline")).to_contain_text("unreachable")
+    finally:
+        context.close()
