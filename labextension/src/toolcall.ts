@@ -37,6 +37,8 @@ export type Json = { [key: string]: any };
 export interface Decision {
   decision: 'approve' | 'reject' | 'edit' | 'result';
   by?: string;
+  /** How the chat names `by` (a display name; the notebook's kernel), set by the server. */
+  by_name?: string;
   reason?: string;
   auto?: boolean;
   rule?: string;
@@ -248,7 +250,9 @@ export function decisionText(card: ToolCallCard): string | null {
   if (!d) {
     return null;
   }
-  const by = typeof d.by === 'string' && d.by ? d.by : 'someone';
+  // the name the chat shows people by (the server adds it), else the identity
+  const who = typeof d.by_name === 'string' && d.by_name ? d.by_name : d.by;
+  const by = typeof who === 'string' && who ? who : 'someone';
   const rule = typeof d.rule === 'string' && d.rule ? ` (${d.rule})` : '';
   const reason = typeof d.reason === 'string' && d.reason ? `: ${d.reason}` : '';
   switch (d.decision) {
@@ -262,10 +266,10 @@ export function decisionText(card: ToolCallCard): string | null {
     case 'edit':
       return `edited by ${by}` + reason;
     case 'result': // a kernel call: the kernel ran it (once approved, if it asked)
-      if (typeof d.by !== 'string' || !d.by) {
+      if (typeof who !== 'string' || !who) {
         return 'run in the kernel';
       }
-      return `approved by ${d.by}${d.arguments ? ' with edited arguments' : ''}, run in the kernel`;
+      return `approved by ${who}${d.arguments ? ' with edited arguments' : ''}, run in the kernel`;
     default:
       return null;
   }

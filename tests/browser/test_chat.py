@@ -237,7 +237,7 @@ def test_two_users_on_one_chat_see_each_other_and_who_decided(
         chats[1].cards("pending").locator(".jp-agentspace-card-approve").click()
         for chat in chats:
             decided = chat.cards("done").locator(".jp-agentspace-card-decision")
-            expect(decided).to_contain_text(f"approved by {names[1][0]}")
+            expect(decided).to_contain_text(f"approved by {names[1][1]}")  # as the chat names them
             expect(chat.messages.filter(has_text="Written for both of you.")).to_have_count(1)
         for i, page in enumerate(pages):
             page.screenshot(path=str(ARTIFACTS / f"chat_user_{i + 1}.png"))

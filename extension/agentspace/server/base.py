@@ -111,6 +111,15 @@ class AgentspaceHandler(APIHandler):
         return str(getattr(user, "username", None) or user or "anonymous")
 
     @property
+    def actor(self) -> str:
+        """Who a message or a decision is stamped as: the user, as ``kernel:<user>`` when a
+        notebook's kernel sent it (its client says so with ``X-Agentspace-Client: kernel``, so
+        views show the kernel; the header can only make a request look less like a person's)."""
+        if self.request.headers.get("X-Agentspace-Client") == "kernel":
+            return f"kernel:{self.username}"
+        return self.username
+
+    @property
     def rate_key(self) -> str:
         """Who a rate limit counts against: the user, or for anonymous token clients the address.
 

@@ -100,10 +100,7 @@ class MessagesHandler(AgentspaceHandler):
                 headers={"Retry-After": str(seconds)},
                 retry_after=seconds,
             )
-        sender = self.username
-        if self.request.headers.get("X-Agentspace-Client") == "kernel":
-            sender = f"kernel:{sender}"  # a notebook's kernel sent it (%%agent): views say so
-        receipt = await session.send(body.text, sender=sender, context=body.context)
+        receipt = await session.send(body.text, sender=self.actor, context=body.context)
         self.reply(receipt, status=202)
 
 
@@ -140,7 +137,7 @@ class ApprovalHandler(AgentspaceHandler):
         decision = self.body(Decision)
         session = await self.session(session_id)
         kernels = self.state.kernel_calls()  # an approved kernel call runs in the kernel
-        remaining = await kernels.decide(session, tool_call_id, decision, self.username)
+        remaining = await kernels.decide(session, tool_call_id, decision, self.actor)
         self.reply({"pending": remaining, "status": session.status})
 
 

@@ -141,7 +141,7 @@ class AguiHandler(AgentspaceHandler):
             text=None if decisions else _last_user_text(run),
             decisions=decisions,
             run_id=run.run_id,
-            by=self.username,
+            by=self.actor,
         )
         events = session.subscribe(after)
         await stream(

@@ -110,17 +110,14 @@ def decided(card: dict[str, Any]) -> str:
         rule = d.get("rule")
         return f"allowed by policy ({rule})" if rule else "allowed by policy"
     kind = d.get("decision")
+    by = d.get("by_name") or d.get("by")  # the name the chat shows, else the identity
     if kind == "result":  # a kernel call: the kernel ran it (once approved, if it asked)
         edited = " with edited arguments" if d.get("arguments") else ""
-        return (
-            f"approved by {d['by']}{edited}, run in the kernel"
-            if d.get("by")
-            else "run in the kernel"
-        )
+        return f"approved by {by}{edited}, run in the kernel" if by else "run in the kernel"
     verb = {"approve": "approved", "reject": "rejected", "edit": "edited"}
     text = verb.get(str(kind), str(kind))
-    if d.get("by"):
-        text += f" by {d['by']}"
+    if by:
+        text += f" by {by}"
     if kind == "reject" and d.get("reason"):
         text += f": {d['reason']}"
     return text

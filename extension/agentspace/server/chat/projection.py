@@ -76,6 +76,7 @@ class ChatProjection:
     posted: set[str] = field(default_factory=set)
     running: str | None = None  # the call whose process and preview links go on its card
     run: dict[str, Any] | None = None  # the run card of the run going now
+    paused: dict[str, Any] | None = None  # the card of a turn paused for a decision
     origin: str | None = None  # who sent the prompt being answered (KERNEL: a cell follows)
 
     def apply(self, seq: int, event: dict[str, Any]) -> list[Op]:
@@ -175,6 +176,12 @@ class ChatProjection:
 
     # -- runs ----------------------------------------------------------------
     def _run_started(self, seq: int, e: dict[str, Any]) -> list[Op]:
+        paused = self.paused
+        if paused is not None:  # the paused turn goes on (a decision resumed it): its card
+            self.run, self.paused = paused, None
+            paused["status"] = "running"
+            key = f"run:{paused['run_id']}"
+            return [Writing(True), Revise(key, cards.run_text(paused), cards.run_bundle(paused))]
         self.run = cards.new_run(self.session, str(e.get("runId") or seq))
         key = f"run:{self.run['run_id']}"
         self.posted.add(key)
@@ -186,6 +193,7 @@ class ChatProjection:
         if run is None:
             return []
         run["status"], run["message"] = status, message
+        self.paused = run if status == "paused" else None
         for usage in e.get("usage") or []:
             run["input_tokens"] += int(usage.get("inputTokens") or 0)
             run["output_tokens"] += int(usage.get("outputTokens") or 0)

@@ -17,8 +17,9 @@ import json
 import logging
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from jupyterlab_chat.models import (
     BaseChatModel,
@@ -32,6 +33,8 @@ from jupyterlab_chat.websocket_model import WsChatModel
 
 from . import cards, jupyterai
 from .projection import AGENT, KERNEL, Op, Post, Revise, Writing
+
+PostOrRevise = TypeVar("PostOrRevise", Post, Revise)
 
 STREAM_INTERVAL = 0.1  # seconds between two updates of one streaming message (≤ 10 a second)
 SAVE_INTERVAL = 1.0  # seconds between two writes of a chat file
@@ -159,11 +162,28 @@ class ChatWriter:
     def apply(self, ops: list[Op]) -> None:
         for op in ops:
             if isinstance(op, Post):
-                self._post(op)
+                self._post(self._named(op))
             elif isinstance(op, Revise):
-                self._revise(op)
+                self._revise(self._named(op))
             elif isinstance(op, Writing):
                 self._writing(op)
+
+    def name_of(self, by: str) -> str:
+        """Who decided, as the chat shows people: a user's display name, or the kernel."""
+        if by == "kernel" or by.startswith("kernel:"):
+            return KERNEL_USER.display_name
+        user = self.model.get_users().get(by)
+        return (user.display_name or user.name or by) if user is not None else by
+
+    def _named(self, op: PostOrRevise) -> PostOrRevise:
+        """A card decided by someone shows their name (the decision keeps their identity)."""
+        card = ((op.mime or {}).get("data") or {}).get(cards.MIME)
+        decision = card.get("decision") if isinstance(card, dict) else None
+        by = decision.get("by") if isinstance(decision, dict) else None
+        if not isinstance(card, dict) or not isinstance(decision, dict) or not isinstance(by, str):
+            return op
+        card = {**card, "decision": {**decision, "by_name": self.name_of(by)}}
+        return replace(op, body=cards.fallback(card), mime=cards.bundle(card))
 
     def keyed(self, key: str, message_id: str) -> None:
         """A message of the chat's (typed there) is the one ``key`` names."""

@@ -252,3 +252,17 @@ def test_the_text_fallback_names_the_commands_and_cannot_be_broken_out_of() -> N
     assert "````bash\necho ```; <img" in text  # a longer fence than any run inside
     cards.set_result(card, "x" * (cards.RESULT_LIMIT + 5))
     assert card["result"].endswith("(5 more characters: the transcript has them all)")
+
+
+def test_a_turn_paused_for_a_decision_keeps_one_run_card_as_it_goes_on() -> None:
+    p = ChatProjection("s1")
+    feed([{"type": "RUN_STARTED", "runId": "r1"}, *call("write_file", '{"path": "a"}')], p)
+    ops = p.apply(20, interrupt())
+    assert [op.body for op in ops if isinstance(op, Revise) and op.key == "run:r1"] == [
+        "‖ waiting for a decision"
+    ]
+    ops = p.apply(21, {"type": "RUN_STARTED", "runId": "r2"})  # the decision resumed it
+    assert not [op for op in ops if isinstance(op, Post)]
+    (revise,) = [op for op in ops if isinstance(op, Revise)]
+    assert revise.key == "run:r1" and revise.mime is not None
+    assert revise.mime["data"][cards.RUN_MIME]["status"] == "running"

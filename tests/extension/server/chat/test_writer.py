@@ -83,3 +83,26 @@ def test_saves_are_coalesced_atomic_and_flushed_on_close(tmp_path: Path) -> None
 
     asyncio.run(go())
     assert [p.name for p in tmp_path.iterdir()] == ["a.chat"]  # no temporary file left
+
+
+def test_a_decided_card_names_who_decided_as_the_chat_shows_them(tmp_path: Path) -> None:
+    from jupyterlab_chat.models import User
+
+    from agentspace.server.chat import cards
+
+    async def go() -> None:
+        model = model_in(tmp_path)
+        model.set_user(User(username="u123", name="alice", display_name="Alice A."))
+        writer = ChatWriter(model)
+        card = cards.new_card("s1", "call_1", "shell")
+        card["status"], card["decision"] = "running", {"decision": "approve", "by": "u123"}
+        writer.apply([Post("tool:call_1", AGENT, cards.fallback(card), cards.bundle(card))])
+        (message,) = model.get_messages()
+        shown = message.mime_model["data"][cards.MIME]  # type: ignore[index]
+        assert shown["decision"] == {"decision": "approve", "by": "u123", "by_name": "Alice A."}
+        assert "approved by Alice A." in message.body
+        assert writer.name_of("kernel:anonymous-9") == "Notebook kernel"
+        assert writer.name_of("someone-else") == "someone-else"
+        await writer.close()
+
+    asyncio.run(go())
