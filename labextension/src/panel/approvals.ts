@@ -3,10 +3,10 @@
  *
  * A card shows what the call would change (its diff) or else its arguments, and offers
  * Approve, Reject with a reason, and Always allow (approve, and allow the tool for the rest
- * of the session). A call the notebook's kernel runs (`kernel_tool`) cannot be approved
- * from a browser (the server refuses it: the kernel answers with its result), so its card
- * offers Reject only and says where to run it. Cards are kept between renders so that a
- * reason being typed is not lost when an event arrives.
+ * of the session). A call the notebook's kernel runs (`kernel_tool`), once approved here, is
+ * run by the server in the notebook's kernel (server/kernelcalls.py); `run_cell` always asks,
+ * so it has no Always allow. Cards are kept between renders so that a reason being typed is
+ * not lost when an event arrives.
  */
 
 import { PanelActions } from './actions';
@@ -102,9 +102,9 @@ export class ApprovalsView {
     parts.message.textContent = call.message;
     const kernel = call.reason === 'kernel_tool';
     card.classList.toggle(cls('call-kernel'), kernel);
-    // the kernel answers its own calls: a browser may only reject them
-    show(parts.approve, !kernel);
-    show(parts.always, !kernel);
+    // approved here, a kernel's call runs in the notebook's kernel; run_cell always asks
+    show(parts.approve, true);
+    show(parts.always, !(kernel && call.tool === 'run_cell'));
     const body = call.preview ?? argumentsText(call.arguments);
     if (parts.shown !== body) {
       parts.shown = body;
