@@ -14,7 +14,7 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
-import { Cell } from '@jupyterlab/cells';
+import { Cell, CodeCell } from '@jupyterlab/cells';
 import {
   INotebookTracker,
   NotebookActions,
@@ -121,6 +121,36 @@ export function answer(panel: NotebookPanel, request: Json): Json {
   }
 }
 
+/**
+ * Run code the agent asked for as a cell of this notebook, where the user sees it: the cell
+ * `cell_id` when its source is still the code, else a new code cell below the active one (its
+ * metadata names the call). Awaits the kernel's reply; answers with the cell's outputs.
+ * The server sends it once a person approved the call (server/kernelcalls.py).
+ */
+export async function runCell(panel: NotebookPanel, request: Json): Promise<Json> {
+  if (typeof request.code !== 'string') {
+    throw new LinkError('invalid', "'code' must be a string");
+  }
+  const shared = panel.context.model.sharedModel;
+  let index = typeof request.cell_id === 'string' ? shared.cells.findIndex(c => c.id === request.cell_id) : -1;
+  if (index >= 0 && (shared.cells[index].cell_type !== 'code' || shared.cells[index].getSource() !== request.code)) {
+    index = -1; // edited since, or not code: the code runs in a cell of its own
+  }
+  if (index < 0) {
+    const active = panel.content.activeCellIndex;
+    index = (active >= 0 ? active : shared.cells.length - 1) + 1;
+    const metadata = typeof request.tool_call_id === 'string' ? { agentspace: { tool_call_id: request.tool_call_id } } : {};
+    shared.insertCell(index, { cell_type: 'code', source: request.code, metadata, outputs: [], execution_count: null } as any);
+  }
+  const cell = panel.content.widgets[index];
+  if (!(cell instanceof CodeCell)) {
+    throw new LinkError('invalid', 'the cell to run is not a code cell');
+  }
+  const reply = await CodeCell.execute(cell, panel.sessionContext);
+  const outputs = (cell.model.sharedModel.toJSON() as Json).outputs ?? [];
+  return { cell_id: cell.model.id, status: reply?.content.status ?? 'unknown', outputs };
+}
+
 /** One open notebook panel's link: connects, answers, reconnects with backoff, closes. */
 class NotebookLink {
   private socket: WebSocket | null = null;
@@ -203,15 +233,18 @@ class NotebookLink {
     if (typeof request !== 'object' || request === null || request.id === undefined) {
       return;
     }
+    if (request.op === 'run') {
+      void runCell(this.panel, request).then(
+        result => this.notice({ id: request.id, ok: true, ...result }),
+        error => this.notice(failure(request.id, error))
+      );
+      return;
+    }
     let reply: Json;
     try {
       reply = { id: request.id, ok: true, ...answer(this.panel, request) };
     } catch (error) {
-      if (error instanceof LinkError) {
-        reply = { id: request.id, ok: false, error: error.kind, message: error.message };
-      } else {
-        reply = { id: request.id, ok: false, error: 'invalid', message: String(error) };
-      }
+      reply = failure(request.id, error);
     }
     this.notice(reply);
   }
@@ -230,6 +263,13 @@ class NotebookLink {
     this.socket = null;
     socket?.close();
   }
+}
+
+function failure(id: unknown, error: unknown): Json {
+  if (error instanceof LinkError) {
+    return { id, ok: false, error: error.kind, message: error.message };
+  }
+  return { id, ok: false, error: 'invalid', message: String(error) };
 }
 
 function hasError(cell: Cell | null | undefined): boolean {

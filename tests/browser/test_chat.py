@@ -306,3 +306,35 @@ def test_the_agent_panel_decides_a_call_shows_the_workspace_and_says_when_offlin
         expect(panel.locator(".jp-agentspace-panel-offline")).to_contain_text("unreachable")
     finally:
         context.close()
+
+
+def test_a_chat_turns_run_cell_runs_as_a_cell_of_the_open_notebook(
+    notebook: Callable[..., NotebookPage], page: Page, lab_server: LabServer
+) -> None:
+    nb = notebook("runs.ipynb")
+    model = script(
+        lab_server.root,
+        "runs",
+        turn("looking", ("list_variables", {})),
+        turn("doubling", ("run_cell", {"code": "print(answer * 2)"})),
+        turn("It is 84."),
+    )
+    sid = use_model(lab_server, "runs.ipynb", model)
+    tools = {"tools": [], "run_cell": True, "list_variables": True}
+    assert lab_server.api("PUT", f"/agentspace/api/sessions/{sid}/tools", tools)[0] == 200
+    expect(nb.run_cell("answer = 42")).to_have_text("")
+    nb.wait_idle()
+    chat = open_chat(page)
+    chat.send("what is answer doubled?")
+    listed = chat.cards("done").filter(has_text="list_variables")
+    expect(listed.locator(".jp-agentspace-card-result")).to_contain_text("answer")
+    card = chat.cards("pending").filter(has_text="run_cell")
+    expect(card).to_contain_text("print(answer * 2)")
+    card.locator(".jp-agentspace-card-approve").click()
+    ran = chat.cards("done").filter(has_text="run_cell")
+    expect(ran.locator(".jp-agentspace-card-result")).to_contain_text("84")
+    # the code ran as a cell of the notebook, below the one the user was in, with its output
+    cell = nb.cells.filter(has_text="print(answer * 2)")
+    expect(cell).to_have_count(1)
+    expect(cell.locator(".jp-OutputArea")).to_contain_text("84")
+    expect(chat.messages.filter(has_text="It is 84.")).to_have_count(1)

@@ -297,7 +297,7 @@ class ServerState:
         if self._kernel_calls is None:
             from agentspace.server.kernelcalls import KernelCalls
 
-            self._kernel_calls = KernelCalls(self.app.serverapp)
+            self._kernel_calls = KernelCalls(self.app.serverapp, self.links)
         return self._kernel_calls
 
     def hook_chats(self) -> None:

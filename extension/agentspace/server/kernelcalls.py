@@ -25,6 +25,7 @@ from agentspace.errors import ConflictError
 
 if TYPE_CHECKING:
     from agentspace.engine.session import Session
+    from agentspace.server.links import Links
     from agentspace.store.approvals import Decision, PendingCall
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,9 @@ TOOL_CLEANUP = "del __agentspace_json, __agentspace_tools, __agentspace_answer"
 
 
 class KernelCalls:
-    def __init__(self, serverapp: Any) -> None:
+    def __init__(self, serverapp: Any, links: Links | None = None) -> None:
         self.serverapp = serverapp
+        self.links = links  # a browser that has the notebook open runs run_cell as a cell
 
     async def kernel_of(self, notebook: str) -> str | None:
         """The id of the kernel the notebook has open in this server (None: none is)."""
@@ -66,6 +68,22 @@ class KernelCalls:
         """Run the call in the notebook's kernel: (result text, is_error)."""
         from agentspace.tools.kernel import RUN_CELL
 
+        code = (arguments or {}).get("code") if isinstance(arguments, dict) else None
+        if call.name == RUN_CELL and isinstance(code, str) and self.links is not None:
+            if self.links.get(session.notebook) is not None:  # shown where the user looks
+                reply = await self.links.request(
+                    session.notebook,
+                    "run",
+                    timeout=TIMEOUT,
+                    code=code,
+                    cell_id=(arguments or {}).get("cell_id"),
+                    tool_call_id=call.tool_call_id,
+                )
+                outputs = reply.get("outputs")
+                shown = (
+                    [o for o in outputs if isinstance(o, dict)] if isinstance(outputs, list) else []
+                )
+                return outputs_text(shown), reply.get("status") != "ok"
         kernel_id = await self.kernel_of(session.notebook)
         if kernel_id is None:
             raise ConflictError(
@@ -77,7 +95,6 @@ class KernelCalls:
         client.start_channels()
         try:
             if call.name == RUN_CELL:
-                code = (arguments or {}).get("code") if isinstance(arguments, dict) else None
                 if not isinstance(code, str):
                     return "run_cell needs its code.", True
                 return await _run_code(client, code)
@@ -107,36 +124,47 @@ class KernelCalls:
         return await session.decide(tool_call_id, result, by=by)
 
 
-async def _run_code(client: Any, code: str) -> tuple[str, bool]:
+def outputs_text(outputs: list[dict[str, Any]]) -> str:
+    """What a run printed, displayed (as text), returned and raised: the call's result."""
     parts: list[str] = []
-    failed = False
-
-    def output(msg: dict[str, Any]) -> None:
-        nonlocal failed
-        kind, content = msg["header"]["msg_type"], msg["content"]
+    for out in outputs:
+        kind = out.get("output_type")
         if kind == "stream":
-            parts.append(content.get("text", ""))
+            text = out.get("text", "")
+            parts.append("".join(text) if isinstance(text, list) else str(text))
         elif kind in ("execute_result", "display_data"):
-            data = content.get("data") or {}
-            if "text/plain" in data:
-                parts.append(str(data["text/plain"]) + "\n")
+            data = out.get("data") or {}
+            plain = data.get("text/plain")
+            if plain is not None:
+                parts.append(("".join(plain) if isinstance(plain, list) else str(plain)) + "\n")
             else:
                 parts.append(f"[{', '.join(sorted(data))}]\n")
         elif kind == "error":
-            failed = True
-            parts.append("\n".join(content.get("traceback") or [content.get("evalue", "")]))
+            parts.append("\n".join(out.get("traceback") or [str(out.get("evalue", ""))]))
+    text = ANSI.sub("", "".join(parts))
+    if len(text) > MAX_OUTPUT:
+        cut = len(text) - MAX_OUTPUT
+        half = MAX_OUTPUT // 2
+        text = text[:half] + f"\n… ({cut:,} characters cut) …\n" + text[-half:]
+    return text or "(no output)"
+
+
+async def _run_code(client: Any, code: str) -> tuple[str, bool]:
+    """Run ``code`` as a cell through the server's own client of the kernel (no browser)."""
+    outputs: list[dict[str, Any]] = []
+
+    def output(msg: dict[str, Any]) -> None:
+        kind = msg["header"]["msg_type"]
+        if kind in ("stream", "execute_result", "display_data", "error"):
+            outputs.append({"output_type": kind, **msg["content"]})
 
     reply = await client.execute_interactive(
         code, store_history=True, allow_stdin=False, output_hook=output, timeout=TIMEOUT
     )
-    failed = failed or reply["content"].get("status") != "ok"
-    text = ANSI.sub("", "".join(parts))
-    if len(text) > MAX_OUTPUT:
-        cut = len(text) - MAX_OUTPUT
-        text = (
-            text[: MAX_OUTPUT // 2] + f"\n… ({cut:,} characters cut) …\n" + text[-MAX_OUTPUT // 2 :]
-        )
-    return text or "(no output)", failed
+    failed = reply["content"].get("status") != "ok" or any(
+        o["output_type"] == "error" for o in outputs
+    )
+    return outputs_text(outputs), failed
 
 
 async def _call_tool(client: Any, name: str, arguments: Any) -> tuple[str, bool]:
