@@ -77,11 +77,16 @@ class ChatBridge:
                 session = await self.engine.get(meta["session"])
             except NotFoundError:
                 session = None  # the session was deleted: the notebook gets a new one
-        if session is None:
+        if session is None:  # its file is lost or new: the notebook's session, if it has one
+            from agentspace.errors import NotFoundError
+
             notebook = notebook_of(self.chat_dir, model.get_path())
             if notebook is None:
                 return None
-            session = await self.engine.session(notebook)
+            try:  # never made here: a chat left at a renamed notebook's old path is no session
+                session = await self.engine.session(notebook, create=False)
+            except NotFoundError:
+                return None
         if chat_id in self.mirrors:  # attached meanwhile
             return self.mirrors[chat_id]
         mirror = self.mirrors[chat_id] = Mirror(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from jupyter_server.auth.decorator import authorized
+from jupyter_server.utils import ensure_async
 from tornado import web
 
 from ..base import AgentspaceHandler, ApiError
@@ -17,6 +18,11 @@ class ChatsHandler(AgentspaceHandler):
         from agentspace.engine.requests import OpenChat
 
         body = self.body(OpenChat)
+        # it may write the chat's file under the root: as the contents API would let it
+        if not await ensure_async(
+            self.authorizer.is_authorized(self, self.current_user, "write", "contents")
+        ):
+            raise ApiError(403, "forbidden", "Writing files (contents) is not allowed for you.")
         bridge = await self.state.chats()
         if bridge is None:
             raise ApiError(
