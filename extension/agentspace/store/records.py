@@ -7,6 +7,7 @@ stores, so the store stays generic and the actor stays free of SQL strings.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from typing import Any, NamedTuple
@@ -18,6 +19,8 @@ from agentspace.store.approvals import Decision, PendingCall, PendingInfo
 from agentspace.store.states import OLD_STATUSES, Status
 from agentspace.tools.base import Policy
 from agentspace.tools.kernel import STORED, KernelTool
+
+log = logging.getLogger(__name__)
 
 
 class UsageTotals(BaseModel):
@@ -337,6 +340,15 @@ def rename_notebooks(conn: sqlite3.Connection, old: str, new: str) -> list[tuple
     moved = []
     for sid, notebook, data in rows:
         renamed = new + notebook[len(old) :]
+        taken = conn.execute("SELECT id FROM sessions WHERE notebook = ?", (renamed,)).fetchone()
+        if taken is not None and taken[0] != sid:  # the new path got a session first (a race)
+            log.warning(
+                "agentspace: %s has a session of its own already; the session of %s keeps "
+                "its old key (agentspace sessions lists both)",
+                renamed,
+                notebook,
+            )
+            continue
         record = SessionRecord.model_validate_json(data, context={STORED: True})
         record.notebook = renamed
         conn.execute(

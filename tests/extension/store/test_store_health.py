@@ -89,6 +89,20 @@ async def test_a_workspace_is_labelled_with_its_notebook_and_follows_renames(
     assert read_label(state_dir, session.id) is None
 
 
+async def test_a_rename_onto_a_notebook_with_a_session_keeps_both_and_moves_the_rest(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = await engine.session("d/old.ipynb")
+    other = await engine.session("d/b.ipynb")
+    taken = await engine.session("e/old.ipynb")  # made for the new path first (a race)
+    with caplog.at_level(logging.WARNING, logger="agentspace"):
+        assert await engine.rename_notebooks("d", "e") == 1
+    assert (await engine.session("e/b.ipynb", create=False)).id == other.id
+    assert (await engine.session("e/old.ipynb", create=False)).id == taken.id
+    assert (await engine.session("d/old.ipynb", create=False)).id == old.id
+    assert any("keeps its old key" in r.getMessage() for r in caplog.records)
+
+
 async def test_health_reports_sessions_orphans_and_integrity(
     engine: Engine, state_dir: Path
 ) -> None:

@@ -148,13 +148,31 @@ async def renamed(contents: Any, chat_dir: str, old: str, new: str) -> None:
         (chat_path(chat_dir, old), chat_path(chat_dir, new)),
         (posixpath.join(chat_dir, old), posixpath.join(chat_dir, new)),  # a folder
     ):
-        if await _exists(contents, source) and not await _exists(contents, dest):
+        if not await _exists(contents, source):
+            continue
+        if not await _exists(contents, dest):
             parent = posixpath.dirname(dest)
             if parent and not await _exists(contents, parent):
                 await _make_dirs(contents, parent)
             await _maybe_await(contents.rename(source, dest))
             log.info("agentspace: the chat %s follows to %s", source, dest)
-            return
+        elif source.endswith(".chat") and await _session_of(contents, source) == await _session_of(
+            contents, dest
+        ):  # the chat was opened at the new path first: both are the session's, rebuilt alike
+            await _maybe_await(contents.delete(source))
+            log.info("agentspace: %s is the session's chat now; %s removed", dest, source)
+        return
+
+
+async def _session_of(contents: Any, path: str) -> str | None:
+    """The session a chat file names (None: none, or not readable as a chat)."""
+    try:
+        model = await _maybe_await(contents.get(path, type="file", format="text"))
+        meta = json.loads(model.get("content") or "{}").get("metadata") or {}
+    except Exception:
+        return None
+    session = (meta.get("agentspace") or {}).get("session")
+    return session if isinstance(session, str) else None
 
 
 async def _exists(contents: Any, path: str) -> bool:
