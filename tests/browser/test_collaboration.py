@@ -62,3 +62,11 @@ def test_an_edit_in_real_time_mode_reaches_every_collaborator(
     finally:
         for nb in pages:
             nb.page.context.close()
+
+
+def test_the_agent_chat_says_it_needs_the_websocket_mode(rtc_server: LabServer) -> None:
+    """Under jupyter-collaboration jupyterlab-chat keeps chats as shared documents (YChat),
+    which the bridge does not mirror: opening the chat says so instead of a silent chat."""
+    rtc_server.create_notebook("rtc-chat.ipynb")
+    code, _ = rtc_server.api("POST", "/agentspace/api/chats", {"notebook": "rtc-chat.ipynb"})
+    assert code == 501

@@ -51,6 +51,12 @@ class ChatBridge:
         self.kernels = kernels
         self.mirrors: dict[str, Mirror] = {}  # chat id -> its mirror
 
+    @property
+    def real_time(self) -> bool:
+        """Whether jupyterlab-chat runs on jupyter-collaboration's shared documents (YChat):
+        the bridge mirrors its WebSocket mode only (identity cannot be stamped there)."""
+        return bool(getattr(self.manager, "_rtc_enabled", False))
+
     async def open(self, notebook: str) -> tuple[str, str]:
         """The notebook's chat, made if it is not there, and mirrored: (chat path, session id)."""
         session = await self.engine.session(notebook)
@@ -118,6 +124,8 @@ class ChatBridge:
 
     async def on_chat_event(self, data: dict[str, Any]) -> None:
         """jupyterlab-chat's lifecycle events: mirror our chats while they are open."""
+        if self.real_time:
+            return  # jupyter-collaboration's chats are not mirrored (POST chats says so)
         action, chat_id, path = data.get("action"), data.get("chat_id"), data.get("path") or ""
         if action == "opened" and notebook_of(self.chat_dir, path) is not None:
             model = self.manager.get(chat_id)

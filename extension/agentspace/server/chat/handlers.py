@@ -31,6 +31,14 @@ class ChatsHandler(AgentspaceHandler):
                 "jupyterlab-chat is not installed or not enabled on this server: "
                 "pip install jupyterlab-chat, then restart the server.",
             )
+        if bridge.real_time:
+            raise ApiError(
+                501,
+                "chat_rtc",
+                "The agent chat needs jupyterlab-chat's WebSocket mode; with "
+                "jupyter-collaboration installed (real-time mode) it is not supported yet. Use "
+                "%%agent cells, or run the server without jupyter-collaboration.",
+            )
         try:
             path, session = await bridge.open(body.notebook)
         except OSError as exc:  # a name the filesystem refuses (too long, say)

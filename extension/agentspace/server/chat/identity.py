@@ -5,8 +5,8 @@ client sends, and lets any client edit any message (a card's data included). Our
 in place of theirs in the server's routes at start, ``install``) ignores the claim, so each
 message is stamped with the user the IdentityProvider gives; and it refuses edits of messages
 the editor did not write, nor a card or the key that names one (only the server writes
-those). Under real-time collaboration (jupyter-collaboration installed)
-clients write the shared document directly and this cannot be enforced: README says so.
+those). Under real-time collaboration (jupyter-collaboration installed) clients write the
+shared document directly and this could not be enforced: the bridge does not serve that mode.
 """
 
 from __future__ import annotations
