@@ -79,7 +79,6 @@ class Mirror:
         self._task: asyncio.Task[None] | None = None
         self._observer: Any = None
         self._jobs: set[asyncio.Task[None]] = set()
-        self.caught_up = asyncio.Event()
 
     async def start(self) -> None:
         self.model.set_metadata(
@@ -97,7 +96,6 @@ class Mirror:
             for p in await self.session.pending():
                 if p.executor == "kernel" and not p.needs_approval and p.status == "pending":
                     self._answer(p.tool_call_id)
-        self.caught_up.set()
 
     async def _follow(self, after: int) -> None:
         try:
