@@ -89,7 +89,8 @@ class KernelCalls:
             raise ConflictError(
                 f"The call {call.tool_call_id!r} ({call.name}) runs in the notebook's kernel, "
                 f"and {session.notebook} has no kernel running in this server: open the "
-                "notebook (start its kernel) and decide again, or reject the call."
+                "notebook (start its kernel) and decide again, or reject the call.",
+                code="no_kernel",
             )
         client = self.serverapp.kernel_manager.get_kernel(kernel_id).client()
         client.start_channels()

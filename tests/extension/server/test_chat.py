@@ -363,3 +363,27 @@ async def test_attached_files_and_cells_go_with_the_prompt(
     assert "(attached: data.csv)" in prompt and "north,120" in prompt
     assert "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z" not in prompt  # redacted, as the notebook context is
     assert "(attached: big.txt, not sent" in prompt and "xxxx" not in prompt
+
+
+async def test_a_kernel_call_without_a_kernel_waits_and_resume_asks_again(
+    api: Api, open_chat: Any, tmp_path: Path, jp_fetch: Any
+) -> None:
+    model = write_script(tmp_path / "s.json", turn("", ("list_variables", {})), turn("listed"))
+    _, created = await api("POST", "sessions", body={"notebook": "w.ipynb", "model": model})
+    sid = created["id"]
+    body = {"tools": [], "run_cell": True, "list_variables": True}
+    assert (await api("PUT", f"sessions/{sid}/tools", body=body))[0] == 200
+    chat, _, _ = await open_chat("w.ipynb")
+    chat.send("u1", "what is there?")
+    await chat.until(
+        lambda c: [
+            m for m in c.by(AGENT) if "no kernel running" in m["body"] and "/resume" in m["body"]
+        ],
+        "the note that the kernel is missing",
+    )
+    assert chat.card("running", "list_variables")  # still waiting for the kernel
+    kernel = {"path": "w.ipynb", "type": "notebook", "kernel": {"name": "python3"}}
+    await jp_fetch("api", "sessions", method="POST", body=json.dumps(kernel))
+    chat.send("u2", "/resume")
+    await chat.until(lambda c: c.card("done", "list_variables"), "list_variables answered")
+    await chat.until(lambda c: [m for m in c.by(AGENT) if m["body"] == "listed"], "the answer")

@@ -15,7 +15,8 @@ from typing import Any, Literal
 HELP = (
     "Commands: `/approve ID` (`/approve ID always` also allows the tool for this session), "
     '`/reject ID reason`, `/edit ID {"arg": ...}` (new arguments as a JSON object), '
-    "`/stop` (stop the agent, keeping what it wrote), `/resume`, `/help`. "
+    "`/stop` (stop the agent, keeping what it wrote), `/resume` (go on after a stop or a "
+    "failure, or ask the notebook's kernel again for calls waiting for it), `/help`. "
     "ID is the call's id as its card shows it (a unique start of it is enough)."
 )
 

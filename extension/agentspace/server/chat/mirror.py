@@ -138,7 +138,9 @@ class Mirror:
                     self.session, tool_call_id, Decision(decision="approve"), None
                 )
             except AgentspaceError as exc:  # no kernel yet, or a cell answered first: said
-                self.writer.apply([Post(f"reply:{tool_call_id}", AGENT, f"⚠️ {exc.message}")])
+                again = " Once it runs, type `/resume` here." if exc.code == "no_kernel" else ""
+                note = f"⚠️ {exc.message}{again}"
+                self.writer.apply([Post(f"reply:{tool_call_id}", AGENT, note)])
 
         self._spawn(answer())
 
@@ -197,6 +199,16 @@ class Mirror:
             self._reply(message, f"⏹ Stopped by {by}.")
             return
         if command.verb == "resume":
+            waiting = [
+                p.tool_call_id
+                for p in await self.session.pending()
+                if p.status == "pending" and p.executor == "kernel" and not p.needs_approval
+            ]
+            if waiting:  # calls for the kernel that found none: asked of it again
+                for call_id in waiting:
+                    self._answer(call_id)
+                self._reply(message, f"▶ Asked the notebook's kernel again ({len(waiting)}).")
+                return
             status = await self.session.resume()
             self._reply(message, f"▶ Resumed by {by} ({status}).")
             return
