@@ -120,6 +120,25 @@ def call(name: str, arguments: Any) -> tuple[str, bool]:
     return render(value)[:MAX_RESULT], False
 
 
+# (session id, tool call id) -> its result, once run here; call ids are unique only per session
+ANSWERED: dict[tuple[str, str], tuple[str, bool]] = {}
+ANSWERED_KEPT = 1_000  # the newest results kept (a call is answered within moments)
+
+
+def call_once(session: str, tool_call_id: str, name: str, arguments: Any) -> tuple[str, bool]:
+    """``call``, at most once per tool call: a call the server already had this kernel run (a
+    chat's turn, server/kernelcalls.py) gives the same result again instead of running twice,
+    whichever of the server and a ``%%agent`` cell asks first (the kernel runs one at a time)."""
+    key = (session, tool_call_id)
+    if key in ANSWERED:
+        return ANSWERED[key]
+    result = call(name, arguments)
+    ANSWERED[key] = result
+    while len(ANSWERED) > ANSWERED_KEPT:
+        del ANSWERED[next(iter(ANSWERED))]
+    return result
+
+
 def failure(name: str, exc: BaseException) -> str:
     """What the model reads when a tool raised: the exception and the line that raised it.
 

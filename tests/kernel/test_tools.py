@@ -154,3 +154,29 @@ def test_list_variables_is_answered_by_the_running_cell(kernel: Kernel, tmp_path
     assert "https://[redacted: github token]@github.com" in history
     assert "[agentspace redacted 1 value that looks like a secret (github token)" in history
     assert "head(2):" in history  # the second call's detail
+
+
+def test_a_call_runs_at_most_once_whoever_asks_for_it() -> None:
+    """The server (a chat's turn) and a %%agent cell may both ask the kernel for one call: the
+    second gets the first's result; the function ran once."""
+    from agentspace_kernel import agent_tool, tools
+
+    runs: list[int] = []
+
+    @agent_tool(name="count_once")
+    def count_once(n: int) -> int:
+        """Count a call."""
+        runs.append(n)
+        return len(runs)
+
+    try:
+        first = tools.call_once("s1", "call_a", "count_once", {"n": 1})
+        again = tools.call_once("s1", "call_a", "count_once", {"n": 1})
+        other = tools.call_once("s1", "call_b", "count_once", {"n": 2})
+        elsewhere = tools.call_once("s2", "call_a", "count_once", {"n": 3})  # another session's
+        assert first == again == ("1", False) and other == ("2", False)
+        assert elsewhere == ("3", False) and runs == [1, 2, 3]
+    finally:
+        tools.REGISTRY.pop("count_once", None)
+        for key in [("s1", "call_a"), ("s1", "call_b"), ("s2", "call_a")]:
+            tools.ANSWERED.pop(key, None)

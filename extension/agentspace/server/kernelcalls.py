@@ -32,10 +32,10 @@ log = logging.getLogger(__name__)
 MAX_OUTPUT = 20_000
 TIMEOUT = 600.0  # seconds a kernel call may run (a long cell is normal; a hung one is not)
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-TOOL_CODE = (
+TOOL_CODE = (  # call_once: a %%agent cell asking for the same call gets this result, not a rerun
     "import json as __agentspace_json, agentspace_kernel.tools as __agentspace_tools\n"
-    "__agentspace_answer = __agentspace_json.dumps("
-    "__agentspace_tools.call({name!r}, __agentspace_json.loads({arguments!r})))"
+    "__agentspace_answer = __agentspace_json.dumps(__agentspace_tools.call_once("
+    "{session!r}, {call!r}, {name!r}, __agentspace_json.loads({arguments!r})))"
 )
 TOOL_CLEANUP = "del __agentspace_json, __agentspace_tools, __agentspace_answer"
 
@@ -99,7 +99,7 @@ class KernelCalls:
                 if not isinstance(code, str):
                     return "run_cell needs its code.", True
                 return await _run_code(client, code)
-            return await _call_tool(client, call.name, arguments)
+            return await _call_tool(client, session.id, call.tool_call_id, call.name, arguments)
         finally:
             client.stop_channels()
 
@@ -168,8 +168,10 @@ async def _run_code(client: Any, code: str) -> tuple[str, bool]:
     return outputs_text(outputs), failed
 
 
-async def _call_tool(client: Any, name: str, arguments: Any) -> tuple[str, bool]:
-    code = TOOL_CODE.format(name=name, arguments=json.dumps(arguments))
+async def _call_tool(
+    client: Any, session: str, call: str, name: str, arguments: Any
+) -> tuple[str, bool]:
+    code = TOOL_CODE.format(session=session, call=call, name=name, arguments=json.dumps(arguments))
     reply = await client.execute_interactive(
         code,
         silent=True,

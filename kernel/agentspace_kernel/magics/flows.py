@@ -168,7 +168,8 @@ class Flows:
 
         while view.state == "paused" and view.pending and _runs_here_block(view.pending[0]):
             block = view.pending[0]
-            output, failed = tools.call(block.name, block.parsed_arguments)
+            session = run.client.session_id or ""
+            output, failed = tools.call_once(session, block.id, block.name, block.parsed_arguments)
             decision = {"decision": "result", "output": output, "is_error": failed}
             view = await run.decision(block.id, decision)
         return view
