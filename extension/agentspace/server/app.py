@@ -369,6 +369,8 @@ class ServerState:
         if self._chats is not None:
             chats, self._chats = self._chats, None
             await chats.close()
+        if self._kernel_calls is not None:
+            self._kernel_calls.close()
         if self._collector is not None:
             collector, self._collector = self._collector, None
             await collector.stop()

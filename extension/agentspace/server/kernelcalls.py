@@ -16,6 +16,7 @@ runs it and its output is the result (``decide``).
 from __future__ import annotations
 
 import ast
+import asyncio
 import json
 import logging
 import re
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 MAX_OUTPUT = 20_000
 TIMEOUT = 600.0  # seconds a kernel call may run (a long cell is normal; a hung one is not)
+READY_TIMEOUT = 60.0  # seconds a kernel (just started, say) may take to answer at all
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 TOOL_CODE = (  # call_once: a %%agent cell asking for the same call gets this result, not a rerun
     "import json as __agentspace_json, agentspace_kernel.tools as __agentspace_tools\n"
@@ -44,6 +46,7 @@ class KernelCalls:
     def __init__(self, serverapp: Any, links: Links | None = None) -> None:
         self.serverapp = serverapp
         self.links = links  # a browser that has the notebook open runs run_cell as a cell
+        self._clients: dict[str, tuple[Any, asyncio.Lock]] = {}  # kernel id -> its client
 
     async def kernel_of(self, notebook: str) -> str | None:
         """The id of the kernel the notebook has open in this server (None: none is)."""
@@ -92,16 +95,40 @@ class KernelCalls:
                 "notebook (start its kernel) and decide again, or reject the call.",
                 code="no_kernel",
             )
-        client = self.serverapp.kernel_manager.get_kernel(kernel_id).client()
-        client.start_channels()
-        try:
+        client, lock = await self._client(kernel_id)
+        async with lock:  # one execution at a time per client (the kernel runs one anyway)
             if call.name == RUN_CELL:
                 if not isinstance(code, str):
                     return "run_cell needs its code.", True
                 return await _run_code(client, code)
             return await _call_tool(client, session.id, call.tool_call_id, call.name, arguments)
-        finally:
+
+    async def _client(self, kernel_id: str) -> tuple[Any, asyncio.Lock]:
+        """The server's client of a kernel, kept (a new one per call could miss the start of
+        its replies on iopub, a subscription that is not made yet) and ready."""
+        manager = self.serverapp.kernel_manager
+        for gone in [k for k in self._clients if k not in manager.list_kernel_ids()]:
+            self._clients.pop(gone)[0].stop_channels()
+        entry = self._clients.get(kernel_id)
+        if entry is None:
+            client = manager.get_kernel(kernel_id).client()
+            client.start_channels()
+            try:
+                await client.wait_for_ready(timeout=READY_TIMEOUT)
+            except Exception as exc:
+                client.stop_channels()
+                raise ConflictError(
+                    f"The notebook's kernel did not answer within {READY_TIMEOUT:g} s ({exc}); "
+                    "restart it and decide again.",
+                    code="no_kernel",
+                ) from exc
+            entry = self._clients.setdefault(kernel_id, (client, asyncio.Lock()))
+        return entry
+
+    def close(self) -> None:
+        for client, _ in self._clients.values():
             client.stop_channels()
+        self._clients.clear()
 
     async def decide(
         self, session: Session, tool_call_id: str, decision: Decision, by: str | None
