@@ -295,17 +295,20 @@ export function reduce(state: PanelState, action: Action): PanelState {
 /** What an event (not yet folded into `state`) makes worth fetching again. */
 export function effects(state: PanelState, sessionId: string, seq: number, event: AgUiEvent): Effects {
   const none = { info: false, files: false, processes: false };
-  if (sessionId !== state.sessionId || seq <= state.lastSeq || seq <= state.infoSeq) {
+  if (sessionId !== state.sessionId || seq <= state.lastSeq) {
     return none;
   }
+  // an info read after this event has it already; the files and processes lists do not
+  // (the info can come ahead of the stream on a loaded machine)
+  const fresh = seq > state.infoSeq;
   switch (event.type) {
     case 'RUN_FINISHED':
     case 'RUN_ERROR':
     case 'TOOL_CALL_RESULT': // a model turn ended and a tool ran: the usage moved on
-      return { ...none, info: true };
+      return { ...none, info: fresh };
     case 'CUSTOM':
       return {
-        info: event.name === 'agentspace.status',
+        info: fresh && event.name === 'agentspace.status',
         files: event.name === 'agentspace.files',
         processes: event.name === 'agentspace.process'
       };
